@@ -1,0 +1,82 @@
+// Command probe runs the Perceiver IO vision toolkit: classification, tensor dumps, feature
+// extraction, attention heatmaps, linear probes and benchmarks. Each subcommand lives in its own
+// file and registers itself in init; this file only dispatches and reports errors.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// command is one subcommand. run receives the arguments after the subcommand name and returns an
+// error for the user (one line); it never exits the process itself.
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(args []string, stdout, stderr io.Writer) error) {
+	if _, dup := commands[name]; dup {
+		panic("probe: command registered twice: " + name)
+	}
+	commands[name] = command{summary: summary, run: run}
+}
+
+// errUsage marks an error caused by bad command-line arguments: the flag package has already
+// printed the details, so main only sets the exit status.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "probe: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+			return 2
+		}
+		fmt.Fprintf(stderr, "probe %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: probe <command> [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'probe <command> -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set that reports parse errors to stderr and never exits.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("probe "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

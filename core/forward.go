@@ -1,0 +1,309 @@
+package core
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/perceiverkit/perceiver/attention"
+	"github.com/perceiverkit/perceiver/internal/par"
+)
+
+// Trace chooses what a forward pass keeps besides the logits. Nothing is kept that was not asked
+// for: without encoder attention the cross-attention streams over pixel chunks and never holds the
+// latents × pixels score matrix.
+type Trace struct {
+	Inputs           bool // pixels with their position features, [B, N, C]
+	HiddenStates     bool // the latents after the cross-attention and after each self-attention application
+	SelfAttentions   bool // every self-attention application's probabilities
+	EncoderAttention bool // the encoder cross-attention probabilities, latents over pixels
+	DecoderAttention bool // the classification query's attention over latents
+	DecoderOutput    bool // the decoder output before the final linear layer
+
+	// OnSelfAttention, when set, receives the probabilities [heads, L, L] of self-attention
+	// application j (0-based) for image b as soon as they are computed, whether or not
+	// SelfAttentions keeps them: reductions such as attention rollout run without holding all maps.
+	// probs is reused after the call returns.
+	OnSelfAttention func(b, j int, probs []float32)
+}
+
+// TraceAll keeps every internal state.
+var TraceAll = Trace{Inputs: true, HiddenStates: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true, DecoderOutput: true}
+
+// Output holds the results of a forward pass over a batch of B images, each row-major.
+//
+// Hugging Face's hidden_states repeats each block boundary; HiddenStates holds the distinct states
+// only: index 0 after the cross-attention, index j after the j-th self-attention application.
+type Output struct {
+	Batch, Height, Width int
+	Latents, Channels    int // L and D
+	InputChannels        int // C: 3 colours + position features
+	Heads                int // self-attention heads
+	CrossHeads           int // encoder cross-attention heads
+
+	Logits           []float32   // [B, labels]
+	Inputs           []float32   // [B, N, C]
+	HiddenStates     [][]float32 // each [B, L, D]
+	SelfAttentions   [][]float32 // each [B, heads, L, L]
+	EncoderAttention []float32   // [B, cross heads, L, N]
+	DecoderAttention []float32   // [B, 1, 1, L]
+	DecoderOutput    []float32   // [B, 1, D]
+}
+
+// pixelChunk is how many pixels the streaming cross-attention takes at a time: large enough for
+// efficient matrix products, small enough that its buffers stay in the low megabytes.
+const pixelChunk = 4096
+
+// Forward runs the model on pixels [batch, 3, h, w] (normalised, as from the image processor).
+// The input size may differ from the one the model was built for; the position features follow it.
+func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
+	cfg := &m.Config
+	if batch < 1 || h < 1 || w < 1 {
+		return nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
+	}
+	if len(pixels) != batch*3*h*w {
+		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
+	}
+	if c := 3 + m.Fourier.Channels(); c != cfg.DModel {
+		return nil, fmt.Errorf("forward: inputs would have %d channels, the model takes d_model %d", c, cfg.DModel)
+	}
+	W := &m.Weights
+	L, D := cfg.NumLatents, cfg.DLatents
+	N, C := h*w, cfg.DModel
+	o := &Output{
+		Batch: batch, Height: h, Width: w, Latents: L, Channels: D, InputChannels: C,
+		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
+	}
+	if tr.Inputs {
+		o.Inputs = make([]float32, batch*N*C)
+	}
+	hidden := make([]float32, batch*L*D)
+	m.encode(hidden, pixels, batch, h, w, tr, o)
+
+	record := func() {
+		if tr.HiddenStates {
+			o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
+		}
+	}
+	// The MLP half of the cross-attention layer runs on all images at once.
+	s := newStack(batch*L, D, maxWidth(W))
+	s.feedForward(hidden, &W.CrossAttention)
+	record()
+
+	probs := make([]float32, cfg.NumSelfAttentionHeads*L*L)
+	j := 0
+	for blk := 0; blk < cfg.NumBlocks; blk++ {
+		for i := range W.SelfAttends {
+			layer := &W.SelfAttends[i]
+			var kept []float32
+			if tr.SelfAttentions {
+				kept = make([]float32, batch*layer.Heads*L*L)
+			}
+			s.selfAttention(hidden, layer, batch, L, func(b int, p []float32) {
+				if kept != nil {
+					copy(kept[b*len(p):], p)
+				}
+				if tr.OnSelfAttention != nil {
+					tr.OnSelfAttention(b, j, p)
+				}
+			}, probs)
+			s.feedForward(hidden, layer)
+			if kept != nil {
+				o.SelfAttentions = append(o.SelfAttentions, kept)
+			}
+			record()
+			j++
+		}
+	}
+	m.decode(hidden, batch, tr, o)
+	return o, nil
+}
+
+func maxWidth(w *Weights) int {
+	n := 0
+	for _, p := range w.Params() {
+		for _, d := range p.Param.Shape {
+			n = max(n, d)
+		}
+	}
+	return n
+}
+
+// stack holds the buffers of the latent stack for rows = B·L positions.
+type stack struct {
+	rows, d   int
+	norm      []float32 // [rows, d]
+	q, k, v   []float32 // [rows, ≤ wide]
+	ctx, att  []float32 // [rows, ≤ wide]
+	mlpHidden []float32 // [rows, widening·d]
+}
+
+func newStack(rows, d, wide int) *stack {
+	return &stack{
+		rows: rows, d: d,
+		norm: make([]float32, rows*d),
+		q:    make([]float32, rows*wide), k: make([]float32, rows*wide), v: make([]float32, rows*wide),
+		ctx: make([]float32, rows*wide), att: make([]float32, rows*wide),
+		mlpHidden: make([]float32, rows*wide),
+	}
+}
+
+// feedForward replaces x (the attention output, [rows, d]) by x + MLP(LN(x)).
+func (s *stack) feedForward(x []float32, l *Layer) {
+	rows := len(x) / s.d
+	layerNorm(s.norm[:rows*s.d], x, rows, &l.LayerNorm)
+	hid := s.mlpHidden[:rows*l.MLP.Dense1.Out()]
+	linear(hid, s.norm, rows, &l.MLP.Dense1)
+	gelu(hid)
+	out := s.att[:rows*s.d]
+	linear(out, hid, rows, &l.MLP.Dense2)
+	add(x, out)
+}
+
+// selfAttention replaces x [B·L, d] by the attention half of a self-attention layer:
+// x (+ residual) + Wo·attention(LN1(x)). seen receives each image's probabilities [heads, L, L].
+func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b int, probs []float32), probs []float32) {
+	a := &l.Attention.Self
+	rows := batch * L
+	layerNorm(s.norm, x, rows, &a.LayerNorm1)
+	qk, vw := a.Query.Out(), a.Value.Out()
+	linear(s.q[:rows*qk], s.norm, rows, &a.Query)
+	linear(s.k[:rows*qk], s.norm, rows, &a.Key)
+	linear(s.v[:rows*vw], s.norm, rows, &a.Value)
+	dqk, dv := qk/l.Heads, vw/l.Heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+	p := probs[:l.Heads*L*L]
+	for b := 0; b < batch; b++ {
+		attention.MultiHead(s.ctx[b*L*vw:(b+1)*L*vw], p, s.q[b*L*qk:], s.k[b*L*qk:], s.v[b*L*vw:], L, L, l.Heads, dqk, dv, scale)
+		seen(b, p)
+	}
+	out := s.att[:rows*s.d]
+	linear(out, s.ctx[:rows*vw], rows, &l.Attention.Output.Dense)
+	if l.QueryResidual {
+		add(x, out)
+	} else {
+		copy(x, out)
+	}
+}
+
+// encode writes into hidden [B, L, D] the attention half of the encoder cross-attention:
+// latents + Wo·attention(LN1(latents) → LN2(inputs)).
+func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *Output) {
+	cfg := &m.Config
+	l := &m.Weights.CrossAttention
+	a := &l.Attention.Self
+	L, D := cfg.NumLatents, cfg.DLatents
+	N, C := h*w, cfg.DModel
+	qk, vw := a.Query.Out(), a.Value.Out()
+	heads := l.Heads
+	dqk, dv := qk/heads, vw/heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+	pos := m.positionFeatures(h, w)
+	P := C - 3
+
+	// The queries come from the latents alone, so they are the same for every image.
+	latents := m.Weights.Latents.Data
+	norm := make([]float32, L*D)
+	layerNorm(norm, latents, L, &a.LayerNorm1)
+	q := make([]float32, L*qk)
+	linear(q, norm, L, &a.Query)
+
+	chunk := min(pixelChunk, N)
+	x := make([]float32, chunk*C)
+	xn := make([]float32, chunk*C)
+	var kc, vc []float32 // one chunk of keys and values, or all of them when maps are kept
+	var online *attention.Online
+	if tr.EncoderAttention {
+		kc, vc = make([]float32, N*qk), make([]float32, N*vw)
+		o.EncoderAttention = make([]float32, batch*heads*L*N)
+	} else {
+		kc, vc = make([]float32, chunk*qk), make([]float32, chunk*vw)
+		online = attention.NewOnline(L, heads, dqk, dv, chunk, scale)
+	}
+	ctx := make([]float32, L*vw)
+	for b := 0; b < batch; b++ {
+		img := pixels[b*3*N : (b+1)*3*N]
+		if online != nil {
+			online.Reset()
+		}
+		for p0 := 0; p0 < N; p0 += chunk {
+			n := min(chunk, N-p0)
+			xs := x[:n*C]
+			par.For(n, 512, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					row := xs[i*C : (i+1)*C]
+					row[0], row[1], row[2] = img[p0+i], img[N+p0+i], img[2*N+p0+i]
+					copy(row[3:], pos[(p0+i)*P:(p0+i+1)*P])
+				}
+			})
+			if o.Inputs != nil {
+				copy(o.Inputs[(b*N+p0)*C:], xs)
+			}
+			layerNorm(xn[:n*C], xs, n, a.LayerNorm2)
+			if online != nil {
+				linear(kc[:n*qk], xn, n, &a.Key)
+				linear(vc[:n*vw], xn, n, &a.Value)
+				online.Add(q, kc, vc, n)
+			} else {
+				linear(kc[p0*qk:(p0+n)*qk], xn, n, &a.Key)
+				linear(vc[p0*vw:(p0+n)*vw], xn, n, &a.Value)
+			}
+		}
+		if online != nil {
+			online.Finish(ctx)
+		} else {
+			attention.MultiHead(ctx, o.EncoderAttention[b*heads*L*N:(b+1)*heads*L*N], q, kc, vc, L, N, heads, dqk, dv, scale)
+		}
+		out := hidden[b*L*D : (b+1)*L*D]
+		linear(out, ctx, L, &l.Attention.Output.Dense)
+		if l.QueryResidual {
+			add(out, latents)
+		}
+	}
+}
+
+// decode runs the classification decoder on the final latents: one trainable query attends to the
+// latents, then an MLP and the final linear layer give the logits.
+func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
+	cfg := &m.Config
+	W := &m.Weights
+	l := &W.DecoderCrossAttention
+	a := &l.Attention.Self
+	L, D := cfg.NumLatents, cfg.DLatents
+	qk, vw := a.Query.Out(), a.Value.Out()
+	dqk, dv := qk/l.Heads, vw/l.Heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+
+	query := W.DecoderQuery.Data
+	qn := make([]float32, D)
+	layerNorm(qn, query, 1, &a.LayerNorm1)
+	q := make([]float32, qk)
+	linear(q, qn, 1, &a.Query)
+
+	norm := make([]float32, L*D)
+	k, v := make([]float32, L*qk), make([]float32, L*vw)
+	ctx := make([]float32, batch*vw)
+	probs := make([]float32, batch*l.Heads*L)
+	for b := 0; b < batch; b++ {
+		layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
+		linear(k, norm, L, &a.Key)
+		linear(v, norm, L, &a.Value)
+		attention.MultiHead(ctx[b*vw:(b+1)*vw], probs[b*l.Heads*L:(b+1)*l.Heads*L], q, k, v, 1, L, l.Heads, dqk, dv, scale)
+	}
+	if tr.DecoderAttention {
+		o.DecoderAttention = probs
+	}
+	dec := make([]float32, batch*D)
+	linear(dec, ctx, batch, &l.Attention.Output.Dense)
+	if l.QueryResidual {
+		for b := 0; b < batch; b++ {
+			add(dec[b*D:(b+1)*D], query)
+		}
+	}
+	s := newStack(batch, D, maxWidth(W))
+	s.feedForward(dec, l)
+	if tr.DecoderOutput {
+		o.DecoderOutput = dec
+	}
+	o.Logits = make([]float32, batch*W.FinalLayer.Out())
+	linear(o.Logits, dec, batch, &W.FinalLayer)
+}

@@ -1,0 +1,64 @@
+package core
+
+import (
+	"math"
+
+	"github.com/perceiverkit/perceiver/internal/par"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
+)
+
+// layerNormEps is PyTorch's nn.LayerNorm default. Hugging Face builds every Perceiver LayerNorm
+// without passing config.layer_norm_eps, so that field is never used.
+const layerNormEps = 1e-5
+
+// linear computes dst [rows, out] = x [rows, in]·Wᵀ + b.
+func linear(dst, x []float32, rows int, l *Linear) {
+	in, out := l.In(), l.Out()
+	for r := 0; r < rows; r++ {
+		copy(dst[r*out:(r+1)*out], l.Bias.Data)
+	}
+	sgemm.Gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
+}
+
+// layerNorm normalises each of the rows rows of x (n channels) into dst, with float64 statistics.
+func layerNorm(dst, x []float32, rows int, ln *LayerNorm) {
+	n := len(ln.Weight.Data)
+	w, b := ln.Weight.Data, ln.Bias.Data
+	par.For(rows, max(1, 8192/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			src, out := x[r*n:(r+1)*n], dst[r*n:(r+1)*n]
+			var mean float64
+			for _, v := range src {
+				mean += float64(v)
+			}
+			mean /= float64(n)
+			var variance float64
+			for _, v := range src {
+				d := float64(v) - mean
+				variance += d * d
+			}
+			variance /= float64(n)
+			inv := 1 / math.Sqrt(variance+layerNormEps)
+			for i, v := range src {
+				out[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
+			}
+		}
+	})
+}
+
+// gelu applies the exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)), in place.
+func gelu(x []float32) {
+	par.For(len(x), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			x[i] = float32(0.5 * v * (1 + math.Erf(v*(1/math.Sqrt2))))
+		}
+	})
+}
+
+// add computes dst += x.
+func add(dst, x []float32) {
+	for i, v := range x {
+		dst[i] += v
+	}
+}

@@ -1,0 +1,272 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/perceiverkit/perceiver/core/weights"
+)
+
+// Param is one weight tensor: the shape the config implies and, once loaded, its values
+// (row-major; they may alias a read-only memory map).
+type Param struct {
+	Shape []int
+	Data  []float32
+}
+
+func newParam(shape ...int) Param { return Param{Shape: shape} }
+
+// Len is the number of values the shape holds.
+func (p *Param) Len() int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Linear is y = x·Wᵀ + b with W stored [out, in], as in PyTorch.
+type Linear struct {
+	Weight Param `hf:"weight"`
+	Bias   Param `hf:"bias"`
+}
+
+func newLinear(in, out int) Linear { return Linear{Weight: newParam(out, in), Bias: newParam(out)} }
+
+// In and Out are the input and output widths.
+func (l *Linear) In() int  { return l.Weight.Shape[1] }
+func (l *Linear) Out() int { return l.Weight.Shape[0] }
+
+// LayerNorm normalises each position over its channels, then scales and shifts.
+type LayerNorm struct {
+	Weight Param `hf:"weight"`
+	Bias   Param `hf:"bias"`
+}
+
+func newLayerNorm(n int) LayerNorm { return LayerNorm{Weight: newParam(n), Bias: newParam(n)} }
+
+// SelfAttention is Hugging Face's PerceiverSelfAttention: layer norms and the q/k/v projections.
+// LayerNorm2 normalises the keys' and values' inputs of a cross-attention; a self-attention has
+// none (nn.Identity in Hugging Face).
+type SelfAttention struct {
+	LayerNorm1 LayerNorm  `hf:"layernorm1"`
+	LayerNorm2 *LayerNorm `hf:"layernorm2"`
+	Query      Linear     `hf:"query"`
+	Key        Linear     `hf:"key"`
+	Value      Linear     `hf:"value"`
+}
+
+// AttentionOutput is the projection of the attention's context back to the query width.
+type AttentionOutput struct {
+	Dense Linear `hf:"dense"`
+}
+
+// Attention is Hugging Face's PerceiverAttention.
+type Attention struct {
+	Self   SelfAttention   `hf:"self"`
+	Output AttentionOutput `hf:"output"`
+}
+
+// MLP is the two-layer feed-forward block with an exact-erf GELU between the layers.
+type MLP struct {
+	Dense1 Linear `hf:"dense1"`
+	Dense2 Linear `hf:"dense2"`
+}
+
+// Layer is Hugging Face's PerceiverLayer: pre-LN attention with an optional query residual, then
+// x + MLP(LN(x)).
+type Layer struct {
+	Attention Attention `hf:"attention"`
+	LayerNorm LayerNorm `hf:"layernorm"`
+	MLP       MLP       `hf:"mlp"`
+
+	Heads         int  // attention heads
+	QueryResidual bool // add the queries to the attention output
+}
+
+func newLayer(cross bool, qDim, kvDim, qk, v, heads, widening int, residual bool) Layer {
+	l := Layer{
+		Attention: Attention{
+			Self: SelfAttention{
+				LayerNorm1: newLayerNorm(qDim),
+				Query:      newLinear(qDim, qk),
+				Key:        newLinear(kvDim, qk),
+				Value:      newLinear(kvDim, v),
+			},
+		},
+		LayerNorm:     newLayerNorm(qDim),
+		MLP:           MLP{Dense1: newLinear(qDim, widening*qDim), Dense2: newLinear(widening*qDim, qDim)},
+		Heads:         heads,
+		QueryResidual: residual,
+	}
+	out := v // a self-attention projects back to its value width
+	if cross {
+		ln := newLayerNorm(kvDim)
+		l.Attention.Self.LayerNorm2 = &ln
+		out = qDim
+	}
+	l.Attention.Output.Dense = newLinear(v, out)
+	return l
+}
+
+// Weights are the parameters of PerceiverForImageClassificationFourier, each field tagged with the
+// path of its tensor in the Hugging Face state dict.
+type Weights struct {
+	Latents               Param   `hf:"perceiver.embeddings.latents"`
+	CrossAttention        Layer   `hf:"perceiver.encoder.cross_attention"`
+	SelfAttends           []Layer `hf:"perceiver.encoder.self_attends"`
+	DecoderQuery          Param   `hf:"perceiver.decoder.decoder.output_position_encodings.position_embeddings"`
+	DecoderCrossAttention Layer   `hf:"perceiver.decoder.decoder.decoding_cross_attention"`
+	FinalLayer            Linear  `hf:"perceiver.decoder.decoder.final_layer"`
+}
+
+// newWeights lays out every tensor the config implies, with shapes and no values.
+func newWeights(c *Config) Weights {
+	d := c.DLatents
+	eqk, ev := c.crossChannels(c.QKChannels, c.VChannels, d, c.DModel)
+	w := Weights{
+		Latents:        newParam(c.NumLatents, d),
+		CrossAttention: newLayer(true, d, c.DModel, eqk, ev, c.NumCrossAttentionHeads, c.CrossAttentionWideningFactor, c.UseQueryResidual),
+		DecoderQuery:   newParam(1, d),
+		FinalLayer:     newLinear(d, c.NumLabels()),
+	}
+	for i := 0; i < c.NumSelfAttendsPerBlock; i++ {
+		// Hugging Face builds self-attention layers with the default use_query_residual=True.
+		w.SelfAttends = append(w.SelfAttends, newLayer(false, d, d, c.selfQKChannels(), c.selfVChannels(), c.NumSelfAttentionHeads, c.SelfAttentionWideningFactor, true))
+	}
+	// The classification decoder: one head, widening 1, query residual, and qk/v widths from
+	// cross_attention_shape_for_attention alone (it does not pass the config's qk/v channels).
+	dqk, dv := c.crossChannels(nil, nil, d, d)
+	w.DecoderCrossAttention = newLayer(true, d, d, dqk, dv, 1, 1, true)
+	return w
+}
+
+// NamedParam is a parameter with its Hugging Face name.
+type NamedParam struct {
+	Name  string
+	Param *Param
+}
+
+// Params lists every parameter with its Hugging Face name, in declaration order.
+func (w *Weights) Params() []NamedParam {
+	var out []NamedParam
+	walkParams(reflect.ValueOf(w).Elem(), "", func(name string, p *Param) {
+		out = append(out, NamedParam{name, p})
+	})
+	return out
+}
+
+var paramType = reflect.TypeOf(Param{})
+
+func walkParams(v reflect.Value, prefix string, fn func(string, *Param)) {
+	join := func(a, b string) string {
+		if a == "" {
+			return b
+		}
+		return a + "." + b
+	}
+	switch {
+	case v.Type() == paramType:
+		fn(prefix, v.Addr().Interface().(*Param))
+	case v.Kind() == reflect.Pointer:
+		if !v.IsNil() {
+			walkParams(v.Elem(), prefix, fn)
+		}
+	case v.Kind() == reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			walkParams(v.Index(i), join(prefix, strconv.Itoa(i)), fn)
+		}
+	case v.Kind() == reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if tag, ok := t.Field(i).Tag.Lookup("hf"); ok {
+				walkParams(v.Field(i), join(prefix, tag), fn)
+			}
+		}
+	}
+}
+
+// NumParams counts the scalar parameters.
+func (w *Weights) NumParams() int {
+	n := 0
+	for _, p := range w.Params() {
+		n += p.Param.Len()
+	}
+	return n
+}
+
+// assign fills the weights from a tensor file, strictly: every tensor the config implies must be
+// present with its exact shape, and the file must hold no other tensor. All problems are reported
+// together, by name, in one error.
+func (w *Weights) assign(f *weights.File) error {
+	var missing, mismatched []string
+	want := map[string]bool{}
+	for _, np := range w.Params() {
+		want[np.Name] = true
+		t, ok := f.Tensors[np.Name]
+		if !ok {
+			missing = append(missing, np.Name)
+			continue
+		}
+		if !slices.Equal(t.Shape, np.Param.Shape) {
+			mismatched = append(mismatched, fmt.Sprintf("%s is %v, want %v", np.Name, t.Shape, np.Param.Shape))
+			continue
+		}
+		np.Param.Data = t.Data
+	}
+	var unexpected []string
+	for name := range f.Tensors {
+		if !want[name] {
+			unexpected = append(unexpected, name)
+		}
+	}
+	slices.Sort(unexpected)
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing: %s", len(missing), strings.Join(missing, ", ")))
+	}
+	if len(unexpected) > 0 {
+		parts = append(parts, fmt.Sprintf("%d unexpected: %s", len(unexpected), strings.Join(unexpected, ", ")))
+	}
+	if len(mismatched) > 0 {
+		parts = append(parts, fmt.Sprintf("%d with the wrong shape: %s", len(mismatched), strings.Join(mismatched, "; ")))
+	}
+	if len(parts) > 0 {
+		return fmt.Errorf("%s: %w: %s", f.Path, ErrWeights, strings.Join(parts, "; "))
+	}
+	return nil
+}
+
+// ErrWeights marks a weights file whose tensors do not fit the config.
+var ErrWeights = errors.New("tensors do not match the config")
+
+// randomize fills every parameter with deterministic random values drawn so that attention is
+// peaked, as the reference fixtures are: linear weights N(0, 1/fan_in), biases N(0, 0.01²),
+// LayerNorm scales 1+N(0, 0.2²) and shifts N(0, 0.1²), latents and queries N(0, 1).
+func (w *Weights) randomize(seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	for _, np := range w.Params() {
+		p := np.Param
+		p.Data = make([]float32, p.Len())
+		std, mean := 1.0, 0.0
+		switch {
+		case strings.HasSuffix(np.Name, ".weight") && len(p.Shape) == 2:
+			std = 1 / math.Sqrt(float64(p.Shape[1]))
+		case strings.HasSuffix(np.Name, ".bias") && strings.Contains(np.Name, "layernorm"):
+			std = 0.1
+		case strings.HasSuffix(np.Name, ".weight"):
+			mean, std = 1, 0.2
+		case strings.HasSuffix(np.Name, ".bias"):
+			std = 0.01
+		}
+		for i := range p.Data {
+			p.Data[i] = float32(mean + std*rng.NormFloat64())
+		}
+	}
+}
