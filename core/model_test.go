@@ -173,10 +173,10 @@ func TestBatchMatchesSingle(t *testing.T) {
 func hubTensors() map[string][]int {
 	const d, in, labels = 1024, 261, 1000
 	t := map[string][]int{
-		"perceiver.embeddings.latents":                                             {512, d},
+		"perceiver.embeddings.latents":                                            {512, d},
 		"perceiver.decoder.decoder.output_position_encodings.position_embeddings": {1, d},
-		"perceiver.decoder.decoder.final_layer.weight":                             {labels, d},
-		"perceiver.decoder.decoder.final_layer.bias":                               {labels},
+		"perceiver.decoder.decoder.final_layer.weight":                            {labels, d},
+		"perceiver.decoder.decoder.final_layer.bias":                              {labels},
 	}
 	layer := func(prefix string, kv, qk, out int, cross bool) {
 		lin := func(name string, o, i int) {
