@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/internal/par"
@@ -24,6 +25,11 @@ type Trace struct {
 	// SelfAttentions keeps them: reductions such as attention rollout run without holding all maps.
 	// probs is reused after the call returns.
 	OnSelfAttention func(b, j int, probs []float32)
+
+	// OnHiddenState, when set, receives hidden state i (0 after the cross-attention, j after
+	// self-attention application j) of the whole batch, [B, L, D], as soon as it exists, whether
+	// or not HiddenStates keeps it. hidden is overwritten after the call returns.
+	OnHiddenState func(i int, hidden []float32)
 }
 
 // TraceAll keeps every internal state.
@@ -47,6 +53,10 @@ type Output struct {
 	EncoderAttention []float32   // [B, cross heads, L, N]
 	DecoderAttention []float32   // [B, 1, 1, L]
 	DecoderOutput    []float32   // [B, 1, D]
+
+	// Time spent in each stage: the encoder cross-attention (with the position features), the
+	// latent self-attention stack, and the decoder.
+	Timings struct{ Encoder, Latents, Decoder time.Duration }
 }
 
 // pixelChunk is how many pixels the streaming cross-attention takes at a time: large enough for
@@ -77,17 +87,25 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 		o.Inputs = make([]float32, batch*N*C)
 	}
 	hidden := make([]float32, batch*L*D)
+	start := time.Now()
 	m.encode(hidden, pixels, batch, h, w, tr, o)
 
+	state := 0
 	record := func() {
 		if tr.HiddenStates {
 			o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
 		}
+		if tr.OnHiddenState != nil {
+			tr.OnHiddenState(state, hidden)
+		}
+		state++
 	}
 	// The MLP half of the cross-attention layer runs on all images at once.
 	s := newStack(batch*L, D, maxWidth(W))
 	s.feedForward(hidden, &W.CrossAttention)
+	o.Timings.Encoder = time.Since(start)
 	record()
+	start = time.Now()
 
 	probs := make([]float32, cfg.NumSelfAttentionHeads*L*L)
 	j := 0
@@ -114,7 +132,10 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 			j++
 		}
 	}
+	o.Timings.Latents = time.Since(start)
+	start = time.Now()
 	m.decode(hidden, batch, tr, o)
+	o.Timings.Decoder = time.Since(start)
 	return o, nil
 }
 

@@ -346,3 +346,41 @@ func edit(t testing.TB, dir, name, old, new string) {
 	}
 	write(t, dir, name, strings.Replace(string(data), old, new, 1))
 }
+
+// TestHooksSeeEveryState checks that the streaming hooks receive the same hidden states and
+// self-attention maps that the trace keeps.
+func TestHooksSeeEveryState(t *testing.T) {
+	exp := openExpected(t)
+	px := exp.Tensors["pixel_values"]
+	m, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var states, maps [][]float32
+	tr := TraceAll
+	tr.OnHiddenState = func(i int, h []float32) {
+		if i != len(states) {
+			t.Errorf("hidden state %d arrived as number %d", i, len(states))
+		}
+		states = append(states, append([]float32(nil), h...))
+	}
+	tr.OnSelfAttention = func(b, j int, p []float32) { maps = append(maps, append([]float32(nil), p...)) }
+	out, err := m.Forward(px.Data, 1, px.Shape[2], px.Shape[3], tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != len(out.HiddenStates) || len(maps) != len(out.SelfAttentions) {
+		t.Fatalf("hooks saw %d states and %d maps, trace kept %d and %d", len(states), len(maps), len(out.HiddenStates), len(out.SelfAttentions))
+	}
+	for i := range states {
+		if !slices.Equal(states[i], out.HiddenStates[i]) {
+			t.Errorf("hidden state %d differs", i)
+		}
+	}
+	for j := range maps {
+		if !slices.Equal(maps[j], out.SelfAttentions[j]) {
+			t.Errorf("attention map %d differs", j)
+		}
+	}
+}
