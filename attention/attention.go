@@ -113,7 +113,12 @@ func (o *Online) Reset() {
 
 // Add takes nk more keys k [nk, heads·dqk] and values v [nk, heads·dv] for the queries q
 // [nq, heads·dqk].
-func (o *Online) Add(q, k, v []float32, nk int) {
+//
+// If keep is not nil, the chunk's raw scaled scores are also copied into it, laid out
+// [heads, nq, ldKeep] (so keep usually points at the chunk's first column of a whole score map);
+// Probabilities turns them into the attention map once every chunk is in. The attention output is
+// the same, bit for bit, whether scores are kept or not.
+func (o *Online) Add(q, k, v []float32, nk int, keep []float32, ldKeep int) {
 	if nk > o.maxChunk {
 		panic(ShapeError(fmt.Sprintf("attention: chunk of %d keys exceeds the accumulator's %d", nk, o.maxChunk)))
 	}
@@ -127,6 +132,12 @@ func (o *Online) Add(q, k, v []float32, nk int) {
 	s := o.scores[:o.nq*nk]
 	for j := 0; j < o.heads; j++ {
 		sgemm.Gemm(false, true, o.nq, nk, o.dqk, o.scale, q[j*o.dqk:], ldqk, k[j*o.dqk:], ldqk, 0, s, nk)
+		if keep != nil {
+			need("keep", keep, ((j+1)*o.nq-1)*ldKeep+nk)
+			for i := 0; i < o.nq; i++ {
+				copy(keep[(j*o.nq+i)*ldKeep:(j*o.nq+i)*ldKeep+nk], s[i*nk:(i+1)*nk])
+			}
+		}
 		mx, sm := o.max[j*o.nq:(j+1)*o.nq], o.sum[j*o.nq:(j+1)*o.nq]
 		par.For(o.nq, rowGrain(nk), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -158,6 +169,14 @@ func (o *Online) Add(q, k, v []float32, nk int) {
 		})
 		sgemm.Gemm(false, false, o.nq, o.dv, nk, 1, s, nk, v[j*o.dv:], ldv, 1, o.acc[j*o.dv:], ldv)
 	}
+}
+
+// Probabilities turns the raw scores kept by Add into probabilities, in place: scores is
+// [heads, nq, nk] with every chunk's columns filled. Each row is normalised by its own maximum and
+// sum, recomputed here in full precision, so the map is the exact softmax of the scores.
+func (o *Online) Probabilities(scores []float32, nk int) {
+	need("scores", scores, o.heads*o.nq*nk)
+	SoftmaxRows(scores, o.heads*o.nq, nk, nk)
 }
 
 // Finish writes the attention output [nq, heads·dv] into ctx.

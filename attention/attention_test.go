@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -93,17 +94,33 @@ func TestOnlineMatchesMultiHead(t *testing.T) {
 		k := randSlice(rng, s.nk*s.heads*s.dqk, 1)
 		v := randSlice(rng, s.nk*s.heads*s.dv, 1)
 		scale := 3 / math.Sqrt(float64(s.dqk))
-		want, _ := naive(q, k, v, s.nq, s.nk, s.heads, s.dqk, s.dv, scale)
+		want, wantProbs := naive(q, k, v, s.nq, s.nk, s.heads, s.dqk, s.dv, scale)
 		for _, chunk := range []int{1, 5, 64, s.nk} {
 			o := NewOnline(s.nq, s.heads, s.dqk, s.dv, chunk, float32(scale))
 			for j := 0; j < s.nk; j += chunk {
 				n := min(chunk, s.nk-j)
-				o.Add(q, k[j*s.heads*s.dqk:(j+n)*s.heads*s.dqk], v[j*s.heads*s.dv:(j+n)*s.heads*s.dv], n)
+				o.Add(q, k[j*s.heads*s.dqk:(j+n)*s.heads*s.dqk], v[j*s.heads*s.dv:(j+n)*s.heads*s.dv], n, nil, 0)
 			}
 			ctx := make([]float32, s.nq*s.heads*s.dv)
 			o.Finish(ctx)
 			if e := maxRel(ctx, want); e > 1e-5 {
 				t.Errorf("%+v chunk %d: relative error %.3g", s, chunk, e)
+			}
+			// Again, keeping the scores: the same output bit for bit, and the exact map.
+			o.Reset()
+			scores := make([]float32, s.heads*s.nq*s.nk)
+			for j := 0; j < s.nk; j += chunk {
+				n := min(chunk, s.nk-j)
+				o.Add(q, k[j*s.heads*s.dqk:(j+n)*s.heads*s.dqk], v[j*s.heads*s.dv:(j+n)*s.heads*s.dv], n, scores[j:], s.nk)
+			}
+			ctx2 := make([]float32, len(ctx))
+			o.Finish(ctx2)
+			o.Probabilities(scores, s.nk)
+			if !slices.Equal(ctx, ctx2) {
+				t.Errorf("%+v chunk %d: keeping scores changed the output", s, chunk)
+			}
+			if e := maxRel(scores, wantProbs); e > 1e-5 {
+				t.Errorf("%+v chunk %d: map relative error %.3g", s, chunk, e)
 			}
 		}
 	}

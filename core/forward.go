@@ -228,24 +228,25 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 	q := make([]float32, L*qk)
 	linear(q, norm, L, &a.Query)
 
+	// One streaming path whether or not the map is kept, so that every command gets the same
+	// numbers for the same image: the map, when asked for, is filled with the raw scores chunk by
+	// chunk and normalised at the end.
 	chunk := min(pixelChunk, N)
 	x := make([]float32, chunk*C)
 	xn := make([]float32, chunk*C)
-	var kc, vc []float32 // one chunk of keys and values, or all of them when maps are kept
-	var online *attention.Online
+	kc, vc := make([]float32, chunk*qk), make([]float32, chunk*vw)
+	online := attention.NewOnline(L, heads, dqk, dv, chunk, scale)
 	if tr.EncoderAttention {
-		kc, vc = make([]float32, N*qk), make([]float32, N*vw)
 		o.EncoderAttention = make([]float32, batch*heads*L*N)
-	} else {
-		kc, vc = make([]float32, chunk*qk), make([]float32, chunk*vw)
-		online = attention.NewOnline(L, heads, dqk, dv, chunk, scale)
 	}
 	ctx := make([]float32, L*vw)
 	for b := 0; b < batch; b++ {
 		img := pixels[b*3*N : (b+1)*3*N]
-		if online != nil {
-			online.Reset()
+		var scores []float32
+		if o.EncoderAttention != nil {
+			scores = o.EncoderAttention[b*heads*L*N : (b+1)*heads*L*N]
 		}
+		online.Reset()
 		for p0 := 0; p0 < N; p0 += chunk {
 			n := min(chunk, N-p0)
 			xs := x[:n*C]
@@ -260,19 +261,17 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 				copy(o.Inputs[(b*N+p0)*C:], xs)
 			}
 			layerNorm(xn[:n*C], xs, n, a.LayerNorm2)
-			if online != nil {
-				linear(kc[:n*qk], xn, n, &a.Key)
-				linear(vc[:n*vw], xn, n, &a.Value)
-				online.Add(q, kc, vc, n)
+			linear(kc[:n*qk], xn, n, &a.Key)
+			linear(vc[:n*vw], xn, n, &a.Value)
+			if scores != nil {
+				online.Add(q, kc, vc, n, scores[p0:], N)
 			} else {
-				linear(kc[p0*qk:(p0+n)*qk], xn, n, &a.Key)
-				linear(vc[p0*vw:(p0+n)*vw], xn, n, &a.Value)
+				online.Add(q, kc, vc, n, nil, 0)
 			}
 		}
-		if online != nil {
-			online.Finish(ctx)
-		} else {
-			attention.MultiHead(ctx, o.EncoderAttention[b*heads*L*N:(b+1)*heads*L*N], q, kc, vc, L, N, heads, dqk, dv, scale)
+		online.Finish(ctx)
+		if scores != nil {
+			online.Probabilities(scores, N)
 		}
 		out := hidden[b*L*D : (b+1)*L*D]
 		linear(out, ctx, L, &l.Attention.Output.Dense)
