@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
 )
 
 func init() {
@@ -40,19 +41,18 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 	if *top < 1 {
 		return fmt.Errorf("--top %d: must be at least 1", *top)
 	}
-	m, err := mf.open()
+	m, err := mf.open(stderr)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	labels := m.Config.Labels()
 	enc := json.NewEncoder(stdout)
-	var skipped int
+	skips := preprocess.NewSkips(stderr)
 	for _, path := range fs.Args() {
 		img, err := m.Preprocessor.LoadImage(path, mf.decodeOptions())
 		if err != nil {
-			fmt.Fprintf(stderr, "skipped %s: %v\n", path, err)
-			skipped++
+			skips.Add(path, err)
 			continue
 		}
 		out, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
@@ -74,8 +74,8 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  %7.4f  %s (%d)\n", p.Prob, p.Label, p.Index)
 		}
 	}
-	if skipped > 0 {
-		return fmt.Errorf("%d of %d images skipped (reasons above)", skipped, fs.NArg())
+	if n := skips.Count(); n > 0 {
+		return fmt.Errorf("%d of %d images skipped (reasons above)", n, fs.NArg())
 	}
 	return nil
 }

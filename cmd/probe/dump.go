@@ -30,7 +30,7 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	m, err := mf.open()
+	m, err := mf.open(stderr)
 	if err != nil {
 		return err
 	}

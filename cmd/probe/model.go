@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/hub"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 )
 
@@ -16,7 +20,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.model, "model", "", "model folder (config.json, preprocessor_config.json, model.safetensors or pytorch_model.bin)")
+	fs.StringVar(&f.model, "model", "", "model folder (config.json, preprocessor_config.json, model.safetensors or pytorch_model.bin) or hub id org/name[@revision]")
 	fs.BoolVar(&f.exif, "exif-orientation", false, "rotate images as their EXIF orientation says (Hugging Face does not; off for parity)")
 	fs.Int64Var(&f.maxPixels, "max-pixels", preprocess.DefaultMaxPixels, "refuse images with more pixels than this, before decoding (decompression bombs); negative: no limit")
 }
@@ -25,10 +29,21 @@ func (f *modelFlags) decodeOptions() preprocess.Options {
 	return preprocess.Options{MaxPixels: f.maxPixels, ApplyEXIFOrientation: f.exif}
 }
 
-// open loads the model the flags name.
-func (f *modelFlags) open() (*core.Model, error) {
-	if f.model == "" {
-		return nil, fmt.Errorf("--model is required")
+// open loads the model the flags name: a local folder, or a hub id (org/name[@revision]) resolved
+// through the Hugging Face cache and downloaded when missing (HF_HUB_OFFLINE=1 forbids that).
+func (f *modelFlags) open(stderr io.Writer) (*core.Model, error) {
+	dir, err := f.resolve(stderr)
+	if err != nil {
+		return nil, err
 	}
-	return core.Load(f.model)
+	return core.Load(dir)
+}
+
+func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
+	if f.model == "" {
+		return "", fmt.Errorf("--model is required")
+	}
+	opt := hub.OptionsFromEnv(os.Getenv)
+	opt.Progress = stderr
+	return hub.Resolve(context.Background(), f.model, opt)
 }
