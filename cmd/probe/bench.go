@@ -138,4 +138,3 @@ func describeModel(m *core.Model, random bool, dir string) string {
 	return fmt.Sprintf("%s (%d latents × %d, %d×%d self-attention layers, %d labels, %.1fM parameters)",
 		kind, c.NumLatents, c.DLatents, c.NumBlocks, c.NumSelfAttendsPerBlock, c.NumLabels(), float64(m.Weights.NumParams())/1e6)
 }
-
