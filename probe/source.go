@@ -1,0 +1,102 @@
+package probe
+
+import (
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Item is one element of a Source. Index is its position in the source,
+// the key of sharding and of row order. Path names the image file to decode
+// (folder and manifest sources); Image holds the decoded pixels instead for
+// sources that store them (IDX). LabelName and Split are "" when unknown.
+type Item struct {
+	Index     int
+	ID        string
+	Path      string
+	Image     image.Image
+	Label     int64
+	HasLabel  bool
+	LabelName string
+	Split     string
+}
+
+// Row makes the store row of an item with its computed vectors.
+func (it Item) Row(vectors [][]float32) Row {
+	return Row{
+		Index:     it.Index,
+		ID:        it.ID,
+		Label:     it.Label,
+		HasLabel:  it.HasLabel,
+		LabelName: it.LabelName,
+		Split:     it.Split,
+		Vectors:   vectors,
+	}
+}
+
+// Source is a fixed, ordered list of labelled images. The order is
+// deterministic (sorted file names, manifest order, IDX order) so that
+// shards and resumed runs agree on every item's Index.
+type Source interface {
+	// Len is the number of items.
+	Len() int
+	// Item returns item i, 0 <= i < Len(); it panics outside that range.
+	Item(i int) Item
+	// Classes are the class names indexed by label, nil when the source
+	// has no names for its labels.
+	Classes() []string
+	// Name describes the source for metadata, e.g. "imagefolder /data/pets".
+	Name() string
+}
+
+// OpenSource opens a data set by its path:
+//   - a folder of class folders (ImageFolder: label from the folder name,
+//     class indices from the sorted names) or a flat folder of images (no
+//     labels);
+//   - a .csv or .tsv manifest of path[,label][,split] rows, optionally
+//     headed by a "path,…" line, with paths relative to the manifest;
+//   - an IDX images file (MNIST layout, gzipped or not), its labels file
+//     found next to it, or a folder of such files (all splits in one
+//     source).
+func OpenSource(path string) (Source, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("data source: %w", err)
+	}
+	if st.IsDir() {
+		if sets, err := idxSetsInDir(path); err != nil || len(sets) > 0 {
+			if err != nil {
+				return nil, err
+			}
+			return openIDX(path, sets)
+		}
+		return openFolder(path)
+	}
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasSuffix(base, ".csv"):
+		return openManifest(path, ',')
+	case strings.HasSuffix(base, ".tsv"):
+		return openManifest(path, '\t')
+	case isIDXName(base):
+		return openIDXFile(path)
+	}
+	return nil, fmt.Errorf("%s: unknown data source: want a folder, a .csv/.tsv manifest or an IDX images file", path)
+}
+
+// itemPanic reports an out-of-range Item call, a programmer error.
+type itemPanic struct {
+	Index, Len int
+}
+
+func (p itemPanic) Error() string {
+	return fmt.Sprintf("probe: item %d out of range [0,%d)", p.Index, p.Len)
+}
+
+func checkItem(i, n int) {
+	if i < 0 || i >= n {
+		panic(itemPanic{i, n})
+	}
+}

@@ -1,0 +1,173 @@
+package probe
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// imageExts are the file types the folder source lists: those Go can
+// decode with the standard library and golang.org/x/image.
+var imageExts = map[string]bool{
+	".jpg": true, ".jpeg": true, ".png": true, ".gif": true,
+	".bmp": true, ".tif": true, ".tiff": true, ".webp": true,
+}
+
+func isImageName(name string) bool { return imageExts[strings.ToLower(filepath.Ext(name))] }
+
+// folderSource is an ImageFolder (labels from class folders) or a flat
+// folder of images (no labels).
+type folderSource struct {
+	root    string
+	ids     []string // slash-separated, relative to root
+	labels  []int    // class index per item; nil for a flat folder
+	classes []string
+}
+
+func (s *folderSource) Len() int          { return len(s.ids) }
+func (s *folderSource) Classes() []string { return slices.Clone(s.classes) }
+func (s *folderSource) Name() string {
+	if s.labels == nil {
+		return "folder " + s.root
+	}
+	return "imagefolder " + s.root
+}
+
+func (s *folderSource) Item(i int) Item {
+	checkItem(i, len(s.ids))
+	it := Item{Index: i, ID: s.ids[i], Path: filepath.Join(s.root, filepath.FromSlash(s.ids[i]))}
+	if s.labels != nil {
+		c := s.labels[i]
+		it.Label, it.HasLabel, it.LabelName = int64(c), true, s.classes[c]
+	}
+	return it
+}
+
+func openFolder(root string) (Source, error) {
+	ents, err := readDirFollow(root)
+	if err != nil {
+		return nil, fmt.Errorf("data source: %w", err)
+	}
+	var dirs, loose []string
+	for _, e := range ents {
+		switch {
+		case e.dir:
+			dirs = append(dirs, e.name)
+		case isImageName(e.name):
+			loose = append(loose, e.name)
+		}
+	}
+	s := &folderSource{root: root}
+	switch {
+	case len(dirs) > 0 && len(loose) > 0:
+		return nil, fmt.Errorf("%s: mixes class folders (%s, …) with loose images (%s, …); use one layout or a manifest", root, dirs[0], loose[0])
+	case len(dirs) == 0 && len(loose) == 0:
+		return nil, fmt.Errorf("%s: no images (%s) and no class folders", root, extList())
+	case len(dirs) == 0:
+		s.ids = loose // readDirFollow sorts by name
+		return s, nil
+	}
+	// ImageFolder, in torchvision's order: classes by sorted name, then
+	// files by (sorted folder path, sorted file name) within each class.
+	s.classes = dirs
+	s.labels = []int{}
+	for c, class := range dirs {
+		n := len(s.ids)
+		visited := map[string]bool{}
+		if err := walkImages(root, class, visited, func(id string) { s.ids = append(s.ids, id); s.labels = append(s.labels, c) }); err != nil {
+			return nil, err
+		}
+		if len(s.ids) == n {
+			return nil, fmt.Errorf("%s: class folder %q holds no images (%s)", root, class, extList())
+		}
+	}
+	return s, nil
+}
+
+func extList() string {
+	exts := make([]string, 0, len(imageExts))
+	for e := range imageExts {
+		exts = append(exts, e)
+	}
+	slices.Sort(exts)
+	return strings.Join(exts, " ")
+}
+
+type dirEntry struct {
+	name string
+	dir  bool
+}
+
+// readDirFollow lists a folder sorted by name, without hidden entries,
+// following symbolic links to tell folders from files.
+func readDirFollow(dir string) ([]dirEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dirEntry, 0, len(ents))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		isDir := e.IsDir()
+		if e.Type()&os.ModeSymlink != 0 {
+			st, err := os.Stat(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue // a dangling link is not an image
+			}
+			isDir = st.IsDir()
+		}
+		out = append(out, dirEntry{e.Name(), isDir})
+	}
+	return out, nil
+}
+
+// walkImages visits the images under root/rel in the order of Python's
+// sorted(os.walk(followlinks=True)) with sorted file names, as torchvision's
+// ImageFolder does: folders sorted by their whole path string (so "a/b-c"
+// comes before "a/b/d"), then each folder's files by name.
+func walkImages(root, rel string, visited map[string]bool, visit func(id string)) error {
+	files := map[string][]string{}
+	var dirs []string
+	var collect func(rel string) error
+	collect = func(rel string) error {
+		dir := filepath.Join(root, filepath.FromSlash(rel))
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return fmt.Errorf("data source: %w", err)
+		}
+		if visited[real] {
+			return nil // a symbolic-link cycle
+		}
+		visited[real] = true
+		ents, err := readDirFollow(dir)
+		if err != nil {
+			return fmt.Errorf("data source: %w", err)
+		}
+		dirs = append(dirs, rel)
+		for _, e := range ents {
+			if e.dir {
+				if err := collect(path.Join(rel, e.name)); err != nil {
+					return err
+				}
+			} else if isImageName(e.name) {
+				files[rel] = append(files[rel], e.name)
+			}
+		}
+		return nil
+	}
+	if err := collect(rel); err != nil {
+		return err
+	}
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		for _, name := range files[d] {
+			visit(path.Join(d, name))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package probe
+
+import (
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+const benchRows = 4096
+
+var benchCols = []Column{{Name: "cross_mean", Dim: 1024}}
+
+func benchWrite(b *testing.B, path string) {
+	w, err := Create(path, benchCols, WriterOptions{RowGroupBytes: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	vec := [][]float32{make([]float32, 1024)}
+	for i := 0; i < benchRows; i++ {
+		for k := range vec[0] {
+			vec[0][k] = float32(i*1024+k) * 1e-3 // incompressible enough to be honest
+		}
+		if err := w.Write(Row{Index: i, ID: strconv.Itoa(i), Label: int64(i % 10), HasLabel: true, Vectors: vec}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkWrite measures writing 4096 rows of 1024 float32 (16 MiB),
+// checkpoints and final merge included.
+func BenchmarkWrite(b *testing.B) {
+	dir := b.TempDir()
+	b.SetBytes(benchRows * 1024 * 4)
+	for i := 0; b.Loop(); i++ {
+		benchWrite(b, filepath.Join(dir, strconv.Itoa(i)+".parquet"))
+	}
+}
+
+// BenchmarkLoad measures reading the same 16 MiB into a Table.
+func BenchmarkLoad(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "emb.parquet")
+	benchWrite(b, path)
+	b.SetBytes(benchRows * 1024 * 4)
+	for b.Loop() {
+		r, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := r.Load()
+		if err != nil || t.Len() != benchRows {
+			b.Fatal(err)
+		}
+		r.Close()
+	}
+}
+
+// BenchmarkBatches measures streaming the same 16 MiB in 256-row tables.
+func BenchmarkBatches(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "emb.parquet")
+	benchWrite(b, path)
+	b.SetBytes(benchRows * 1024 * 4)
+	for b.Loop() {
+		r, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Batches(256, nil, func(*Table) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+	}
+}
