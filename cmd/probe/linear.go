@@ -1,0 +1,329 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/perceiverkit/perceiver/probe"
+	"github.com/perceiverkit/perceiver/probe/linear"
+)
+
+func init() {
+	register("linear", "linear-probe (and kNN) evaluation of extracted features, column by column", runLinear)
+	register("export", "write feature columns as .npy or CSV", runExport)
+}
+
+func runLinear(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("linear", stderr)
+	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
+	columns := fs.String("columns", "all", "feature columns to probe, comma-separated, or all")
+	labelCol := fs.String("label", "label", "label column: label (class index) or label_name")
+	splitCol := fs.String("split-col", "split", "split column with train/val/test values; none to ignore it")
+	valFrac := fs.Float64("val-frac", 0.1, "validation fraction of a stratified split (when the file has no split column)")
+	testFrac := fs.Float64("test-frac", 0.2, "test fraction of a stratified split (when the file has no split column)")
+	cs := fs.String("C", "", "inverse regularisation strengths to try, comma-separated (default 1e-4,1e-3,…,1e3)")
+	folds := fs.Int("folds", 0, "choose C by K-fold cross-validation on train+val (K ≥ 2) instead of the val split")
+	seed := fs.Uint64("seed", 0, "seed of the stratified split and the folds")
+	maxIter := fs.Int("max-iter", 1000, "L-BFGS iterations per fit")
+	tol := fs.Float64("tol", 1e-5, "gradient tolerance of the per-sample objective")
+	noKNN := fs.Bool("no-knn", false, "skip the kNN baseline")
+	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: probe linear --features FILE|DIR [--columns c1,c2|all] [--label label] [--split-col split] [--val-frac F] [--test-frac F] [--C LIST] [--folds K] [--seed N] [--report DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 || *features == "" {
+		fs.Usage()
+		return errUsage
+	}
+	cfg := linear.Config{Folds: *folds, ValFrac: *valFrac, TestFrac: *testFrac, Seed: *seed, MaxIter: *maxIter, Tol: *tol, NoKNN: *noKNN}
+	if *cs != "" {
+		for _, f := range strings.Split(*cs, ",") {
+			c, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || !(c > 0) {
+				return fmt.Errorf("--C: %q is not a positive number", f)
+			}
+			cfg.Cs = append(cfg.Cs, c)
+		}
+	}
+	cfg = cfg.WithDefaults()
+
+	r, err := probe.Open(*features)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tab, err := r.Load()
+	if err != nil {
+		return err
+	}
+	meta := r.Metadata()
+	if lpb := layersPerBlock(meta); lpb > 0 {
+		linear.LayersPerBlock = lpb
+	}
+	lt, dropped, err := linearTable(tab, *labelCol, *splitCol)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *features, err)
+	}
+	if dropped > 0 {
+		fmt.Fprintf(stderr, "%d rows without a label left out\n", dropped)
+	}
+	var cols []string
+	if *columns != "all" {
+		cols = strings.Split(*columns, ",")
+	}
+	start := time.Now()
+	results, err := linear.EvaluateAll(lt, cols, cfg, func(col string, i, n int) {
+		fmt.Fprintf(stderr, "[%d/%d] %s\n", i+1, n, col)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *features, err)
+	}
+	stdout.Write(linear.Markdown(results, cfg))
+	if *report != "" {
+		info := map[string]any{
+			"features":       *features,
+			"files":          r.Files(),
+			"rows":           lt.N,
+			"features_meta":  pick(meta, "model", "weights.sha256", "source", "layers", "program", "created"),
+			"duration_secs":  time.Since(start).Seconds(),
+			"label_column":   *labelCol,
+			"split_column":   *splitCol,
+			"command":        append([]string{"probe", "linear"}, args...),
+			"layers_per_blk": linear.LayersPerBlock,
+		}
+		if err := linear.WriteReport(*report, results, cfg, info); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(*report, "report.md"))
+	}
+	return nil
+}
+
+// layersPerBlock reads num_self_attends_per_block from the config stored in a features file, so
+// block{b} columns sit at the right depth next to layer{j} columns.
+func layersPerBlock(meta map[string]string) int {
+	var c struct {
+		N int `json:"num_self_attends_per_block"`
+	}
+	if json.Unmarshal([]byte(meta["config.json"]), &c) != nil {
+		return 0
+	}
+	return c.N
+}
+
+func pick(m map[string]string, keys ...string) map[string]string {
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// linearTable turns the stored rows into the probe's table, keeping rows that have a label.
+func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int, error) {
+	var keep []int
+	var y []int
+	var classes []string
+	switch labelCol {
+	case "label":
+		names := map[int]string{}
+		maxLabel := -1
+		for i := range t.IDs {
+			if !t.HasLabel[i] {
+				continue
+			}
+			if t.Labels[i] < 0 {
+				return nil, 0, fmt.Errorf("row %s: negative label %d", t.IDs[i], t.Labels[i])
+			}
+			l := int(t.Labels[i])
+			keep = append(keep, i)
+			y = append(y, l)
+			maxLabel = max(maxLabel, l)
+			if t.LabelNames[i] != "" {
+				names[l] = t.LabelNames[i]
+			}
+		}
+		classes = make([]string, maxLabel+1)
+		for l := range classes {
+			if n, ok := names[l]; ok {
+				classes[l] = n
+			} else {
+				classes[l] = strconv.Itoa(l)
+			}
+		}
+	case "label_name":
+		index := map[string]int{}
+		for i, n := range t.LabelNames {
+			if n == "" {
+				continue
+			}
+			if _, ok := index[n]; !ok {
+				index[n] = len(classes)
+				classes = append(classes, n)
+			}
+			keep = append(keep, i)
+		}
+		sorted := append([]string(nil), classes...)
+		sortStrings(sorted)
+		for j, n := range sorted {
+			index[n] = j
+		}
+		classes = sorted
+		for _, i := range keep {
+			y = append(y, index[t.LabelNames[i]])
+		}
+	default:
+		return nil, 0, fmt.Errorf("--label %q: want label or label_name", labelCol)
+	}
+	if len(keep) == 0 {
+		return nil, 0, fmt.Errorf("no row has a %s", labelCol)
+	}
+	lt := &linear.Table{N: len(keep), Y: y, Classes: classes}
+	for j, c := range t.Columns {
+		vals := make([]float32, len(keep)*c.Dim)
+		for k, i := range keep {
+			copy(vals[k*c.Dim:(k+1)*c.Dim], t.Vectors[j][i*c.Dim:(i+1)*c.Dim])
+		}
+		lt.Columns = append(lt.Columns, c.Name)
+		lt.Values = append(lt.Values, vals)
+		lt.Dims = append(lt.Dims, c.Dim)
+	}
+	switch splitCol {
+	case "none":
+	case "split":
+		has := false
+		split := make([]string, len(keep))
+		for k, i := range keep {
+			split[k] = t.Splits[i]
+			has = has || split[k] != ""
+		}
+		if has {
+			lt.Split = split
+		}
+	default:
+		return nil, 0, fmt.Errorf("--split-col %q: want split or none", splitCol)
+	}
+	return lt, len(t.IDs) - len(keep), nil
+}
+
+func runExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", stderr)
+	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
+	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
+	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
+	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: probe export --features FILE --columns LIST --format npy|csv [--out PATH]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 || *features == "" || (*format == "npy" && *out == "") {
+		fs.Usage()
+		return errUsage
+	}
+	r, err := probe.Open(*features)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var names []string
+	if *columns != "all" {
+		names = strings.Split(*columns, ",")
+	}
+	t, err := r.Load(names...)
+	if err != nil {
+		return err
+	}
+	labels := make([]int64, t.Len())
+	for i := range labels {
+		labels[i] = -1
+		if t.HasLabel[i] {
+			labels[i] = t.Labels[i]
+		}
+	}
+	switch *format {
+	case "npy":
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		write := func(name string, fn func(io.Writer) error) error {
+			path := filepath.Join(*out, name)
+			f, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if err := fn(f); err != nil {
+				f.Close()
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "wrote %s\n", path)
+			return nil
+		}
+		for j, c := range t.Columns {
+			if err := write(c.Name+".npy", func(w io.Writer) error { return linear.WriteNPY(w, t.Vectors[j], t.Len(), c.Dim) }); err != nil {
+				return err
+			}
+		}
+		if err := write("labels.npy", func(w io.Writer) error { return linear.WriteNPYInt64(w, labels, t.Len()) }); err != nil {
+			return err
+		}
+		return write("ids.txt", func(w io.Writer) error {
+			for i, id := range t.IDs {
+				if _, err := fmt.Fprintf(w, "%s\t%s\n", id, t.Splits[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	case "csv":
+		cols := []linear.CSVColumn{
+			{Name: "id", Strings: t.IDs},
+			{Name: "label", Ints: labels},
+			{Name: "label_name", Strings: t.LabelNames},
+			{Name: "split", Strings: t.Splits},
+		}
+		for j, c := range t.Columns {
+			cols = append(cols, linear.CSVColumn{Name: c.Name, Floats: t.Vectors[j], Width: c.Dim})
+		}
+		w := stdout
+		if *out != "" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		if err := linear.WriteCSV(w, cols...); err != nil {
+			return err
+		}
+		return nil
+	default:
+		return fmt.Errorf("--format %q: want npy or csv", *format)
+	}
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

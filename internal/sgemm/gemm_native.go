@@ -1,0 +1,12 @@
+//go:build !openblas
+
+package sgemm
+
+// Kernel names the implementation Gemm uses: "avx512", "avx2", "generic" or "openblas".
+func Kernel() string { return bestKernel.name }
+
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemmPacked(bestKernel, Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func setBackendThreads(int) {}

@@ -1,0 +1,26 @@
+//go:build openblas
+
+package sgemm
+
+import "github.com/perceiverkit/perceiver/internal/sgemm/cblas"
+
+// OpenBLAS is called through our own small cgo binding (package cblas) rather
+// than gonum.org/v1/netlib: one function is needed, which avoids a new module
+// dependency and a second layer of argument checks.
+
+// Kernel names the implementation Gemm uses: "avx512", "avx2", "generic" or "openblas".
+func Kernel() string { return "openblas" }
+
+func setBackendThreads(n int) { cblas.SetThreads(n) }
+
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if alpha == 0 || k == 0 {
+		// BLAS semantics, without handing OpenBLAS empty A or B slices.
+		scaleC(c, ldc, 0, m, 0, n, beta)
+		return
+	}
+	cblas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}

@@ -1,0 +1,30 @@
+//go:build amd64 && !purego
+
+package sgemm
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+var (
+	avx512Kernel = &microKernel{name: "avx512", mr: 14, nr: 32, run: kernelAVX512}
+	avx2Kernel   = &microKernel{name: "avx2", mr: 6, nr: 16, run: kernelAVX2}
+)
+
+// availableKernels lists the kernels this CPU can run, best first.
+func availableKernels() []*microKernel {
+	var ks []*microKernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, avx512Kernel)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, avx2Kernel)
+	}
+	return append(ks, genericKernel)
+}
+
+var bestKernel = availableKernels()[0]

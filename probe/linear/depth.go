@@ -1,0 +1,60 @@
+package linear
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// LayersPerBlock converts block{b} columns to the layer scale when a file mixes block{b} and
+// layer{j} columns (the vision Perceiver has 6 self-attention layers per block).
+var LayersPerBlock = 6
+
+var depthPattern = regexp.MustCompile(`^(cross|block|layer|hidden|hidden_states|decoder|logits)_?(\d*)(?:_|$)`)
+
+// Depth places a column on the model's depth axis: cross → 0, block{b} → b·LayersPerBlock,
+// layer{j} / hidden{j} → j, decoder after every layer, logits after the decoder, and any other
+// name after those. known is false for names that do not follow these patterns.
+func Depth(column string) (depth float64, known bool) {
+	m := depthPattern.FindStringSubmatch(strings.ToLower(column))
+	if m == nil {
+		return 3e9, false
+	}
+	num := -1
+	if m[2] != "" {
+		num, _ = strconv.Atoi(m[2])
+	}
+	switch m[1] {
+	case "cross":
+		return 0, true
+	case "block":
+		if num >= 0 {
+			return float64(num * LayersPerBlock), true
+		}
+	case "layer", "hidden", "hidden_states":
+		if num >= 0 {
+			return float64(num), true
+		}
+	case "decoder":
+		return 1e9, true
+	case "logits":
+		return 2e9, true
+	}
+	return 3e9, false
+}
+
+// SortByDepth orders column names by Depth, ties by name.
+func SortByDepth(columns []string) {
+	slices.SortStableFunc(columns, func(a, b string) int {
+		da, _ := Depth(a)
+		db, _ := Depth(b)
+		switch {
+		case da < db:
+			return -1
+		case da > db:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+}
