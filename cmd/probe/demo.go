@@ -1,0 +1,191 @@
+package main
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/probe"
+)
+
+// demodata holds 500 training and 200 test images of Fashion-MNIST (MIT licence, see
+// demodata/LICENSE), so that the demo needs no download.
+//
+//go:embed demodata
+var demodata embed.FS
+
+func init() {
+	register("demo", "run the whole pipeline offline on a small random-weight Perceiver and Fashion-MNIST images", runDemo)
+}
+
+// demoModel is a small Perceiver IO image classifier for 28×28 images: 32 latents of 64
+// channels, 2 blocks of 2 self-attention layers with 4 heads, 8 Fourier bands (d_model 37) and
+// Fashion-MNIST's 10 class names. Its weights are random: it shows the pipeline, not a result.
+func demoModel() (*core.Model, error) {
+	cfg := core.DefaultConfig()
+	cfg.Architectures = []string{"PerceiverForImageClassificationFourier"}
+	cfg.NumLatents, cfg.DLatents, cfg.DModel = 32, 64, 37
+	cfg.NumBlocks, cfg.NumSelfAttendsPerBlock = 2, 2
+	cfg.NumSelfAttentionHeads, cfg.NumCrossAttentionHeads = 4, 1
+	cfg.ID2Label = map[string]string{}
+	cfg.Label2ID = map[string]int{}
+	for i, name := range probe.FashionMNISTClasses {
+		cfg.ID2Label[strconv.Itoa(i)] = name
+		cfg.Label2ID[name] = i
+	}
+	prep := preprocess.DefaultConfig()
+	prep.Size = preprocess.Size{Height: 28, Width: 28}
+	prep.CropSize = preprocess.Size{Height: 28, Width: 28}
+	return core.NewRandom(cfg, prep, 2026)
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	flags := newFlagSet("demo", stderr)
+	out := flags.String("out", "perceiver-demo", "output folder (the demo replaces its own files in it)")
+	flags.Usage = func() {
+		fmt.Fprintln(stderr, "usage: probe demo [--out DIR]")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		return errUsage
+	}
+	if flags.NArg() > 0 {
+		flags.Usage()
+		return errUsage
+	}
+	start := time.Now()
+	dirs := struct{ model, data, features, attention, report string }{
+		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "features.parquet"),
+		filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
+	}
+	// Only the demo's own outputs are replaced.
+	for _, p := range []string{dirs.model, dirs.data, dirs.features, probe.PartialDir(dirs.features), dirs.attention, dirs.report} {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(stdout, "probe demo: the model below has RANDOM weights (deterministic, seed 2026), not pretrained ones.")
+	fmt.Fprintln(stdout, "It shows the pipeline end to end; its predictions and maps carry no meaning.")
+
+	m, err := demoModel()
+	if err != nil {
+		return err
+	}
+	if err := saveModel(dirs.model, m); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams())
+
+	data := filepath.Join(dirs.data, "fashion-mnist")
+	if err := copyEmbedded(data); err != nil {
+		return err
+	}
+	src, err := probe.OpenSource(data)
+	if err != nil {
+		return err
+	}
+	sample := filepath.Join(dirs.data, "sample.png")
+	if err := savePNG(sample, src.Item(src.Len()-1)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "2. data       %s (%d Fashion-MNIST images, MIT licence)\n", data, src.Len())
+
+	steps := []struct {
+		title string
+		args  []string
+	}{
+		{"3. features   " + dirs.features, []string{"extract", "--model", dirs.model, "--data", data, "--out", dirs.features, "--layers", "all", "--batch", "32", "--quiet"}},
+		{"4. heatmaps   " + dirs.attention, []string{"attention", "--model", dirs.model, "--image", sample, "--out", dirs.attention, "--overlay"}},
+		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(stdout, "%s\n   $ probe %s\n", s.title, joinArgs(s.args))
+		cmd := commands[s.args[0]]
+		if err := cmd.run(s.args[1:], io.Discard, stderr); err != nil {
+			return fmt.Errorf("%s: %w", s.args[0], err)
+		}
+	}
+	fmt.Fprintf(stdout, "\ndone in %s. Open %s for the layer-by-layer probe and %s for the maps.\n",
+		time.Since(start).Round(time.Millisecond), filepath.Join(dirs.report, "report.md"), dirs.attention)
+	fmt.Fprintln(stdout, "With the real checkpoint: probe classify --model deepmind/vision-perceiver-fourier IMAGE")
+	return nil
+}
+
+func joinArgs(a []string) string {
+	s := ""
+	for i, x := range a {
+		if i > 0 {
+			s += " "
+		}
+		s += x
+	}
+	return s
+}
+
+// saveModel writes a model folder that every command (and Hugging Face) can load.
+func saveModel(dir string, m *core.Model) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg, err := json.MarshalIndent(m.Config, "", "  ")
+	if err != nil {
+		return err
+	}
+	prep, err := json.MarshalIndent(m.Preprocessor, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
+		return err
+	}
+	var ts []*weights.Tensor
+	for _, p := range m.Weights.Params() {
+		ts = append(ts, &weights.Tensor{Name: p.Name, DType: "F32", Shape: p.Param.Shape, Data: p.Param.Data})
+	}
+	return weights.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt", "note": "random weights, seed 2026"})
+}
+
+func copyEmbedded(dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := fs.ReadDir(demodata, "demodata")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		data, err := demodata.ReadFile("demodata/" + e.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func savePNG(path string, it probe.Item) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, it.Image); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
