@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -16,7 +17,7 @@ func TestParseRepresentations(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	want := "cross_mean block1_mean block2_mean block3_mean block4_mean block5_mean block6_mean block7_mean block8_mean decoder logits"
-	if got := joinNames(names); got != want {
+	if got := strings.Join(names, " "); got != want {
 		t.Errorf("all = %s", got)
 	}
 	if reps[8].State != 48 || reps[1].State != 6 || reps[10].Dim != 1000 {
@@ -31,17 +32,6 @@ func TestParseRepresentations(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-}
-
-func joinNames(n []string) string {
-	s := ""
-	for i, x := range n {
-		if i > 0 {
-			s += " "
-		}
-		s += x
-	}
-	return s
 }
 
 // TestExtractMatchesTrace computes every representation from the full trace independently and

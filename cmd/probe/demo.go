@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/perceiverkit/perceiver/core"
@@ -109,7 +110,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}},
 	}
 	for _, s := range steps {
-		fmt.Fprintf(stdout, "%s\n   $ probe %s\n", s.title, joinArgs(s.args))
+		fmt.Fprintf(stdout, "%s\n   $ probe %s\n", s.title, strings.Join(s.args, " "))
 		cmd := commands[s.args[0]]
 		if err := cmd.run(s.args[1:], io.Discard, stderr); err != nil {
 			return fmt.Errorf("%s: %w", s.args[0], err)
@@ -119,17 +120,6 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		time.Since(start).Round(time.Millisecond), filepath.Join(dirs.report, "report.md"), dirs.attention)
 	fmt.Fprintln(stdout, "With the real checkpoint: probe classify --model deepmind/vision-perceiver-fourier IMAGE")
 	return nil
-}
-
-func joinArgs(a []string) string {
-	s := ""
-	for i, x := range a {
-		if i > 0 {
-			s += " "
-		}
-		s += x
-	}
-	return s
 }
 
 // saveModel writes a model folder that every command (and Hugging Face) can load.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 			keep = append(keep, i)
 		}
 		sorted := append([]string(nil), classes...)
-		sortStrings(sorted)
+		slices.Sort(sorted)
 		for j, n := range sorted {
 			index[n] = j
 		}
@@ -317,13 +318,5 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		return nil
 	default:
 		return fmt.Errorf("--format %q: want npy or csv", *format)
-	}
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
 	}
 }
