@@ -6,6 +6,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
+	"github.com/perceiverkit/perceiver/internal/vecmath"
 )
 
 // ShapeError is the panic value of a kernel called with buffers that do not match its dimensions:
@@ -58,22 +59,8 @@ func SoftmaxRows(x []float32, rows, cols, ld int) {
 }
 
 func softmax(row []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range row {
-		if v > m {
-			m = v
-		}
-	}
-	var sum float64
-	for i, v := range row {
-		e := Exp(v - m)
-		row[i] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
-	for i := range row {
-		row[i] *= inv
-	}
+	sum := vecmath.ExpShiftSum(row, row, vecmath.Max(row))
+	vecmath.Scale(row, float32(1/sum))
 }
 
 // Online accumulates multi-head attention over keys and values that arrive in chunks, keeping a
@@ -142,29 +129,15 @@ func (o *Online) Add(q, k, v []float32, nk int, keep []float32, ldKeep int) {
 		par.For(o.nq, rowGrain(nk), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				row := s[i*nk : (i+1)*nk]
-				m := mx[i]
-				for _, x := range row {
-					if x > m {
-						m = x
-					}
-				}
+				m := max(mx[i], vecmath.Max(row)) // both are -Inf or a number, never NaN
 				// Rescale what was accumulated under the old maximum.
 				if m > mx[i] {
 					f := Exp(mx[i] - m)
 					sm[i] *= f
-					acc := o.acc[i*ldv+j*o.dv : i*ldv+(j+1)*o.dv]
-					for c := range acc {
-						acc[c] *= f
-					}
+					vecmath.Scale(o.acc[i*ldv+j*o.dv:i*ldv+(j+1)*o.dv], f)
 					mx[i] = m
 				}
-				var rs float64
-				for c, x := range row {
-					e := Exp(x - m)
-					row[c] = e
-					rs += float64(e)
-				}
-				sm[i] += float32(rs)
+				sm[i] += float32(vecmath.ExpShiftSum(row, row, m))
 			}
 		})
 		sgemm.Gemm(false, false, o.nq, o.dv, nk, 1, s, nk, v[j*o.dv:], ldv, 1, o.acc[j*o.dv:], ldv)

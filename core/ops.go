@@ -1,10 +1,9 @@
 package core
 
 import (
-	"math"
-
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
+	"github.com/perceiverkit/perceiver/internal/vecmath"
 )
 
 // layerNormEps is PyTorch's nn.LayerNorm default. Hugging Face builds every Perceiver LayerNorm
@@ -26,22 +25,7 @@ func layerNorm(dst, x []float32, rows int, ln *LayerNorm) {
 	w, b := ln.Weight.Data, ln.Bias.Data
 	par.For(rows, max(1, 8192/n), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			src, out := x[r*n:(r+1)*n], dst[r*n:(r+1)*n]
-			var mean float64
-			for _, v := range src {
-				mean += float64(v)
-			}
-			mean /= float64(n)
-			var variance float64
-			for _, v := range src {
-				d := float64(v) - mean
-				variance += d * d
-			}
-			variance /= float64(n)
-			inv := 1 / math.Sqrt(variance+layerNormEps)
-			for i, v := range src {
-				out[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
-			}
+			vecmath.LayerNormRow(dst[r*n:(r+1)*n], x[r*n:(r+1)*n], w, b, layerNormEps)
 		}
 	})
 }
@@ -49,10 +33,7 @@ func layerNorm(dst, x []float32, rows int, ln *LayerNorm) {
 // gelu applies the exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)), in place.
 func gelu(x []float32) {
 	par.For(len(x), 16384, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := float64(x[i])
-			x[i] = float32(0.5 * v * (1 + math.Erf(v*(1/math.Sqrt2))))
-		}
+		vecmath.GELU(x[lo:hi], x[lo:hi])
 	})
 }
 
