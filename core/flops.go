@@ -1,7 +1,9 @@
 package core
 
 // FLOPs is the number of floating-point operations (multiply and add counted apart) of a forward
-// pass on one h×w image: the matrix products only, which are over 99% of the work.
+// pass on one h×w image as Hugging Face computes it: the matrix products only, which are over 99%
+// of the work. Our single-head encoder skips the per-pixel key and value projections (see encode),
+// so the GFLOPS reported against this count are "effective": comparable with PyTorch's.
 func (m *Model) FLOPs(h, w int) float64 {
 	c := &m.Config
 	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(h*w)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/internal/par"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // Trace chooses what a forward pass keeps besides the logits. Nothing is kept that was not asked
@@ -58,6 +59,10 @@ type Output struct {
 	// latent self-attention stack, and the decoder.
 	Timings struct{ Encoder, Latents, Decoder time.Duration }
 }
+
+// projectKeys turns off the single-head shortcut of the encoder (see encode), so that tests can
+// check the general path against the same reference.
+var projectKeys = false
 
 // pixelChunk is how many pixels the streaming cross-attention takes at a time: large enough for
 // efficient matrix products, small enough that its buffers stay in the low megabytes.
@@ -234,8 +239,24 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 	chunk := min(pixelChunk, N)
 	x := make([]float32, chunk*C)
 	xn := make([]float32, chunk*C)
-	kc, vc := make([]float32, chunk*qk), make([]float32, chunk*vw)
-	online := attention.NewOnline(L, heads, dqk, dv, chunk, scale)
+
+	// With one head, keys and values need not be computed for every pixel:
+	// q·(x·Wkᵀ + bk)ᵀ = (q·Wk)·xᵀ + q·bk, whose constant q·bk per row cancels in the softmax, and
+	// Σ p·(x·Wvᵀ + bv) = (Σ p·x)·Wvᵀ + bv because each row of p sums to 1. So the latents attend
+	// with q·Wk straight over LN2(x), and the value projection is applied once to the result: two
+	// projections of every pixel saved (13.7 of 406 GFLOPs at 224²), whenever that costs less.
+	fold := heads == 1 && !projectKeys && 2*L*C < (C+L)*(qk+vw)
+	var online *attention.Online
+	var kq, kc, vc, acc []float32
+	if fold {
+		kq = make([]float32, L*C)
+		sgemm.Gemm(false, false, L, C, qk, 1, q, qk, a.Key.Weight.Data, C, 0, kq, C)
+		acc = make([]float32, L*C)
+		online = attention.NewOnline(L, 1, C, C, chunk, scale)
+	} else {
+		kc, vc = make([]float32, chunk*qk), make([]float32, chunk*vw)
+		online = attention.NewOnline(L, heads, dqk, dv, chunk, scale)
+	}
 	if tr.EncoderAttention {
 		o.EncoderAttention = make([]float32, batch*heads*L*N)
 	}
@@ -261,15 +282,24 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 				copy(o.Inputs[(b*N+p0)*C:], xs)
 			}
 			layerNorm(xn[:n*C], xs, n, a.LayerNorm2)
+			var keep []float32
+			if scores != nil {
+				keep = scores[p0:]
+			}
+			if fold {
+				online.Add(kq, xn, xn, n, keep, N)
+				continue
+			}
 			linear(kc[:n*qk], xn, n, &a.Key)
 			linear(vc[:n*vw], xn, n, &a.Value)
-			if scores != nil {
-				online.Add(q, kc, vc, n, scores[p0:], N)
-			} else {
-				online.Add(q, kc, vc, n, nil, 0)
-			}
+			online.Add(q, kc, vc, n, keep, N)
 		}
-		online.Finish(ctx)
+		if fold {
+			online.Finish(acc)
+			linear(ctx, acc, L, &a.Value)
+		} else {
+			online.Finish(ctx)
+		}
 		if scores != nil {
 			online.Probabilities(scores, N)
 		}

@@ -77,8 +77,15 @@ func compare(t *testing.T, name string, got []float32, gotShape []int, ref *weig
 func TestForwardMatchesHuggingFace(t *testing.T) {
 	exp := openExpected(t)
 	px := exp.Tensors["pixel_values"]
-	for _, file := range []string{"model.safetensors", "pytorch_model.bin"} {
+	for _, file := range []string{"model.safetensors", "pytorch_model.bin", "projected keys"} {
 		t.Run(file, func(t *testing.T) {
+			if file == "projected keys" {
+				// The general encoder path (per-pixel key and value projections), which configs
+				// with several cross-attention heads take.
+				projectKeys = true
+				defer func() { projectKeys = false }()
+				file = "model.safetensors"
+			}
 			m, err := Load(modelDirWith(t, file))
 			if err != nil {
 				t.Fatal(err)
