@@ -226,12 +226,13 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request, sha string) {
 		content = append([]byte(nil), content...)
 		content[len(content)/2] ^= 0xff
 	}
-	cw := &countingWriter{ResponseWriter: w}
-	defer func() {
+	// Bytes are counted before they are sent, under the lock, so that a test reading the count
+	// after its download finished sees all of them (a deferred update could still be pending).
+	cw := &countingWriter{ResponseWriter: w, count: func(n int64) {
 		h.mu.Lock()
-		h.served[sha] += cw.n
+		h.served[sha] += n
 		h.mu.Unlock()
-	}()
+	}}
 	if cutting && r.Header.Get("Range") == "" {
 		w.Header().Set("Content-Length", fmt.Sprint(len(content)))
 		w.WriteHeader(http.StatusOK)
@@ -247,11 +248,17 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request, sha string) {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	count func(n int64)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
-	return n, err
+	c.count(int64(len(p)))
+	return c.ResponseWriter.Write(p)
+}
+
+// servedBytes is how many body bytes the CDN has sent of the blob sha.
+func (h *fakeHub) servedBytes(sha string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.served[sha]
 }

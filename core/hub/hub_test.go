@@ -218,7 +218,7 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 		t.Errorf("no CDN request with Range %q: %v", wantRange, h.log())
 	}
 	total := int64(len(readTestdata(t, "pytorch_model.bin")))
-	if got := h.served[sha]; got != cut+total-have {
+	if got := h.servedBytes(sha); got != cut+total-have {
 		t.Errorf("CDN sent %d bytes in all, want %d (the cut %d plus the rest %d)", got, cut+total-have, cut, total-have)
 	}
 }

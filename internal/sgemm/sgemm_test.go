@@ -292,6 +292,9 @@ func TestSetThreads(t *testing.T) {
 // TestAllocs: steady-state calls allocate nothing, on one goroutine and
 // when split across helpers (packing buffers and task batches are pooled).
 func TestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items); checked in the plain test run")
+	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	tc := gemmCase{transB: true, m: 64, n: 64, k: 64, alpha: 1, beta: 0}
 	a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
