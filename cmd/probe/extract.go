@@ -131,7 +131,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	bar := progress.New(barOut, int64(len(todo)), "extract", progress.Unit("img"))
 	skips := preprocess.NewSkips(stderr)
 	start := time.Now()
-	done, runErr := extractItems(ctx, m, src, todo, reps, w, *batch, *workers, mf.decodeOptions(), skips, bar)
+	done, forward, runErr := extractItems(ctx, m, src, todo, reps, w, *batch, *workers, mf.decodeOptions(), skips, bar)
 	bar.Finish()
 	elapsed := time.Since(start)
 
@@ -149,15 +149,16 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rate := float64(done) / elapsed.Seconds()
-	fmt.Fprintf(stdout, "wrote %s: %d new rows, %d already present, %d skipped bad files, %s (%.2f images/s)\n",
-		path, done, already, skips.Count(), elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(stdout, "wrote %s: %d new rows, %d already present, %d skipped bad files, %s (%.2f images/s, %.1f%% of the time in the forward pass)\n",
+		path, done, already, skips.Count(), elapsed.Round(time.Millisecond), rate, 100*forward.Seconds()/elapsed.Seconds())
 	return nil
 }
 
 // extractItems decodes and preprocesses the items on worker goroutines and runs the model on
-// batches as they fill, writing one row per image. It returns how many rows it wrote.
+// batches as they fill, writing one row per image. It returns how many rows it wrote and the time
+// spent in forward passes.
 func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []int, reps []core.Representation,
-	w *probe.Writer, batch, workers int, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, error) {
+	w *probe.Writer, batch, workers int, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, time.Duration, error) {
 	type prepared struct {
 		item probe.Item
 		res  *preprocess.Result
@@ -210,6 +211,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 	}()
 
 	done := 0
+	var forward time.Duration
 	var pending []prepared
 	run := func() error {
 		if len(pending) == 0 {
@@ -221,7 +223,9 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		for b, p := range pending {
 			copy(px[b*n:], p.res.Pixels)
 		}
+		t0 := time.Now()
 		vecs, _, err := m.Extract(px, len(pending), h, wd, reps)
+		forward += time.Since(t0)
 		if err != nil {
 			return err
 		}
@@ -247,7 +251,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		if len(pending) == batch {
 			if err := run(); err != nil {
 				cancel()
-				return done, err
+				return done, forward, err
 			}
 		}
 	}
@@ -255,12 +259,10 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		cancel()
 		for range ready { // let the workers finish
 		}
-		return done, errInterrupted
+		return done, forward, errInterrupted
 	}
-	if err := run(); err != nil {
-		return done, err
-	}
-	return done, nil
+	err := run()
+	return done, forward, err
 }
 
 // extractMetadata describes how a file was made: the model and the exact weights (sha256), the

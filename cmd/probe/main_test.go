@@ -19,6 +19,10 @@ const tinyDir = "../../testdata/tiny"
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCapture(args)
+}
+
+func runCapture(args []string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
 	code = runMain(args, &o, &e)
 	return o.String(), e.String(), code
