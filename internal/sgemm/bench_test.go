@@ -15,6 +15,8 @@ var benchShapes = []struct {
 	lda, ldb, ldc  int // 0 means packed (the stored row length)
 }{
 	{name: "Linear_512x1024x1024_NT", transB: true, m: 512, n: 1024, k: 1024},
+	{name: "LinearPretransposed_512x1024x1024_NN", m: 512, n: 1024, k: 1024},
+	{name: "Linear_batch8_4096x1024x1024_NT", transB: true, m: 4096, n: 1024, k: 1024},
 	{name: "EncoderKV_50176x261x261_NT", transB: true, m: 50176, n: 261, k: 261},
 	{name: "EncoderScores_512x50176x261_NT", transB: true, m: 512, n: 50176, k: 261},
 	{name: "EncoderContext_512x261x50176_NN", m: 512, n: 261, k: 50176},

@@ -313,3 +313,23 @@ func TestAllocs(t *testing.T) {
 		t.Errorf("Gemm (%s) allocates %v times per call", Kernel(), n)
 	}
 }
+
+// TestGemmSerialEqualsGemm: the single-goroutine entry point gives the same bits as the parallel
+// one (the work split never changes the order of the k-sums).
+func TestGemmSerialEqualsGemm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, tc := range []gemmCase{
+		{transB: true, m: 300, n: 257, k: 129, alpha: 1, beta: 0},
+		{m: 97, n: 64, k: 300, alpha: 0.5, beta: 1},
+	} {
+		a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
+		c2 := append([]float32(nil), c...)
+		Gemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+		GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c2, ldc)
+		for i := range c {
+			if c[i] != c2[i] && !(c[i] != c[i] && c2[i] != c2[i]) {
+				t.Fatalf("%+v: element %d: %g vs %g", tc, i, c[i], c2[i])
+			}
+		}
+	}
+}
