@@ -37,25 +37,28 @@ func MultiHead(ctx, probs, q, k, v []float32, nq, nk, heads, dqk, dv int, scale 
 	need("k", k, nk*heads*dqk)
 	need("v", v, nk*heads*dv)
 	ldqk, ldv := heads*dqk, heads*dv
-	if heads == 1 {
-		// One product at a time, each spread over the cores by sgemm.
-		sgemm.Gemm(false, true, nq, nk, dqk, scale, q, ldqk, k, ldqk, 0, probs, nk)
-		SoftmaxRows(probs, nq, nk, nk)
-		sgemm.Gemm(false, false, nq, dv, nk, 1, probs, nk, v, ldv, 0, ctx, ldv)
+	if heads > 1 && sgemm.SerialScales {
+		// Heads are independent: one goroutine per group of heads, each product on its own core.
+		// The per-head products (e.g. 512×512×128) are too small to split well inside sgemm.
+		par.For(heads, 1, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				p := probs[j*nq*nk : (j+1)*nq*nk]
+				sgemm.GemmSerial(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
+				for i := 0; i < nq; i++ {
+					softmax(p[i*nk : (i+1)*nk])
+				}
+				sgemm.GemmSerial(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
+			}
+		})
 		return
 	}
-	// Heads are independent: one goroutine per group of heads, each product on its own core. The
-	// per-head products (e.g. 512×512×128) are too small to split well inside sgemm.
-	par.For(heads, 1, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			p := probs[j*nq*nk : (j+1)*nq*nk]
-			sgemm.GemmSerial(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
-			for i := 0; i < nq; i++ {
-				softmax(p[i*nk : (i+1)*nk])
-			}
-			sgemm.GemmSerial(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
-		}
-	})
+	// One product at a time, each spread over the cores by the matrix library.
+	for j := 0; j < heads; j++ {
+		p := probs[j*nq*nk : (j+1)*nq*nk]
+		sgemm.Gemm(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
+		SoftmaxRows(p, nq, nk, nk)
+		sgemm.Gemm(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
+	}
 }
 
 // SoftmaxRows replaces each of the rows rows of x (cols values each, rows ld apart) by its softmax.

@@ -9,6 +9,10 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	gemmPacked(bestKernel, Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// SerialScales reports whether GemmSerial calls on several goroutines at once use the cores
+// well: true for our kernels, false for OpenBLAS, whose own thread pool would be oversubscribed.
+const SerialScales = true
+
 func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	gemmPacked(bestKernel, 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

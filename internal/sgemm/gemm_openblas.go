@@ -25,6 +25,10 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	cblas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// SerialScales reports whether GemmSerial calls on several goroutines at once use the cores
+// well: true for our kernels, false for OpenBLAS, whose own thread pool would be oversubscribed.
+const SerialScales = false
+
 // gemmSerial leaves threading to OpenBLAS, whose thread count is global.
 func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
