@@ -9,7 +9,8 @@ import (
 	"github.com/perceiverkit/perceiver/internal/vecmath"
 )
 
-// ShapeError is the panic value of a kernel called with buffers that do not match its dimensions:
+// ShapeError is the panic value of a kernel or map function called with buffers that do not match
+// its dimensions:
 // a programming error, never a data error.
 type ShapeError string
 

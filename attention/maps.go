@@ -36,18 +36,9 @@ import (
 	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
-// MapShapeError is the panic value of the map functions when a slice's length disagrees with
-// the dimensions passed alongside it: a programmer error, reported with the function's name.
-type MapShapeError struct {
-	Func   string // function that panicked, e.g. "WeightedMap"
-	Detail string // which argument and the lengths involved
-}
-
-func (e *MapShapeError) Error() string { return "attention." + e.Func + ": " + e.Detail }
-
 func checkLen(fn, name string, got, want int) {
 	if got != want {
-		panic(&MapShapeError{Func: fn, Detail: fmt.Sprintf("len(%s) = %d, want %d", name, got, want)})
+		panic(ShapeError("attention." + fn + ": " + fmt.Sprintf("len(%s) = %d, want %d", name, got, want)))
 	}
 }
 
@@ -56,7 +47,7 @@ func checkDims(fn string, dims ...int) {
 		if d <= 0 {
 			// The copy keeps dims on the caller's stack: formatting the original would move
 			// every call's variadic slice to the heap.
-			panic(&MapShapeError{Func: fn, Detail: fmt.Sprintf("dimensions %v must be positive", slices.Clone(dims))})
+			panic(ShapeError("attention." + fn + ": " + fmt.Sprintf("dimensions %v must be positive", slices.Clone(dims))))
 		}
 	}
 }
@@ -71,8 +62,8 @@ func LatentMap(dst, cross []float32, latent, n int) {
 	checkDims("LatentMap", n)
 	checkLen("LatentMap", "dst", len(dst), n)
 	if len(cross)%n != 0 || latent < 0 || latent >= len(cross)/n {
-		panic(&MapShapeError{Func: "LatentMap", Detail: fmt.Sprintf(
-			"latent %d out of range for len(cross) = %d with n = %d", latent, len(cross), n)})
+		panic(ShapeError("attention.LatentMap: " + fmt.Sprintf(
+			"latent %d out of range for len(cross) = %d with n = %d", latent, len(cross), n)))
 	}
 	copy(dst, cross[latent*n:(latent+1)*n])
 }
@@ -263,7 +254,7 @@ func (r *Rollout) Latents() int { return r.latents }
 // next Add or Reset; copy it to keep it.
 func (r *Rollout) Matrix(b int) []float32 {
 	if b < 0 || b >= r.batch {
-		panic(&MapShapeError{Func: "Rollout.Matrix", Detail: fmt.Sprintf("image %d out of range [0, %d)", b, r.batch)})
+		panic(ShapeError("attention.Rollout.Matrix: " + fmt.Sprintf("image %d out of range [0, %d)", b, r.batch)))
 	}
 	size := r.latents * r.latents
 	return r.product[b*size : (b+1)*size]
