@@ -10,8 +10,7 @@ import (
 )
 
 // ShapeError is the panic value of a kernel or map function called with buffers that do not match
-// its dimensions:
-// a programming error, never a data error.
+// its dimensions: a programming error, never a data error.
 type ShapeError string
 
 func (e ShapeError) Error() string { return string(e) }
