@@ -1,25 +1,32 @@
 package sgemm
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
 // Cache blocking (Zen 4 here: 32 KB L1d, 1 MB L2 per core). The loop over
-// column panels of B is innermost, so one mr×kc micro-panel of A (14 KB) stays
-// in L1 while kc×nc of packed B (512 KB) streams from L2; mc×kc of A is packed
-// once per (kc, nc) block. kc = 256 and nc = 512 measured best among
-// kc ∈ {128, 192, 256, 320}, nc ∈ {256 … 4096} on the model's shapes,
-// though most choices were within a few per cent.
+// column panels of B is innermost: one mr×kc micro-panel of A is reused
+// against every nr-column panel of the packed kc×nc block of B. A deep kc
+// halves or quarters the passes over C (each one a read and a write of the
+// whole tile from L2/L3), which mattered more than keeping the panels in L1
+// or L2: the hardware prefetchers stream packed panels from L2/L3 at full
+// kernel speed (measured: the kernel on 184 KB of panels, kc = 1024, runs as
+// fast as on 11 KB, kc = 64, within 1%).
+// Measured on the model's shapes, interleaving candidates in one process:
+// kc = 1024 beat 256 by 4–7% on the 512×1024×1024 and 4096×1024×1024
+// products at two threads and was equal or better on the others.
 const (
-	kcTargetConst = 256
-	mcPanelsConst = 12  // mc = mcPanels·mr
-	ncTarget      = 512 // rounded down to a multiple of nr
+	kcTargetConst = 1024
+	mcPanelsConst = 8   // mc = mcPanels·mr
+	ncTargetConst = 512 // rounded down to a multiple of nr
 )
 
-// kcTarget and mcPanels are variables only so that tests can shrink them.
-var kcTarget, mcPanels = kcTargetConst, mcPanelsConst
+// kcTarget, mcPanels and ncTarget are variables only so that tests can shrink them.
+var kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst
 
 // Products with fewer multiply-adds than this run on the calling goroutine:
 // waking another goroutine costs more than it saves. A variable so that tests
@@ -120,7 +127,7 @@ func gemmPacked(kern *microKernel, nthreads int, transA, transB bool, m, n, k in
 	}
 	for i := range tasks {
 		t := &tasks[i]
-		t.op, t.wg = op, &bt.wg
+		t.op, t.pending = op, &bt.pending
 		t.w = wsPool.Get().(*workspace)
 		if splitK && i > 0 {
 			// Later k ranges go to a private partial C, added below.
@@ -152,31 +159,100 @@ type task struct {
 	c                      []float32
 	ldc                    int
 	w                      *workspace
-	wg                     *sync.WaitGroup
+	pending                *atomic.Int64 // tasks of the call still running on helpers
 }
 
 // A batch holds the tasks of one call; pooled so that calls do not allocate.
 type batch struct {
-	wg    sync.WaitGroup
-	tasks [maxThreads]task
+	pending atomic.Int64
+	tasks   [maxThreads]task
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
-// Helper goroutines, started on first need and kept: they wait on taskQueue.
-// A task is handed over only if a helper is idle at that moment (the queue is
-// unbuffered); otherwise the caller runs it itself, so concurrent Gemm calls
-// never oversubscribe the helpers or wait for each other.
+// Helper goroutines, started on first need and kept. A task is handed over
+// only if a helper is idle at that moment; otherwise the caller runs it
+// itself, so concurrent Gemm calls never oversubscribe the helpers or wait
+// for each other.
+//
+// A parked helper waits on taskQueue (unbuffered). Waking it costs a futex
+// wake-up and a steal from the caller's P: about 110 µs from hand-over to
+// start, measured in the model's forward pass (its products take ~5 ms).
+// So after a task a helper stays awake for spinTime, yielding its P to any
+// other goroutine (runtime.Gosched), and takes the next task from spinQueue.
+// spinning counts awake helpers not yet promised a task: a caller claims one
+// by decrementing it, then sends on spinQueue, so a send there always has a
+// helper to receive it.
 var (
 	taskQueue = make(chan *task)
+	spinQueue = make(chan *task, maxThreads)
+	spinning  atomic.Int64
 	helpers   atomic.Int64
 	helpersMu sync.Mutex
 )
 
+// spinTime is how long a helper stays awake after a task, waiting for the
+// next: enough for back-to-back products (Q, K, V; Dense1, GELU, Dense2),
+// short enough not to hold a core long after the last one.
+const spinTime = 200 * time.Microsecond
+
 func helper() {
 	for t := range taskQueue {
-		t.w.run(t.op, t.i0, t.i1, t.j0, t.j1, t.p0, t.p1, t.beta, t.c, t.ldc)
-		t.wg.Done()
+		for t != nil {
+			t.w.run(t.op, t.i0, t.i1, t.j0, t.j1, t.p0, t.p1, t.beta, t.c, t.ldc)
+			t.pending.Add(-1)
+			t = awaitNext()
+		}
+	}
+}
+
+// awaitNext keeps a helper awake for up to spinTime and returns the task a
+// caller hands it meanwhile, or nil once the helper has left the spinning
+// pool.
+func awaitNext() *task {
+	spinning.Add(1)
+	deadline := time.Now().Add(spinTime)
+	for {
+		select {
+		case t := <-spinQueue:
+			return t
+		default:
+		}
+		if time.Now().After(deadline) {
+			// Leave the pool unless a caller has already claimed this
+			// helper (or another spinner's place): then a task is on its way.
+			for {
+				n := spinning.Load()
+				if n <= 0 {
+					return <-spinQueue
+				}
+				if spinning.CompareAndSwap(n, n-1) {
+					return nil
+				}
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// handOver gives t to an idle helper, spinning or parked, and reports
+// whether one took it.
+func handOver(t *task) bool {
+	for {
+		n := spinning.Load()
+		if n <= 0 {
+			break
+		}
+		if spinning.CompareAndSwap(n, n-1) {
+			spinQueue <- t // never blocks: capacity maxThreads ≥ spinning helpers
+			return true
+		}
+	}
+	select {
+	case taskQueue <- t:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -198,11 +274,9 @@ func (bt *batch) run(tasks []task) {
 	ensureHelpers(len(tasks) - 1)
 	var inline [maxThreads]bool
 	for i := 1; i < len(tasks); i++ {
-		bt.wg.Add(1)
-		select {
-		case taskQueue <- &tasks[i]:
-		default:
-			bt.wg.Done()
+		bt.pending.Add(1)
+		if !handOver(&tasks[i]) {
+			bt.pending.Add(-1)
 			inline[i] = true
 		}
 	}
@@ -212,7 +286,12 @@ func (bt *batch) run(tasks []task) {
 			t.w.run(t.op, t.i0, t.i1, t.j0, t.j1, t.p0, t.p1, t.beta, t.c, t.ldc)
 		}
 	}
-	bt.wg.Wait()
+	// The helpers are running (not queued), so the wait is at most one
+	// task's time; spinning rather than parking saves a wake-up on the
+	// critical path, and Gosched lets any other goroutine have this P.
+	for bt.pending.Load() > 0 {
+		runtime.Gosched()
+	}
 }
 
 func roundUp(x, unit int) int { return (x + unit - 1) / unit * unit }
@@ -244,16 +323,20 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 				for ir := 0; ir < mc; ir += mr {
 					rows := min(mr, mc-ir)
 					aPanel := &ap[ir*kc]
+					run, full := kern.run, mr
+					if rows <= kern.shortRows {
+						run, full = kern.runShort, kern.shortRows
+					}
 					for jr := 0; jr < nc; jr += nr {
 						cols := min(nr, nc-jr)
 						bPanel := &bp[jr*kc]
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kern.run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be)
+						if rows == full && cols == nr {
+							run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be)
 							continue
 						}
 						// Edge tile: compute the full block aside, keep the part inside C.
-						kern.run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0)
+						run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0)
 						for i := 0; i < rows; i++ {
 							dst := c[ci+i*ldc : ci+i*ldc+cols]
 							src := tile[i*nr : i*nr+cols]

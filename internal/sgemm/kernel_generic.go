@@ -10,6 +10,10 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	run    func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	// runShort, if not nil, is run for only the first shortRows rows of the
+	// panel (A still packed mr rows per k step), for a last panel that short.
+	shortRows int
+	runShort  func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 }
 
 const genericMR, genericNR = 4, 4

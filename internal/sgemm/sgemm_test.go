@@ -145,7 +145,7 @@ func forEachImpl(t *testing.T, f func(name string, gemm func(bool, bool, int, in
 }
 
 func TestGemmEdgeShapes(t *testing.T) {
-	sizes := []int{1, 2, 5, 6, 7, 13, 14, 15, 16, 17, 31, 32, 33, 47}
+	sizes := []int{1, 2, 5, 6, 7, 13, 14, 15, 16, 17, 22, 31, 32, 33, 47}
 	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 0.25}, {2.5, -1}, {0, 0.5}, {0, 0}, {1.5, 0}}
 	forEachImpl(t, func(name string, gemm func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int)) {
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -178,13 +178,14 @@ func TestGemmBlocking(t *testing.T) {
 		{m: 30, n: 4200, k: 20, alpha: 1, beta: 1, padC: 1},
 		{m: 61, n: 261, k: 261, alpha: 1, beta: 0},
 		{m: 400, n: 33, k: 300, alpha: -1, beta: 0.5, padA: 7},
+		{m: 40, n: 20, k: 2100, alpha: 1, beta: 1}, // split-K at the default kc = 1024 too
 	}
-	// Also with tiny blocks (kc = 16, mc = one panel), so that small matrices
-	// run through many k blocks and A blocks.
-	defer func() { kcTarget, mcPanels = kcTargetConst, mcPanelsConst }()
-	for _, blocks := range [][2]int{{kcTargetConst, mcPanelsConst}, {16, 1}} {
-		kcTarget, mcPanels = blocks[0], blocks[1]
-		testBlocking(t, cases, fmt.Sprintf("kc=%d,mcPanels=%d", blocks[0], blocks[1]))
+	// Also with tiny blocks (kc = 16, mc = one panel, nc = 64), so that small
+	// matrices run through many k, A and B blocks.
+	defer func() { kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst }()
+	for _, blocks := range [][3]int{{kcTargetConst, mcPanelsConst, ncTargetConst}, {16, 1, 64}} {
+		kcTarget, mcPanels, ncTarget = blocks[0], blocks[1], blocks[2]
+		testBlocking(t, cases, fmt.Sprintf("kc=%d,mcPanels=%d,nc=%d", blocks[0], blocks[1], blocks[2]))
 	}
 }
 
