@@ -58,6 +58,7 @@ func NewRandom(cfg Config, prep preprocess.Config, seed uint64) (*Model, error) 
 		return nil, err
 	}
 	m.Weights.randomize(seed)
+	m.Weights.prepack()
 	return m, nil
 }
 
@@ -99,6 +100,7 @@ func Load(dir string) (*Model, error) {
 		f.Close()
 		return nil, err
 	}
+	m.Weights.prepack()
 	m.file = f
 	return m, nil
 }

@@ -16,6 +16,10 @@ func linear(dst, x []float32, rows int, l *Linear) {
 	for r := 0; r < rows; r++ {
 		copy(dst[r*out:(r+1)*out], l.Bias.Data)
 	}
+	if pb := l.packedWeight(); pb != nil {
+		sgemm.GemmPacked(rows, 1, x, in, false, pb, 1, dst, out)
+		return
+	}
 	sgemm.Gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
 }
 

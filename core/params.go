@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // Param is one weight tensor: the shape the config implies and, once loaded, its values
@@ -35,6 +36,29 @@ func (p *Param) Len() int {
 type Linear struct {
 	Weight Param `hf:"weight"`
 	Bias   Param `hf:"bias"`
+
+	// packed is Weight packed once for the matrix kernel (see prepack); nil until then, or
+	// stale if Weight.Data was replaced since, in which case linear packs per call.
+	packed     *sgemm.PackedB
+	packedFrom *float32
+}
+
+// prepack packs the weights for linear. Call again after replacing Weight.Data.
+func (l *Linear) prepack() {
+	l.packed, l.packedFrom = nil, nil
+	if len(l.Weight.Data) == 0 || len(l.Weight.Data) != l.Weight.Len() {
+		return
+	}
+	l.packed = sgemm.PackB(true, l.In(), l.Out(), l.Weight.Data, l.In())
+	l.packedFrom = &l.Weight.Data[0]
+}
+
+// packedWeight returns the packed weights if they are those of Weight.Data, else nil.
+func (l *Linear) packedWeight() *sgemm.PackedB {
+	if l.packed == nil || len(l.Weight.Data) == 0 || &l.Weight.Data[0] != l.packedFrom {
+		return nil
+	}
+	return l.packed
 }
 
 func newLinear(in, out int) Linear { return Linear{Weight: newParam(out, in), Bias: newParam(out)} }
@@ -267,6 +291,33 @@ func (w *Weights) randomize(seed uint64) {
 		}
 		for i := range p.Data {
 			p.Data[i] = float32(mean + std*rng.NormFloat64())
+		}
+	}
+}
+
+var linearType = reflect.TypeOf(Linear{})
+
+// prepack packs every linear layer's weights once, after they are assigned or drawn.
+func (w *Weights) prepack() { walkLinears(reflect.ValueOf(w).Elem(), (*Linear).prepack) }
+
+func walkLinears(v reflect.Value, fn func(*Linear)) {
+	switch {
+	case v.Type() == linearType:
+		fn(v.Addr().Interface().(*Linear))
+	case v.Kind() == reflect.Pointer:
+		if !v.IsNil() {
+			walkLinears(v.Elem(), fn)
+		}
+	case v.Kind() == reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			walkLinears(v.Index(i), fn)
+		}
+	case v.Kind() == reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if _, ok := t.Field(i).Tag.Lookup("hf"); ok {
+				walkLinears(v.Field(i), fn)
+			}
 		}
 	}
 }

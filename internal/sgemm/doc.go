@@ -22,6 +22,10 @@
 // are pooled, so steady-state calls do not allocate, and Gemm is safe for
 // concurrent use.
 //
+// PackB packs op(B) once (a layer's weights) and GemmPacked multiplies by it
+// with the same threading and the same bits as Gemm, minus the per-call
+// packing of B (under openblas it keeps B and calls cblas).
+//
 // Build tags: `purego` forces the portable Go kernel; `openblas` (needs cgo
 // and libopenblas-dev) routes Gemm to OpenBLAS's cblas_sgemm.
 //

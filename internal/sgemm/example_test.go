@@ -70,3 +70,17 @@ func ExampleDimensionError() {
 	fmt.Println(err)
 	// Output: sgemm: lda=3 is less than the 4 columns of A
 }
+
+// A weight matrix stored [out, in] is packed once and reused for every input.
+func ExampleGemmPacked() {
+	w := []float32{ // [2 out, 3 in]
+		1, 0, -1,
+		2, 1, 0,
+	}
+	pb := sgemm.PackB(true, 3, 2, w, 3)
+	x := []float32{1, 2, 3} // one row, 3 inputs
+	y := make([]float32, 2)
+	sgemm.GemmPacked(1, 1, x, 3, false, pb, 0, y, 2)
+	fmt.Println(y)
+	// Output: [-2 4]
+}

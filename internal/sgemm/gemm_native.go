@@ -18,3 +18,11 @@ func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 }
 
 func setBackendThreads(int) {}
+
+func packB(kern *microKernel, transB bool, k, n int, b []float32, ldb int) *PackedB {
+	return packNative(kern, transB, k, n, b, ldb)
+}
+
+func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
+	gemmPrepacked(Threads(), m, alpha, a, lda, transA, pb, beta, c, ldc)
+}

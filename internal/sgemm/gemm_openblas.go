@@ -33,3 +33,12 @@ const SerialScales = false
 func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
+
+// packB keeps B as given: OpenBLAS packs it on each call.
+func packB(_ *microKernel, transB bool, k, n int, b []float32, ldb int) *PackedB {
+	return &PackedB{k: k, n: n, transB: transB, b: b, ldb: ldb}
+}
+
+func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
+	gemm(transA, pb.transB, m, pb.n, pb.k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+}

@@ -1,0 +1,56 @@
+package core
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
+)
+
+// TestLinearUsesPackedWeights: NewRandom packs every linear layer once, linear() with the packed
+// weights gives exactly the bits of an unpacked sgemm.Gemm (the reference here; accuracy against
+// Hugging Face is TestForwardMatchesHuggingFace's), and replacing Weight.Data drops the stale pack.
+func TestLinearUsesPackedWeights(t *testing.T) {
+	m, err := NewRandom(FullSizeConfig(), preprocess.DefaultConfig(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	walkLinears(reflect.ValueOf(&m.Weights).Elem(), func(l *Linear) {
+		count++
+		if l.packedWeight() == nil {
+			t.Errorf("a %d×%d linear layer has no packed weights", l.Out(), l.In())
+		}
+	})
+	if count == 0 {
+		t.Fatal("no linear layers found")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range []*Linear{&m.Weights.SelfAttends[0].MLP.Dense1, &m.Weights.FinalLayer} {
+		const rows = 37
+		x := make([]float32, rows*l.In())
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		got := make([]float32, rows*l.Out())
+		linear(got, x, rows, l)
+		want := make([]float32, rows*l.Out())
+		for r := 0; r < rows; r++ {
+			copy(want[r*l.Out():], l.Bias.Data)
+		}
+		sgemm.Gemm(false, true, rows, l.Out(), l.In(), 1, x, l.In(), l.Weight.Data, l.In(), 1, want, l.Out())
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%d×%d layer: element %d = %g, unpacked Gemm gives %g", l.Out(), l.In(), i, got[i], want[i])
+			}
+		}
+	}
+	l := &m.Weights.FinalLayer
+	l.Weight.Data = append([]float32(nil), l.Weight.Data...)
+	if l.packedWeight() != nil {
+		t.Error("packed weights kept after Weight.Data was replaced")
+	}
+}
