@@ -1,15 +1,12 @@
 package attention_test
 
 import (
-	"encoding/binary"
 	"math"
-	"os"
 	"slices"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/perceiverkit/perceiver/attention"
+	"github.com/perceiverkit/perceiver/core/weights"
 )
 
 // Reference tensors: testdata/tiny/expected.safetensors, a copy of the shared fixture written by
@@ -33,28 +30,17 @@ type mapsFixture struct {
 
 func loadMapsFixture(t testing.TB) mapsFixture {
 	t.Helper()
-	raw, err := os.ReadFile("../testdata/tiny/expected.safetensors")
+	file, err := weights.OpenSafetensors("../testdata/tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := safetensors.Deserialize(raw)
-	if err != nil {
-		t.Fatalf("expected.safetensors: %v", err)
-	}
-	get := func(name string, shape ...uint64) []float32 {
-		tv, ok := st.Tensor(name)
-		if !ok {
-			t.Fatalf("expected.safetensors: no tensor %q", name)
+	defer file.Close()
+	get := func(name string, shape ...int) []float32 {
+		tv, err := file.Get(name, shape...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tv.DType() != safetensors.F32 || !slices.Equal(tv.Shape(), shape) {
-			t.Fatalf("tensor %q: %v %v, want F32 %v", name, tv.DType(), tv.Shape(), shape)
-		}
-		data := tv.Data()
-		out := make([]float32, len(data)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-		}
-		return out
+		return append([]float32(nil), tv.Data...)
 	}
 	f := mapsFixture{
 		cross:   get("cross_attentions.encoder", 1, 1, mapsLatents, mapsPixels),

@@ -3,7 +3,6 @@ package viz_test
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"image"
@@ -16,8 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/perceiverkit/perceiver/core/weights"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -177,24 +175,17 @@ type tinyFixture struct {
 
 func loadTiny(t testing.TB) tinyFixture {
 	t.Helper()
-	raw, err := os.ReadFile("../testdata/tiny/expected.safetensors")
+	file, err := weights.OpenSafetensors("../testdata/tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := safetensors.Deserialize(raw)
-	if err != nil {
-		t.Fatalf("expected.safetensors: %v", err)
-	}
-	get := func(name string, shape ...uint64) []float32 {
-		tv, ok := st.Tensor(name)
-		if !ok || tv.DType() != safetensors.F32 || !slices.Equal(tv.Shape(), shape) {
-			t.Fatalf("expected.safetensors: want F32 %q %v", name, shape)
+	defer file.Close()
+	get := func(name string, shape ...int) []float32 {
+		tv, err := file.Get(name, shape...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		out := make([]float32, len(tv.Data())/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(tv.Data()[4*i:]))
-		}
-		return out
+		return append([]float32(nil), tv.Data...)
 	}
 	return tinyFixture{
 		cross:   get("cross_attentions.encoder", 1, 1, tinyL, tinyH*tinyW),
