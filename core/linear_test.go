@@ -19,11 +19,15 @@ func TestLinearUsesPackedWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := 0
-	walkLinears(reflect.ValueOf(&m.Weights).Elem(), func(l *Linear) {
-		count++
-		if l.packedWeight() == nil {
-			t.Errorf("a %d×%d linear layer has no packed weights", l.Out(), l.In())
+	walkTagged(reflect.ValueOf(&m.Weights).Elem(), "", func(name string, v reflect.Value) bool {
+		if v.Type() != linearType {
+			return false
 		}
+		count++
+		if v.Addr().Interface().(*Linear).packedWeight() == nil {
+			t.Errorf("%s has no packed weights", name)
+		}
+		return true
 	})
 	if count == 0 {
 		t.Fatal("no linear layers found")

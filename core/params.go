@@ -180,37 +180,48 @@ type NamedParam struct {
 // Params lists every parameter with its Hugging Face name, in declaration order.
 func (w *Weights) Params() []NamedParam {
 	var out []NamedParam
-	walkParams(reflect.ValueOf(w).Elem(), "", func(name string, p *Param) {
-		out = append(out, NamedParam{name, p})
+	walkTagged(reflect.ValueOf(w).Elem(), "", func(name string, v reflect.Value) bool {
+		if v.Type() != paramType {
+			return false
+		}
+		out = append(out, NamedParam{name, v.Addr().Interface().(*Param)})
+		return true
 	})
 	return out
 }
 
-var paramType = reflect.TypeOf(Param{})
+var (
+	paramType  = reflect.TypeOf(Param{})
+	linearType = reflect.TypeOf(Linear{})
+)
 
-func walkParams(v reflect.Value, prefix string, fn func(string, *Param)) {
+// walkTagged visits v and, through pointers, slices and hf-tagged struct fields, everything it
+// holds, with the Hugging Face name of each value. visit returns true when it consumed a value,
+// which stops the descent there.
+func walkTagged(v reflect.Value, prefix string, visit func(name string, v reflect.Value) bool) {
 	join := func(a, b string) string {
 		if a == "" {
 			return b
 		}
 		return a + "." + b
 	}
-	switch {
-	case v.Type() == paramType:
-		fn(prefix, v.Addr().Interface().(*Param))
-	case v.Kind() == reflect.Pointer:
+	if visit(prefix, v) {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
 		if !v.IsNil() {
-			walkParams(v.Elem(), prefix, fn)
+			walkTagged(v.Elem(), prefix, visit)
 		}
-	case v.Kind() == reflect.Slice:
+	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			walkParams(v.Index(i), join(prefix, strconv.Itoa(i)), fn)
+			walkTagged(v.Index(i), join(prefix, strconv.Itoa(i)), visit)
 		}
-	case v.Kind() == reflect.Struct:
+	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			if tag, ok := t.Field(i).Tag.Lookup("hf"); ok {
-				walkParams(v.Field(i), join(prefix, tag), fn)
+				walkTagged(v.Field(i), join(prefix, tag), visit)
 			}
 		}
 	}
@@ -295,29 +306,13 @@ func (w *Weights) randomize(seed uint64) {
 	}
 }
 
-var linearType = reflect.TypeOf(Linear{})
-
 // prepack packs every linear layer's weights once, after they are assigned or drawn.
-func (w *Weights) prepack() { walkLinears(reflect.ValueOf(w).Elem(), (*Linear).prepack) }
-
-func walkLinears(v reflect.Value, fn func(*Linear)) {
-	switch {
-	case v.Type() == linearType:
-		fn(v.Addr().Interface().(*Linear))
-	case v.Kind() == reflect.Pointer:
-		if !v.IsNil() {
-			walkLinears(v.Elem(), fn)
+func (w *Weights) prepack() {
+	walkTagged(reflect.ValueOf(w).Elem(), "", func(_ string, v reflect.Value) bool {
+		if v.Type() != linearType {
+			return false
 		}
-	case v.Kind() == reflect.Slice:
-		for i := 0; i < v.Len(); i++ {
-			walkLinears(v.Index(i), fn)
-		}
-	case v.Kind() == reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			if _, ok := t.Field(i).Tag.Lookup("hf"); ok {
-				walkLinears(v.Field(i), fn)
-			}
-		}
-	}
+		v.Addr().Interface().(*Linear).prepack()
+		return true
+	})
 }
