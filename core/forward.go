@@ -106,7 +106,7 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 		state++
 	}
 	// The MLP half of the cross-attention layer runs on all images at once.
-	s := newStack(batch*L, D, maxWidth(W))
+	s := newStack(batch*L, D, m.widest)
 	s.feedForward(hidden, &W.CrossAttention)
 	o.Timings.Encoder = time.Since(start)
 	record()
@@ -144,6 +144,7 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	return o, nil
 }
 
+// maxWidth is the largest dimension of any weight: enough columns for every activation buffer.
 func maxWidth(w *Weights) int {
 	n := 0
 	for _, p := range w.Params() {
@@ -349,7 +350,7 @@ func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
 			add(dec[b*D:(b+1)*D], query)
 		}
 	}
-	s := newStack(batch, D, maxWidth(W))
+	s := newStack(batch, D, m.widest)
 	s.feedForward(dec, l)
 	if tr.DecoderOutput {
 		o.DecoderOutput = dec

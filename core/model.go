@@ -23,7 +23,8 @@ type Model struct {
 	// was built for (the processor's output size); positions follow each input's own size.
 	Fourier fourier.Spec
 
-	file *weights.File
+	file   *weights.File
+	widest int // maxWidth of the weights, fixed by the config
 
 	mu        sync.Mutex
 	positions map[[2]int][]float32 // position features per input size
@@ -44,6 +45,7 @@ func New(cfg Config, prep preprocess.Config) (*Model, error) {
 		Fourier:      fourier.Spec{MaxResolution: [2]int{prep.Size.Height, prep.Size.Width}, NumBands: cfg.NumBands()},
 		positions:    map[[2]int][]float32{},
 	}
+	m.widest = maxWidth(&m.Weights)
 	if err := m.Fourier.Validate(); err != nil {
 		return nil, err
 	}
