@@ -362,6 +362,9 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 					rows := min(mr, mc-ir)
 					aPanel := &ap[ir*kc]
 					run, full := kern.run, mr
+					if ic == i0 && ir == 0 && op.pb != nil && kern.runStream != nil {
+						run = kern.runStream
+					}
 					if rows <= kern.shortRows {
 						run, full = kern.runShort, kern.shortRows
 					}

@@ -21,6 +21,8 @@ type isa struct {
 	unroll int    // k-loop unroll factor
 	// prefetchA > 0 prefetches the packed A panel this many bytes ahead.
 	prefetchA int
+	// prefetchB > 0 prefetches the packed B panel this many bytes ahead.
+	prefetchB int
 	// aStride, if not 0, is the row count of the packed A panel when the
 	// kernel computes only its first mr rows (a short edge panel).
 	aStride int
@@ -38,6 +40,7 @@ func main() {
 	// 14×32 (one broadcast per two FMAs) runs at ~97% of the FMA peak in L1,
 	// 24×16 at ~75% and 16×16 at ~55% (measured).
 	gen(&w, isa{name: "AVX512", reg: "Z", lanes: 16, mr: 14, nvec: 2, zero: "VPXORD", unroll: 4})
+	gen(&w, isa{name: "AVX512Stream", reg: "Z", lanes: 16, mr: 14, nvec: 2, zero: "VPXORD", unroll: 4, prefetchB: 4096})
 	// The first 8 rows of a 14-row panel: the last panel of the model's
 	// 512-row products (512 = 36·14 + 8) in 8/14 of the full kernel's time.
 	gen(&w, isa{name: "AVX512Short8", reg: "Z", lanes: 16, mr: 8, nvec: 2, zero: "VPXORD", unroll: 4, aStride: 14})
@@ -95,6 +98,11 @@ func gen(w *bytes.Buffer, s isa) {
 		}
 		for v := 0; v < s.nvec; v++ {
 			p("VMOVUPS %d(BX), %s", (k*s.nvec+v)*vbytes, bReg(v))
+		}
+		if s.prefetchB > 0 {
+			for v := 0; v < s.nvec; v++ {
+				p("PREFETCHT0 %d(BX)", s.prefetchB+(k*s.nvec+v)*vbytes)
+			}
 		}
 		for r := 0; r < s.mr; r++ {
 			p("VBROADCASTSS %d(AX), %s", (k*as+r)*4, bc)

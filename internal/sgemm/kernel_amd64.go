@@ -8,13 +8,16 @@ import "golang.org/x/sys/cpu"
 func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
+func kernelAVX512Stream(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
 func kernelAVX512Short8(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
 func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
 var (
-	avx512Kernel = &microKernel{name: "avx512", mr: 14, nr: 32, run: kernelAVX512, shortRows: 8, runShort: kernelAVX512Short8}
+	avx512Kernel = &microKernel{name: "avx512", mr: 14, nr: 32, run: kernelAVX512, shortRows: 8, runShort: kernelAVX512Short8, runStream: kernelAVX512Stream}
 	avx2Kernel   = &microKernel{name: "avx2", mr: 6, nr: 16, run: kernelAVX2}
 )
 

@@ -14,6 +14,10 @@ type microKernel struct {
 	// panel (A still packed mr rows per k step), for a last panel that short.
 	shortRows int
 	runShort  func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	// runStream, if not nil, is run with the same results as run on the
+	// first pass over a pre-packed B, which comes from memory rather than
+	// cache: it prefetches the B panel well ahead.
+	runStream func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 }
 
 const genericMR, genericNR = 4, 4
