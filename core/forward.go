@@ -160,7 +160,7 @@ type stack struct {
 	rows, d   int
 	norm      []float32 // [rows, d]
 	q, k, v   []float32 // [rows, ≤ wide]
-	ctx, att  []float32 // [rows, ≤ wide]
+	ctx       []float32 // [rows, ≤ wide]
 	mlpHidden []float32 // [rows, widening·d]
 }
 
@@ -169,7 +169,7 @@ func newStack(rows, d, wide int) *stack {
 		rows: rows, d: d,
 		norm: make([]float32, rows*d),
 		q:    make([]float32, rows*wide), k: make([]float32, rows*wide), v: make([]float32, rows*wide),
-		ctx: make([]float32, rows*wide), att: make([]float32, rows*wide),
+		ctx:       make([]float32, rows*wide),
 		mlpHidden: make([]float32, rows*wide),
 	}
 }
@@ -181,9 +181,7 @@ func (s *stack) feedForward(x []float32, l *Layer) {
 	hid := s.mlpHidden[:rows*l.MLP.Dense1.Out()]
 	linear(hid, s.norm, rows, &l.MLP.Dense1)
 	gelu(hid)
-	out := s.att[:rows*s.d]
-	linear(out, hid, rows, &l.MLP.Dense2)
-	add(x, out)
+	linearAdd(x, hid, rows, &l.MLP.Dense2)
 }
 
 // selfAttention replaces x [B·L, d] by the attention half of a self-attention layer:
@@ -203,12 +201,10 @@ func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b i
 		attention.MultiHead(s.ctx[b*L*vw:(b+1)*L*vw], p, s.q[b*L*qk:], s.k[b*L*qk:], s.v[b*L*vw:], L, L, l.Heads, dqk, dv, scale)
 		seen(b, p)
 	}
-	out := s.att[:rows*s.d]
-	linear(out, s.ctx[:rows*vw], rows, &l.Attention.Output.Dense)
 	if l.QueryResidual {
-		add(x, out)
+		linearAdd(x, s.ctx[:rows*vw], rows, &l.Attention.Output.Dense)
 	} else {
-		copy(x, out)
+		linear(x, s.ctx[:rows*vw], rows, &l.Attention.Output.Dense)
 	}
 }
 
@@ -305,9 +301,11 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 			online.Probabilities(scores, N)
 		}
 		out := hidden[b*L*D : (b+1)*L*D]
-		linear(out, ctx, L, &l.Attention.Output.Dense)
 		if l.QueryResidual {
-			add(out, latents)
+			copy(out, latents)
+			linearAdd(out, ctx, L, &l.Attention.Output.Dense)
+		} else {
+			linear(out, ctx, L, &l.Attention.Output.Dense)
 		}
 	}
 }
@@ -344,11 +342,13 @@ func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
 		o.DecoderAttention = probs
 	}
 	dec := make([]float32, batch*D)
-	linear(dec, ctx, batch, &l.Attention.Output.Dense)
 	if l.QueryResidual {
 		for b := 0; b < batch; b++ {
-			add(dec[b*D:(b+1)*D], query)
+			copy(dec[b*D:(b+1)*D], query)
 		}
+		linearAdd(dec, ctx, batch, &l.Attention.Output.Dense)
+	} else {
+		linear(dec, ctx, batch, &l.Attention.Output.Dense)
 	}
 	s := newStack(batch, D, m.widest)
 	s.feedForward(dec, l)

@@ -52,7 +52,26 @@ func TestLinearUsesPackedWeights(t *testing.T) {
 			}
 		}
 	}
-	l := &m.Weights.FinalLayer
+	// linearAdd adds the residual in the kernel's epilogue; PyTorch rounds (x·Wᵀ + b) + residual.
+	l := &m.Weights.SelfAttends[0].MLP.Dense2
+	const rows = 19
+	x, residual := make([]float32, rows*l.In()), make([]float32, rows*l.Out())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for i := range residual {
+		residual[i] = float32(rng.NormFloat64())
+	}
+	got := append([]float32(nil), residual...)
+	linearAdd(got, x, rows, l)
+	want := make([]float32, rows*l.Out())
+	linear(want, x, rows, l)
+	for i := range want {
+		if w := want[i] + residual[i]; math.Float32bits(got[i]) != math.Float32bits(w) {
+			t.Fatalf("linearAdd: element %d = %g, want (x·Wᵀ + b) + residual = %g", i, got[i], w)
+		}
+	}
+	l = &m.Weights.FinalLayer
 	l.Weight.Data = append([]float32(nil), l.Weight.Data...)
 	if l.packedWeight() != nil {
 		t.Error("packed weights kept after Weight.Data was replaced")

@@ -13,14 +13,29 @@ const layerNormEps = 1e-5
 // linear computes dst [rows, out] = x [rows, in]·Wᵀ + b.
 func linear(dst, x []float32, rows int, l *Linear) {
 	in, out := l.In(), l.Out()
+	if pb := l.packedWeight(); pb != nil {
+		sgemm.GemmPacked(rows, 1, x, in, false, pb, l.Bias.Data, 0, dst, out)
+		return
+	}
+	// Weights replaced since packing: the same sums, B packed per call.
 	for r := 0; r < rows; r++ {
 		copy(dst[r*out:(r+1)*out], l.Bias.Data)
 	}
+	sgemm.Gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
+}
+
+// linearAdd computes dst += x·Wᵀ + b, a layer's output added to the residual already in dst,
+// rounded as PyTorch rounds it: (x·Wᵀ + b) + dst. With packed weights the residual is added in the
+// matrix kernel's epilogue, with no pass over a separate output.
+func linearAdd(dst, x []float32, rows int, l *Linear) {
+	in, out := l.In(), l.Out()
 	if pb := l.packedWeight(); pb != nil {
-		sgemm.GemmPacked(rows, 1, x, in, false, pb, 1, dst, out)
+		sgemm.GemmPacked(rows, 1, x, in, false, pb, l.Bias.Data, 1, dst, out)
 		return
 	}
-	sgemm.Gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
+	tmp := make([]float32, rows*out)
+	linear(tmp, x, rows, l)
+	add(dst, tmp)
 }
 
 // layerNorm normalises each of the rows rows of x (n channels) into dst, with float64 statistics.

@@ -40,7 +40,8 @@ type operands struct {
 	alpha          float32
 	a, b           []float32
 	lda, ldb       int
-	pb             *PackedB // op(B) already packed, or nil
+	pb             *PackedB  // op(B) already packed, or nil
+	bias           []float32 // added to every row of C, or nil
 }
 
 // workspace holds one goroutine's packing buffers; reused through wsPool.
@@ -84,16 +85,18 @@ func gemmPacked(kern *microKernel, nthreads int, transA, transB bool, m, n, k in
 }
 
 // gemmPrepacked is gemmPacked with op(B) packed beforehand, in pb's kernel layout.
-func gemmPrepacked(nthreads, m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
+// bias, if not nil, is added to every row of C.
+func gemmPrepacked(nthreads, m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, bias []float32, beta float32, c []float32, ldc int) {
 	n, k := pb.n, pb.k
 	if m == 0 || n == 0 {
 		return
 	}
 	if alpha == 0 || k == 0 {
 		scaleC(c, ldc, 0, m, 0, n, beta)
+		addBias(c, ldc, m, bias)
 		return
 	}
-	op := operands{kern: pb.kern, transA: transA, alpha: alpha, a: a, lda: lda, pb: pb}
+	op := operands{kern: pb.kern, transA: transA, alpha: alpha, a: a, lda: lda, pb: pb, bias: bias}
 	runSplit(op, nthreads, m, n, k, beta, c, ldc)
 }
 
@@ -158,8 +161,9 @@ func runSplit(op operands, nthreads, m, n, k int, beta float32, c []float32, ldc
 		t.op, t.pending = op, &bt.pending
 		t.w = wsPool.Get().(*workspace)
 		if splitK && i > 0 {
-			// Later k ranges go to a private partial C, added below.
+			// Later k ranges go to a private partial C, added below, without the bias.
 			t.beta, t.c, t.ldc = 0, aligned(&t.w.partRaw, m*n), n
+			t.op.bias = nil
 		}
 	}
 	bt.run(tasks)
@@ -347,8 +351,9 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 		for pc := p0; pc < p1; pc += kcMax {
 			kc := min(kcMax, p1-pc)
 			be := beta
+			bias := op.bias // added once, with the first k block
 			if pc != p0 {
-				be = 1
+				be, bias = 1, nil
 			}
 			if op.pb != nil {
 				bp = op.pb.block(jc, pc, kc)
@@ -372,15 +377,25 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 						cols := min(nr, nc-jr)
 						bPanel := &bp[jr*kc]
 						ci := (ic+ir)*ldc + jc + jr
+						var bp *float32
+						if bias != nil {
+							bp = &bias[jc+jr]
+						}
 						if rows == full && cols == nr {
-							run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be)
+							run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be, bp)
 							continue
 						}
 						// Edge tile: compute the full block aside, keep the part inside C.
-						run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0)
+						run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0, nil)
 						for i := 0; i < rows; i++ {
 							dst := c[ci+i*ldc : ci+i*ldc+cols]
 							src := tile[i*nr : i*nr+cols]
+							if bias != nil {
+								b := bias[jc+jr : jc+jr+cols]
+								for j := range src {
+									src[j] += b[j]
+								}
+							}
 							if be == 0 {
 								copy(dst, src)
 							} else {
@@ -410,6 +425,16 @@ func scaleC(c []float32, ldc, i0, i1, j0, j1 int, beta float32) {
 		for j := range row {
 			row[j] *= beta
 		}
+	}
+}
+
+// addBias adds bias (nil, or one value per column) to each of the m rows of C.
+func addBias(c []float32, ldc, m int, bias []float32) {
+	if bias == nil {
+		return
+	}
+	for i := 0; i < m; i++ {
+		addTo(c[i*ldc:i*ldc+len(bias)], bias)
 	}
 }
 

@@ -80,7 +80,7 @@ func ExampleGemmPacked() {
 	pb := sgemm.PackB(true, 3, 2, w, 3)
 	x := []float32{1, 2, 3} // one row, 3 inputs
 	y := make([]float32, 2)
-	sgemm.GemmPacked(1, 1, x, 3, false, pb, 0, y, 2)
+	sgemm.GemmPacked(1, 1, x, 3, false, pb, nil, 0, y, 2)
 	fmt.Println(y)
 	// Output: [-2 4]
 }

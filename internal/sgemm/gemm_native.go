@@ -23,6 +23,6 @@ func packB(kern *microKernel, transB bool, k, n int, b []float32, ldb int) *Pack
 	return packNative(kern, transB, k, n, b, ldb)
 }
 
-func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
-	gemmPrepacked(Threads(), m, alpha, a, lda, transA, pb, beta, c, ldc)
+func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, bias []float32, beta float32, c []float32, ldc int) {
+	gemmPrepacked(Threads(), m, alpha, a, lda, transA, pb, bias, beta, c, ldc)
 }

@@ -39,6 +39,30 @@ func packB(_ *microKernel, transB bool, k, n int, b []float32, ldb int) *PackedB
 	return &PackedB{k: k, n: n, transB: transB, b: b, ldb: ldb}
 }
 
-func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
-	gemm(transA, pb.transB, m, pb.n, pb.k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+// gemmWithPacked rounds as the native kernels do, (alpha·AB + bias) + beta·C: with beta == 0 the
+// bias is C's starting value; otherwise the biased product is formed aside, then added.
+func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, bias []float32, beta float32, c []float32, ldc int) {
+	n := pb.n
+	if bias == nil || m == 0 || n == 0 {
+		gemm(transA, pb.transB, m, n, pb.k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+		return
+	}
+	if beta == 0 {
+		scaleC(c, ldc, 0, m, 0, n, 0)
+		addBias(c, ldc, m, bias)
+		gemm(transA, pb.transB, m, n, pb.k, alpha, a, lda, pb.b, pb.ldb, 1, c, ldc)
+		return
+	}
+	w := wsPool.Get().(*workspace)
+	tmp := aligned(&w.partRaw, m*n)
+	clear(tmp)
+	addBias(tmp, n, m, bias)
+	gemm(transA, pb.transB, m, n, pb.k, alpha, a, lda, pb.b, pb.ldb, 1, tmp, n)
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		for j, v := range tmp[i*n : i*n+n] {
+			row[j] = beta*row[j] + v
+		}
+	}
+	wsPool.Put(w)
 }

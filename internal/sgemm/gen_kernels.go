@@ -66,12 +66,13 @@ func gen(w *bytes.Buffer, s isa) {
 		as = s.aStride
 	}
 
-	fmt.Fprintf(w, "\n// func kernel%s(kc int, a, b, c *float32, ldc int, alpha, beta float32)\n", s.name)
-	fmt.Fprintf(w, "// C[%d×%d] = alpha·(Apanel·Bpanel) + beta·C; beta == 0 stores without reading C.\n", s.mr, nr)
+	fmt.Fprintf(w, "\n// func kernel%s(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)\n", s.name)
+	fmt.Fprintf(w, "// C[%d×%d] = alpha·(Apanel·Bpanel) + bias + beta·C; beta == 0 stores without reading C;\n", s.mr, nr)
+	fmt.Fprintf(w, "// bias (%d floats, added to every row) may be nil.\n", nr)
 	if as != s.mr {
 		fmt.Fprintf(w, "// Apanel holds %d rows per k step, of which the first %d are used.\n", as, s.mr)
 	}
-	fmt.Fprintf(w, "TEXT ·kernel%s(SB), NOSPLIT, $0-48\n", s.name)
+	fmt.Fprintf(w, "TEXT ·kernel%s(SB), NOSPLIT, $0-56\n", s.name)
 	p("MOVQ kc+0(FP), CX")
 	p("MOVQ a+8(FP), AX")
 	p("MOVQ b+16(FP), BX")
@@ -132,34 +133,65 @@ func gen(w *bytes.Buffer, s isa) {
 	p("JMP tail_%s", s.name)
 
 	label("epilogue")
+	// C = alpha·acc + bias + beta·C: the bias joins before C, so that a layer's output
+	// plus a residual in C rounds as (x·Wᵀ + b) + residual, PyTorch's order.
 	alpha := bReg(0)
 	beta := bReg(1)
 	p("VBROADCASTSS alpha+40(FP), %s", alpha)
+	p("MOVQ bias+48(FP), R9")
 	p("MOVL beta+44(FP), DX")
 	p("ANDL $0x7fffffff, DX") // beta == ±0 means "do not read C"
 	p("JZ store_%s", s.name)
 	p("VBROADCASTSS beta+44(FP), %s", beta)
+	p("TESTQ R9, R9")
+	p("JZ update_%s", s.name)
+	tileEnd := func(r int) {
+		if r < s.mr-1 {
+			p("ADDQ SI, DI")
+		}
+	}
+	for r := 0; r < s.mr; r++ {
+		for v := 0; v < s.nvec; v++ {
+			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
+			p("VADDPS %d(R9), %s, %s", v*vbytes, acc(r, v), acc(r, v))
+			p("VFMADD231PS %d(DI), %s, %s", v*vbytes, beta, acc(r, v))
+			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
+		}
+		tileEnd(r)
+	}
+	p("VZEROUPPER")
+	p("RET")
+	label("update")
 	for r := 0; r < s.mr; r++ {
 		for v := 0; v < s.nvec; v++ {
 			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
 			p("VFMADD231PS %d(DI), %s, %s", v*vbytes, beta, acc(r, v))
 			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
 		}
-		if r < s.mr-1 {
-			p("ADDQ SI, DI")
-		}
+		tileEnd(r)
 	}
 	p("VZEROUPPER")
 	p("RET")
 	label("store")
+	p("TESTQ R9, R9")
+	p("JZ storeplain_%s", s.name)
+	for r := 0; r < s.mr; r++ {
+		for v := 0; v < s.nvec; v++ {
+			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
+			p("VADDPS %d(R9), %s, %s", v*vbytes, acc(r, v), acc(r, v))
+			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
+		}
+		tileEnd(r)
+	}
+	p("VZEROUPPER")
+	p("RET")
+	label("storeplain")
 	for r := 0; r < s.mr; r++ {
 		for v := 0; v < s.nvec; v++ {
 			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
 			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
 		}
-		if r < s.mr-1 {
-			p("ADDQ SI, DI")
-		}
+		tileEnd(r)
 	}
 	p("VZEROUPPER")
 	p("RET")

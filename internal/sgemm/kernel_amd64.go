@@ -5,16 +5,16 @@ package sgemm
 import "golang.org/x/sys/cpu"
 
 //go:noescape
-func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
-func kernelAVX512Stream(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernelAVX512Stream(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
-func kernelAVX512Short8(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernelAVX512Short8(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
-func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 var (
 	avx512Kernel = &microKernel{name: "avx512", mr: 14, nr: 32, run: kernelAVX512, shortRows: 8, runShort: kernelAVX512Short8, runStream: kernelAVX512Stream}

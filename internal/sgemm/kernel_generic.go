@@ -4,20 +4,21 @@ import "unsafe"
 
 // A microKernel computes one mr×nr tile of C from a packed mr×kc panel of A
 // (column after column, mr values each) and a packed kc×nr panel of B (row
-// after row, nr values each): C = alpha·A·B + beta·C, and when beta == 0 it
-// writes C without reading it. ldc is in elements.
+// after row, nr values each): C = alpha·A·B + bias + beta·C, and when beta == 0
+// it writes C without reading it. bias, nr values added to every row, may be
+// nil. ldc is in elements.
 type microKernel struct {
 	name   string
 	mr, nr int
-	run    func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	run    func(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 	// runShort, if not nil, is run for only the first shortRows rows of the
 	// panel (A still packed mr rows per k step), for a last panel that short.
 	shortRows int
-	runShort  func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	runShort  func(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 	// runStream, if not nil, is run with the same results as run on the
 	// first pass over a pre-packed B, which comes from memory rather than
 	// cache: it prefetches the B panel well ahead.
-	runStream func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	runStream func(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 }
 
 const genericMR, genericNR = 4, 4
@@ -26,7 +27,7 @@ var genericKernel = &microKernel{name: "generic", mr: genericMR, nr: genericNR, 
 
 // kernelGeneric is the portable micro-kernel: a 4×4 block held in sixteen
 // scalar locals, which the compiler keeps in registers.
-func kernelGeneric(kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+func kernelGeneric(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32) {
 	ap := unsafe.Slice(a, kc*genericMR)
 	bp := unsafe.Slice(b, kc*genericNR)
 	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 float32
@@ -53,17 +54,24 @@ func kernelGeneric(kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 		c33 += a3 * b3
 	}
 	acc := [4][4]float32{{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}
+	var bv [4]float32
+	if bias != nil {
+		bv = *(*[4]float32)(unsafe.Slice(bias, 4))
+	}
 	cs := unsafe.Slice(c, 3*ldc+4)
 	for i := range acc {
 		row := (*[4]float32)(cs[i*ldc:])
-		if beta == 0 {
-			for j := range row {
-				row[j] = alpha * acc[i][j]
+		for j := range row {
+			// The assembly kernels' order: alpha·acc, then + bias, then + beta·C (which they
+			// fuse into one rounding; here the float32 conversion forbids fusing).
+			v := float32(alpha * acc[i][j])
+			if bias != nil {
+				v += bv[j]
 			}
-		} else {
-			for j := range row {
-				row[j] = alpha*acc[i][j] + beta*row[j]
+			if beta != 0 {
+				v += float32(beta * row[j])
 			}
+			row[j] = v
 		}
 	}
 }

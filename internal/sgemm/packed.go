@@ -67,12 +67,17 @@ func (p *PackedB) block(jc, pc, kc int) []float32 {
 	return p.data[pc*np+jc*kc : pc*np+np*kc]
 }
 
-// GemmPacked computes C = alpha·op(A)·B + beta·C where B was packed by PackB:
-// op(A) is m×k, C is m×n. With the same operands it returns bit for bit what
-// Gemm returns, except when Gemm would split the k range over goroutines
-// (k ≥ 2·kc and a thin product), where the sums are grouped differently.
-// It panics with a DimensionError on bad dimensions, strides or slices.
-func GemmPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, beta float32, c []float32, ldc int) {
+// GemmPacked computes C = alpha·op(A)·B + bias + beta·C where B was packed by
+// PackB: op(A) is m×k, C is m×n, and bias, if not nil, holds n values added to
+// every row (a Linear layer's bias, applied in the kernel's epilogue rather
+// than by a pass over C). Each element rounds as (alpha·AB + bias) + beta·C,
+// so a layer's output plus a residual already in C (beta = 1) rounds as
+// PyTorch's (x·Wᵀ + b) + residual. Without a bias and with the same operands
+// it returns bit for bit what Gemm returns, except when Gemm would split the k
+// range over goroutines (k ≥ 2·kc and a thin product), where the sums are
+// grouped differently. It panics with a DimensionError on bad dimensions,
+// strides or slices.
+func GemmPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *PackedB, bias []float32, beta float32, c []float32, ldc int) {
 	if m < 0 {
 		panic(DimensionError(fmt.Sprintf("negative dimension m=%d", m)))
 	}
@@ -82,5 +87,8 @@ func GemmPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *Pac
 	}
 	checkMatrix("A", ar, ac, a, lda)
 	checkMatrix("C", m, pb.n, c, ldc)
-	gemmWithPacked(m, alpha, a, lda, transA, pb, beta, c, ldc)
+	if bias != nil && len(bias) != pb.n {
+		panic(DimensionError(fmt.Sprintf("bias has %d values, want n=%d", len(bias), pb.n)))
+	}
+	gemmWithPacked(m, alpha, a, lda, transA, pb, bias, beta, c, ldc)
 }

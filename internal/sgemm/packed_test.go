@@ -9,7 +9,7 @@ import (
 
 // packedGemm adapts PackB + GemmPacked to Gemm's signature for checkCase.
 func packedGemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	GemmPacked(m, alpha, a, lda, tA, PackB(tB, k, n, b, ldb), beta, c, ldc)
+	GemmPacked(m, alpha, a, lda, tA, PackB(tB, k, n, b, ldb), nil, beta, c, ldc)
 }
 
 // TestGemmPackedAccuracy checks the public entry point against refGemm (float64 triple loop,
@@ -64,12 +64,55 @@ func TestGemmPackedBitIdentical(t *testing.T) {
 							c2 := append([]float32(nil), c...)
 							gemmPacked(kern, th, tA, tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 							pb := packNative(kern, tB, k, n, b, ldb)
-							gemmPrepacked(th, m, tc.alpha, a, lda, tA, pb, tc.beta, c2, ldc)
+							gemmPrepacked(th, m, tc.alpha, a, lda, tA, pb, nil, tc.beta, c2, ldc)
 							for i := range c {
 								if math.Float32bits(c[i]) != math.Float32bits(c2[i]) && !(c[i] != c[i] && c2[i] != c2[i]) {
 									t.Fatalf("%s threads=%d blocks=%v %v: element %d: Gemm %g, GemmPacked %g",
 										kern.name, th, blocks, tc, i, c[i], c2[i])
 								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmPackedBias checks the fused bias against a float64 reference, (alpha·AB + bias) +
+// beta·C, for every native kernel, thread count and blocking (so edge tiles, several kc blocks,
+// where the bias must be added once, and several column blocks), with NaN in C when beta == 0.
+func TestGemmPackedBias(t *testing.T) {
+	saved := parallelMinMACs
+	parallelMinMACs = 0
+	defer func() {
+		parallelMinMACs = saved
+		kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst
+	}()
+	shapes := [][3]int{{1, 1, 1}, {7, 33, 17}, {15, 47, 31}, {29, 100, 13}, {61, 261, 70}, {3, 65, 150}}
+	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 0.25}, {0, 1}}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, blocks := range [][3]int{{kcTargetConst, mcPanelsConst, ncTargetConst}, {16, 1, 64}} {
+		kcTarget, mcPanels, ncTarget = blocks[0], blocks[1], blocks[2]
+		for _, kern := range availableKernels() {
+			for _, th := range []int{1, 2} {
+				for si, sh := range shapes {
+					s := scalars[si%len(scalars)]
+					tc := gemmCase{transA: si%2 == 1, transB: true, m: sh[0], n: sh[1], k: sh[2], alpha: s[0], beta: s[1], padA: 1, padB: 2, padC: 3}
+					a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
+					bias := make([]float32, tc.n)
+					for j := range bias {
+						bias[j] = float32(rng.NormFloat64())
+					}
+					want, tol := refGemm(tc, a, lda, b, ldb, c, ldc)
+					pb := packNative(kern, tc.transB, tc.k, tc.n, b, ldb)
+					gemmPrepacked(th, tc.m, tc.alpha, a, lda, tc.transA, pb, bias, tc.beta, c, ldc)
+					for i := 0; i < tc.m; i++ {
+						for j := 0; j < tc.n; j++ {
+							w := want[i*tc.n+j] + float64(bias[j])
+							e := tol[i*tc.n+j] + math.Abs(w)*0x1p-23
+							if got := c[i*ldc+j]; !(math.Abs(float64(got)-w) <= e) {
+								t.Fatalf("%s threads=%d blocks=%v %v: C[%d,%d] = %g, want %g ± %.3g", kern.name, th, blocks, tc, i, j, got, w, e)
 							}
 						}
 					}
@@ -87,7 +130,8 @@ func TestGemmPackedAllocs(t *testing.T) {
 	tc := gemmCase{transB: true, m: 256, n: 256, k: 64, alpha: 1, beta: 0}
 	a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
 	pb := PackB(true, 64, 256, b, ldb)
-	call := func() { GemmPacked(256, 1, a, lda, false, pb, 0, c, ldc) }
+	bias := make([]float32, 256)
+	call := func() { GemmPacked(256, 1, a, lda, false, pb, bias, 0, c, ldc) }
 	call()
 	if n := testing.AllocsPerRun(20, call); n != 0 {
 		t.Errorf("GemmPacked allocates %v times per call", n)
@@ -99,9 +143,12 @@ func TestGemmPackedDimensionErrors(t *testing.T) {
 	for name, f := range map[string]func(){
 		"short B":    func() { PackB(true, 4, 3, make([]float32, 11), 4) },
 		"negative k": func() { PackB(false, -1, 3, nil, 3) },
-		"short A":    func() { GemmPacked(2, 1, make([]float32, 7), 4, false, pb, 0, make([]float32, 6), 3) },
-		"short C":    func() { GemmPacked(2, 1, make([]float32, 8), 4, false, pb, 0, make([]float32, 5), 3) },
-		"ldc":        func() { GemmPacked(2, 1, make([]float32, 8), 4, false, pb, 0, make([]float32, 6), 2) },
+		"short A":    func() { GemmPacked(2, 1, make([]float32, 7), 4, false, pb, nil, 0, make([]float32, 6), 3) },
+		"short C":    func() { GemmPacked(2, 1, make([]float32, 8), 4, false, pb, nil, 0, make([]float32, 5), 3) },
+		"ldc":        func() { GemmPacked(2, 1, make([]float32, 8), 4, false, pb, nil, 0, make([]float32, 6), 2) },
+		"bias": func() {
+			GemmPacked(2, 1, make([]float32, 8), 4, false, pb, make([]float32, 2), 0, make([]float32, 6), 3)
+		},
 	} {
 		func() {
 			defer func() {
@@ -135,7 +182,7 @@ func BenchmarkLinearPacked(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("m=%d/GemmPacked", m), func(b *testing.B) {
 			for b.Loop() {
-				GemmPacked(m, 1, x, in, false, pb, 0, c, out)
+				GemmPacked(m, 1, x, in, false, pb, nil, 0, c, out)
 			}
 			b.ReportMetric(float64(2*m*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 		})
