@@ -328,8 +328,9 @@ func (bt *batch) run(tasks []task) {
 
 func roundUp(x, unit int) int { return (x + unit - 1) / unit * unit }
 
-// run computes C[i0:i1, j0:j1] = alpha·op(A)[i0:i1, p0:p1]·op(B)[p0:p1, j0:j1] + beta·C[i0:i1, j0:j1],
-// where C(i, j) is c[i·ldc+j].
+// run computes C[i0:i1, j0:j1] = alpha·op(A)[i0:i1, p0:p1]·op(B)[p0:p1, j0:j1] + bias[j0:j1] +
+// beta·C[i0:i1, j0:j1], where C(i, j) is c[i·ldc+j] and the bias (op.bias, possibly nil) is
+// added to every row.
 func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c []float32, ldc int) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
@@ -340,70 +341,92 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 	mcMax := blockSize(i1-i0, mcPanels*mr, mr)
 	ncMax := blockSize(j1-j0, ncTarget/nr*nr, nr)
 	ap := aligned(&w.aRaw, mcMax*kcMax)
-	var bp []float32
-	if op.pb == nil {
-		bp = aligned(&w.bRaw, ncMax*kcMax)
-	}
 	tile := aligned(&w.tileRaw, mr*nr)
 
-	for jc := j0; jc < j1; jc += ncMax {
-		nc := min(ncMax, j1-jc)
+	if op.pb != nil {
+		// B is packed already: pack each block of A once and run it against all of B, so that a
+		// wide product (a layer's fused q/k/v) does not pack A once per column block.
 		for pc := p0; pc < p1; pc += kcMax {
 			kc := min(kcMax, p1-pc)
-			be := beta
-			bias := op.bias // added once, with the first k block
+			be, bias := beta, op.bias // the bias is added once, with the first k block
 			if pc != p0 {
 				be, bias = 1, nil
-			}
-			if op.pb != nil {
-				bp = op.pb.block(jc, pc, kc)
-			} else {
-				packPanels(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
 			}
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
 				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
-				for ir := 0; ir < mc; ir += mr {
-					rows := min(mr, mc-ir)
-					aPanel := &ap[ir*kc]
-					run, full := kern.run, mr
-					if ic == i0 && ir == 0 && op.pb != nil && kern.runStream != nil {
-						run = kern.runStream
+				for jc := j0; jc < j1; jc += ncMax {
+					nc := min(ncMax, j1-jc)
+					// The first row block reads B from memory: prefetch it.
+					w.macro(op, ap, op.pb.block(jc, pc, kc), tile, ic, mc, jc, nc, kc, be, bias, c, ldc, ic == i0)
+				}
+			}
+		}
+		return
+	}
+	bp := aligned(&w.bRaw, ncMax*kcMax)
+	for jc := j0; jc < j1; jc += ncMax {
+		nc := min(ncMax, j1-jc)
+		for pc := p0; pc < p1; pc += kcMax {
+			kc := min(kcMax, p1-pc)
+			be, bias := beta, op.bias
+			if pc != p0 {
+				be, bias = 1, nil
+			}
+			packPanels(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
+			for ic := i0; ic < i1; ic += mcMax {
+				mc := min(mcMax, i1-ic)
+				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				w.macro(op, ap, bp, tile, ic, mc, jc, nc, kc, be, bias, c, ldc, false)
+			}
+		}
+	}
+}
+
+// macro multiplies the packed mc×kc block of A (rows ic…) by the packed kc×nc block of B (columns
+// jc…) into C: C = alpha·A·B + bias + be·C. stream selects the prefetching kernel for the first
+// row panel, which is the first to read this block of B.
+func (w *workspace) macro(op operands, ap, bp, tile []float32, ic, mc, jc, nc, kc int, be float32, bias []float32, c []float32, ldc int, stream bool) {
+	kern := op.kern
+	mr, nr := kern.mr, kern.nr
+	for ir := 0; ir < mc; ir += mr {
+		rows := min(mr, mc-ir)
+		aPanel := &ap[ir*kc]
+		run, full := kern.run, mr
+		if stream && ir == 0 && kern.runStream != nil {
+			run = kern.runStream
+		}
+		if rows <= kern.shortRows {
+			run, full = kern.runShort, kern.shortRows
+		}
+		for jr := 0; jr < nc; jr += nr {
+			cols := min(nr, nc-jr)
+			bPanel := &bp[jr*kc]
+			ci := (ic+ir)*ldc + jc + jr
+			var biasPanel *float32
+			if bias != nil {
+				biasPanel = &bias[jc+jr]
+			}
+			if rows == full && cols == nr {
+				run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be, biasPanel)
+				continue
+			}
+			// Edge tile: compute the full block aside, keep the part inside C.
+			run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0, nil)
+			for i := 0; i < rows; i++ {
+				dst := c[ci+i*ldc : ci+i*ldc+cols]
+				src := tile[i*nr : i*nr+cols]
+				if bias != nil {
+					b := bias[jc+jr : jc+jr+cols]
+					for j := range src {
+						src[j] += b[j]
 					}
-					if rows <= kern.shortRows {
-						run, full = kern.runShort, kern.shortRows
-					}
-					for jr := 0; jr < nc; jr += nr {
-						cols := min(nr, nc-jr)
-						bPanel := &bp[jr*kc]
-						ci := (ic+ir)*ldc + jc + jr
-						var bp *float32
-						if bias != nil {
-							bp = &bias[jc+jr]
-						}
-						if rows == full && cols == nr {
-							run(kc, aPanel, bPanel, &c[ci], ldc, op.alpha, be, bp)
-							continue
-						}
-						// Edge tile: compute the full block aside, keep the part inside C.
-						run(kc, aPanel, bPanel, &tile[0], nr, op.alpha, 0, nil)
-						for i := 0; i < rows; i++ {
-							dst := c[ci+i*ldc : ci+i*ldc+cols]
-							src := tile[i*nr : i*nr+cols]
-							if bias != nil {
-								b := bias[jc+jr : jc+jr+cols]
-								for j := range src {
-									src[j] += b[j]
-								}
-							}
-							if be == 0 {
-								copy(dst, src)
-							} else {
-								for j, v := range src {
-									dst[j] = be*dst[j] + v
-								}
-							}
-						}
+				}
+				if be == 0 {
+					copy(dst, src)
+				} else {
+					for j, v := range src {
+						dst[j] = be*dst[j] + v
 					}
 				}
 			}
