@@ -7,7 +7,6 @@ import (
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/internal/par"
-	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // Trace chooses what a forward pass keeps besides the logits. Nothing is kept that was not asked
@@ -223,41 +222,58 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 	pos := m.positionFeatures(h, w)
 	P := C - 3
 
-	// The queries come from the latents alone, so they are the same for every image.
 	latents := m.Weights.Latents.Data
-	norm := make([]float32, L*D)
-	layerNorm(norm, latents, L, &a.LayerNorm1)
-	q := make([]float32, L*qk)
-	linear(q, norm, L, &a.Query)
 
-	// One streaming path whether or not the map is kept, so that every command gets the same
-	// numbers for the same image: the map, when asked for, is filled with the raw scores chunk by
-	// chunk and normalised at the end.
-	chunk := min(pixelChunk, N)
-	x := make([]float32, chunk*C)
-	xn := make([]float32, chunk*C)
-
-	// With one head, keys and values need not be computed for every pixel:
-	// q·(x·Wkᵀ + bk)ᵀ = (q·Wk)·xᵀ + q·bk, whose constant q·bk per row cancels in the softmax, and
-	// Σ p·(x·Wvᵀ + bv) = (Σ p·x)·Wvᵀ + bv because each row of p sums to 1. So the latents attend
-	// with q·Wk straight over LN2(x), and the value projection is applied once to the result: two
-	// projections of every pixel saved (13.7 of 406 GFLOPs at 224²), whenever that costs less.
-	fold := heads == 1 && !projectKeys && 2*L*C < (C+L)*(qk+vw)
-	var online *attention.Online
-	var kq, kc, vc, acc []float32
-	if fold {
-		kq = make([]float32, L*C)
-		sgemm.Gemm(false, false, L, C, qk, 1, q, qk, a.Key.Weight.Data, C, 0, kq, C)
-		acc = make([]float32, L*C)
-		online = attention.NewOnline(L, 1, C, C, chunk, scale)
-	} else {
-		kc, vc = make([]float32, chunk*qk), make([]float32, chunk*vw)
-		online = attention.NewOnline(L, heads, dqk, dv, chunk, scale)
-	}
 	if tr.EncoderAttention {
 		o.EncoderAttention = make([]float32, batch*heads*L*N)
 	}
 	ctx := make([]float32, L*vw)
+	finish := func(b int) {
+		out := hidden[b*L*D : (b+1)*L*D]
+		if l.QueryResidual {
+			copy(out, latents)
+			linearAdd(out, ctx, L, &l.Attention.Output.Dense)
+		} else {
+			linear(out, ctx, L, &l.Attention.Output.Dense)
+		}
+	}
+
+	// With one head, keys and values need not be computed for every pixel:
+	// q·(x·Wkᵀ + bk)ᵀ = (q·Wk)·xᵀ + q·bk, whose constant q·bk per row cancels in the softmax, and
+	// Σ p·(x·Wvᵀ + bv) = (Σ p·x)·Wvᵀ + bv because each row of p sums to 1. So the latents attend
+	// with q·Wk straight over LN2(x), and the value projection is applied once to the result;
+	// separableEncoder then avoids even the products over the pixels (see encoder.go).
+	if heads == 1 && !projectKeys {
+		enc := m.separableFor(h, w, scale)
+		acc := make([]float32, L*C)
+		for b := 0; b < batch; b++ {
+			img := pixels[b*3*N : (b+1)*3*N]
+			if o.Inputs != nil {
+				m.writeInputs(o.Inputs[b*N*C:(b+1)*N*C], img, pos, N, C)
+			}
+			var scores []float32
+			if o.EncoderAttention != nil {
+				scores = o.EncoderAttention[b*L*N : (b+1)*L*N]
+			}
+			enc.attend(acc, img, scores)
+			if scores != nil {
+				attention.SoftmaxRows(scores, L, N, N)
+			}
+			linear(ctx, acc, L, &a.Value)
+			finish(b)
+		}
+		return
+	}
+
+	// The general path: keys and values projected for every pixel, streamed in chunks through an
+	// online softmax, whether or not the map is kept (it is filled with the raw scores chunk by
+	// chunk and normalised at the end).
+	q := m.encoderQueries()
+	chunk := min(pixelChunk, N)
+	x := make([]float32, chunk*C)
+	xn := make([]float32, chunk*C)
+	kc, vc := make([]float32, chunk*qk), make([]float32, chunk*vw)
+	online := attention.NewOnline(L, heads, dqk, dv, chunk, scale)
 	for b := 0; b < batch; b++ {
 		img := pixels[b*3*N : (b+1)*3*N]
 		var scores []float32
@@ -268,13 +284,7 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 		for p0 := 0; p0 < N; p0 += chunk {
 			n := min(chunk, N-p0)
 			xs := x[:n*C]
-			par.For(n, 512, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					row := xs[i*C : (i+1)*C]
-					row[0], row[1], row[2] = img[p0+i], img[N+p0+i], img[2*N+p0+i]
-					copy(row[3:], pos[(p0+i)*P:(p0+i+1)*P])
-				}
-			})
+			m.writeInputs(xs, img[p0:], pos[p0*P:], N, C)
 			if o.Inputs != nil {
 				copy(o.Inputs[(b*N+p0)*C:], xs)
 			}
@@ -283,31 +293,30 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 			if scores != nil {
 				keep = scores[p0:]
 			}
-			if fold {
-				online.Add(kq, xn, xn, n, keep, N)
-				continue
-			}
 			linear(kc[:n*qk], xn, n, &a.Key)
 			linear(vc[:n*vw], xn, n, &a.Value)
 			online.Add(q, kc, vc, n, keep, N)
 		}
-		if fold {
-			online.Finish(acc)
-			linear(ctx, acc, L, &a.Value)
-		} else {
-			online.Finish(ctx)
-		}
+		online.Finish(ctx)
 		if scores != nil {
 			online.Probabilities(scores, N)
 		}
-		out := hidden[b*L*D : (b+1)*L*D]
-		if l.QueryResidual {
-			copy(out, latents)
-			linearAdd(out, ctx, L, &l.Attention.Output.Dense)
-		} else {
-			linear(out, ctx, L, &l.Attention.Output.Dense)
-		}
+		finish(b)
 	}
+}
+
+// writeInputs fills dst [n, C] with the model's inputs for n pixels: the three colour values
+// (img holds the planes, N values apart) followed by the position features pos [n, C-3].
+func (m *Model) writeInputs(dst, img, pos []float32, N, C int) {
+	n := len(dst) / C
+	P := C - 3
+	par.For(n, 512, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := dst[i*C : (i+1)*C]
+			row[0], row[1], row[2] = img[i], img[N+i], img[2*N+i]
+			copy(row[3:], pos[i*P:(i+1)*P])
+		}
+	})
 }
 
 // decode runs the classification decoder on the final latents: one trainable query attends to the

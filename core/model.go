@@ -28,6 +28,10 @@ type Model struct {
 
 	mu        sync.Mutex
 	positions map[[2]int][]float32 // position features per input size
+
+	encMu       sync.Mutex
+	encoders    map[[2]int]*separableEncoder // the single-head encoder attention per input size,
+	encoderFrom []*float32                   // for the weights starting at these addresses
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).
@@ -44,6 +48,7 @@ func New(cfg Config, prep preprocess.Config) (*Model, error) {
 		Weights:      newWeights(&cfg),
 		Fourier:      fourier.Spec{MaxResolution: [2]int{prep.Size.Height, prep.Size.Width}, NumBands: cfg.NumBands()},
 		positions:    map[[2]int][]float32{},
+		encoders:     map[[2]int]*separableEncoder{},
 	}
 	m.widest = maxWidth(&m.Weights)
 	if err := m.Fourier.Validate(); err != nil {

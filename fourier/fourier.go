@@ -18,6 +18,21 @@ type Spec struct {
 func (s Spec) Channels() int { return 2 + 2*2*s.NumBands }
 
 // Validate reports whether the spec can produce features.
+// Axis reports which coordinate channel c of the features depends on: 0 for the row (y), 1 for
+// the column (x). Every channel depends on exactly one, so a linear function of the features of
+// pixel (u, v) is a function of u plus a function of v, which the encoder's attention exploits.
+func (s Spec) Axis(c int) int {
+	nb := s.NumBands
+	switch {
+	case c < 2:
+		return c // the coordinates themselves
+	case c < 2+2*nb:
+		return (c - 2) / nb // sines, y bands then x bands
+	default:
+		return (c - 2 - 2*nb) / nb // cosines, likewise
+	}
+}
+
 func (s Spec) Validate() error {
 	if s.NumBands < 1 {
 		return fmt.Errorf("fourier: number of bands %d must be at least 1", s.NumBands)

@@ -83,3 +83,36 @@ func BenchmarkFeatures224(b *testing.B) {
 		Features(dst, 224, 224, spec)
 	}
 }
+
+// TestAxis: each channel is constant along the axis Axis does not name, and varies along the
+// one it names (the encoder's separable attention relies on this layout).
+func TestAxis(t *testing.T) {
+	spec := Spec{MaxResolution: [2]int{12, 16}, NumBands: 6}
+	const h, w = 12, 16
+	c := spec.Channels()
+	f := make([]float32, h*w*c)
+	Features(f, h, w, spec)
+	at := func(u, v, ch int) float32 { return f[(u*w+v)*c+ch] }
+	counts := [2]int{}
+	for ch := 0; ch < c; ch++ {
+		axis := spec.Axis(ch)
+		counts[axis]++
+		varies := false
+		for u := 0; u < h; u++ {
+			for v := 0; v < w; v++ {
+				if axis == 0 && at(u, v, ch) != at(u, 0, ch) || axis == 1 && at(u, v, ch) != at(0, v, ch) {
+					t.Fatalf("channel %d (axis %d) changes along the other axis at (%d, %d)", ch, axis, u, v)
+				}
+				if at(u, v, ch) != at(0, 0, ch) {
+					varies = true
+				}
+			}
+		}
+		if !varies {
+			t.Errorf("channel %d is constant: not a feature of axis %d", ch, axis)
+		}
+	}
+	if counts[0] != c/2 || counts[1] != c/2 {
+		t.Errorf("axes have %v channels, want %d each", counts, c/2)
+	}
+}

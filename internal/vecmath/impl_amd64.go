@@ -53,6 +53,12 @@ func sumSqDevAVX512(x *float32, n int, mean float64, acc *[8]float64)
 //go:noescape
 func normalizeAVX512(dst, src, w, b *float32, n int, mean, inv float64)
 
+//go:noescape
+func gridCombineAVX512(dst, s, x0, x1, x2, x3, rowTerm, colTerm *float32, rows, w int, c *[4]float32)
+
+//go:noescape
+func gridMarginalsAVX512(e, r, x0, x1, x2, x3 *float32, rows, w int, rowSum, col *float64, lanes *[32]float64)
+
 var avx512Kernels = &kernels{name: "avx512", width: 16}
 
 //go:noescape
@@ -165,4 +171,26 @@ func (k *kernels) normalize(dst, src, w, b []float32, mean, inv float64) {
 	default:
 		normalizeGo(dst, src, w, b, mean, inv)
 	}
+}
+
+// gridCombine and gridMarginals have an AVX-512 kernel only; they report false when they did not
+// run (another implementation, or rows not a whole number of vectors).
+func (k *kernels) gridCombine(dst, s []float32, x *[4][]float32, rowTerm, colTerm []float32, c *[4]float32) bool {
+	w := len(colTerm)
+	if k != avx512Kernels || w%16 != 0 || len(rowTerm) == 0 || w == 0 {
+		return false
+	}
+	gridCombineAVX512(unsafe.SliceData(dst), unsafe.SliceData(s), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]),
+		unsafe.SliceData(x[2]), unsafe.SliceData(x[3]), unsafe.SliceData(rowTerm), unsafe.SliceData(colTerm), len(rowTerm), w, c)
+	return true
+}
+
+func (k *kernels) gridMarginals(e, r []float32, x *[4][]float32, rowSum, col []float64, lanes *[32]float64) bool {
+	w := len(col)
+	if k != avx512Kernels || w%16 != 0 || len(rowSum) == 0 || w == 0 {
+		return false
+	}
+	gridMarginalsAVX512(unsafe.SliceData(e), unsafe.SliceData(r), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]),
+		unsafe.SliceData(x[2]), unsafe.SliceData(x[3]), len(rowSum), w, unsafe.SliceData(rowSum), unsafe.SliceData(col), lanes)
+	return true
 }

@@ -15,3 +15,9 @@ func (k *kernels) sumSqDev(x []float32, mean float64, acc *[8]float64) { sumSqDe
 func (k *kernels) normalize(dst, src, w, b []float32, mean, inv float64) {
 	normalizeGo(dst, src, w, b, mean, inv)
 }
+func (k *kernels) gridCombine(dst, s []float32, x *[4][]float32, rowTerm, colTerm []float32, c *[4]float32) bool {
+	return false
+}
+func (k *kernels) gridMarginals(e, r []float32, x *[4][]float32, rowSum, col []float64, lanes *[32]float64) bool {
+	return false
+}

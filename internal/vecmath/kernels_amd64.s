@@ -572,3 +572,158 @@ normLoop2:
 
 	VZEROUPPER
 	RET
+
+// func gridCombineAVX512(dst, s, x0, x1, x2, x3, rowTerm, colTerm *float32, rows, w int, c *[4]float32)
+// dst[u·w+v] = s[u·w+v]·(((((colTerm[v] + rowTerm[u]) + c0·x0) + c1·x1) + c2·x2) + c3·x3), the
+// products fused into the adds. w is a positive multiple of 16, rows > 0.
+TEXT ·gridCombineAVX512(SB), NOSPLIT, $0-88
+	MOVQ dst+0(FP), DI
+	MOVQ s+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ rowTerm+48(FP), R12
+	MOVQ colTerm+56(FP), R13
+	MOVQ rows+64(FP), DX
+	MOVQ c+80(FP), AX
+	VBROADCASTSS 0(AX), Z10
+	VBROADCASTSS 4(AX), Z11
+	VBROADCASTSS 8(AX), Z12
+	VBROADCASTSS 12(AX), Z13
+
+combRow:
+	VBROADCASTSS (R12), Z14
+	MOVQ R13, BX
+	MOVQ w+72(FP), CX
+
+combLoop:
+	VMOVUPS (BX), Z0
+	VADDPS Z14, Z0, Z0
+	VFMADD231PS (R8), Z10, Z0
+	VFMADD231PS (R9), Z11, Z0
+	VFMADD231PS (R10), Z12, Z0
+	VFMADD231PS (R11), Z13, Z0
+	VMULPS (SI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, BX
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	SUBQ $16, CX
+	JNZ combLoop
+
+	ADDQ $4, R12
+	DECQ DX
+	JNZ combRow
+	VZEROUPPER
+	RET
+
+// func gridMarginalsAVX512(e, r, x0, x1, x2, x3 *float32, rows, w int, rowSum, col *float64, lanes *[32]float64)
+// With p = e·r: rowSum[u] = Σ_v p, col[v] += p (float64), and lanes[8k:8k+8] receive Σ p·x_k in
+// eight float64 lanes. Within a row the sums run in float32 lanes (16 lanes of w/16 terms each),
+// then join the float64 accumulators. w is a positive multiple of 16, rows > 0.
+TEXT ·gridMarginalsAVX512(SB), NOSPLIT, $0-88
+	MOVQ e+0(FP), SI
+	MOVQ r+8(FP), DI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ rows+48(FP), DX
+	MOVQ rowSum+64(FP), R12
+	MOVQ col+72(FP), R13
+	VPXORQ Z24, Z24, Z24 // float64 accumulators of the four sums, two registers each
+	VPXORQ Z25, Z25, Z25
+	VPXORQ Z26, Z26, Z26
+	VPXORQ Z27, Z27, Z27
+	VPXORQ Z28, Z28, Z28
+	VPXORQ Z29, Z29, Z29
+	VPXORQ Z30, Z30, Z30
+	VPXORQ Z31, Z31, Z31
+
+margRow:
+	MOVQ R13, BX
+	MOVQ w+56(FP), CX
+	VPXORD Z20, Z20, Z20 // this row's float32 lanes: Σp, Σp·x0 … Σp·x3
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z19, Z19, Z19
+
+margLoop:
+	VMOVUPS (SI), Z0
+	VMULPS (DI), Z0, Z0
+	VADDPS Z0, Z19, Z19
+	VFMADD231PS (R8), Z0, Z20
+	VFMADD231PS (R9), Z0, Z21
+	VFMADD231PS (R10), Z0, Z22
+	VFMADD231PS (R11), Z0, Z23
+	VCVTPS2PD Y0, Z1
+	VEXTRACTF64X4 $1, Z0, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD (BX), Z1, Z1
+	VADDPD 64(BX), Z2, Z2
+	VMOVUPD Z1, (BX)
+	VMOVUPD Z2, 64(BX)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $128, BX
+	SUBQ $16, CX
+	JNZ margLoop
+
+	// Row sum: the 16 lanes in float64, folded to one value.
+	VCVTPS2PD Y19, Z1
+	VEXTRACTF64X4 $1, Z19, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z2, Z1, Z1
+	VEXTRACTF64X4 $1, Z1, Y2
+	VADDPD Y2, Y1, Y1
+	VEXTRACTF128 $1, Y1, X2
+	VADDPD X2, X1, X1
+	VPERMILPD $1, X1, X2
+	VADDSD X2, X1, X1
+	VMOVSD X1, (R12)
+	ADDQ $8, R12
+	// The other sums join their float64 accumulators lane by lane.
+	VCVTPS2PD Y20, Z1
+	VEXTRACTF64X4 $1, Z20, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z1, Z24, Z24
+	VADDPD Z2, Z25, Z25
+	VCVTPS2PD Y21, Z1
+	VEXTRACTF64X4 $1, Z21, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z1, Z26, Z26
+	VADDPD Z2, Z27, Z27
+	VCVTPS2PD Y22, Z1
+	VEXTRACTF64X4 $1, Z22, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z1, Z28, Z28
+	VADDPD Z2, Z29, Z29
+	VCVTPS2PD Y23, Z1
+	VEXTRACTF64X4 $1, Z23, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z1, Z30, Z30
+	VADDPD Z2, Z31, Z31
+	DECQ DX
+	JNZ margRow
+
+	MOVQ lanes+80(FP), AX
+	VADDPD Z25, Z24, Z24
+	VADDPD Z27, Z26, Z26
+	VADDPD Z29, Z28, Z28
+	VADDPD Z31, Z30, Z30
+	VMOVUPD Z24, 0(AX)
+	VMOVUPD Z26, 64(AX)
+	VMOVUPD Z28, 128(AX)
+	VMOVUPD Z30, 192(AX)
+	VZEROUPPER
+	RET
