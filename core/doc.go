@@ -18,4 +18,12 @@
 // with its Fourier position features), the latent stack (num_self_attends_per_block layers applied
 // num_blocks times with shared weights) and the classification decoder (one trainable query attends
 // to the latents, then a linear layer gives the logits).
+//
+// Where exact algebra saves work, the forward pass uses it, and tests hold it to Hugging Face's
+// numbers: with one encoder head (the released model) the key and value projections fold into the
+// queries and the output, and the attention over the pixels is computed from each latent's row
+// and column sums, because LayerNorm is affine per pixel and each Fourier channel depends on one
+// axis (encoder.go). The general path, with per-pixel projections streamed through an online
+// softmax, serves several heads and is tested against the same reference. A linear layer's bias,
+// and a residual, are added in the matrix kernel's epilogue, rounding as PyTorch does.
 package core

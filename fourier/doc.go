@@ -7,7 +7,9 @@
 //   - the features of one position are laid out as
 //     [p_0, p_1, sin(π·f·p) for every (axis, band), cos(π·f·p) for every (axis, band)],
 //     feature index axis*NumBands + band inside each sin/cos group;
-//   - a grid of H×W positions is row-major: position index row*W + col.
+//   - a grid of H×W positions is row-major: position index row*W + col;
+//   - every channel is a function of one axis only (Spec.Axis tells which), which the model's
+//     encoder relies on to attend over the grid by rows and columns.
 //
 // Arithmetic is float32 step by step, as in PyTorch, so the features agree with the reference to
 // the last bit or two.
