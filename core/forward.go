@@ -7,6 +7,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/internal/par"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // Trace chooses what a forward pass keeps besides the logits. Nothing is kept that was not asked
@@ -338,14 +339,31 @@ func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
 	linear(q, qn, 1, &a.Query)
 
 	norm := make([]float32, L*D)
-	k, v := make([]float32, L*qk), make([]float32, L*vw)
 	ctx := make([]float32, batch*vw)
 	probs := make([]float32, batch*l.Heads*L)
-	for b := 0; b < batch; b++ {
-		layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
-		linear(k, norm, L, &a.Key)
-		linear(v, norm, L, &a.Value)
-		attention.MultiHead(ctx[b*vw:(b+1)*vw], probs[b*l.Heads*L:(b+1)*l.Heads*L], q, k, v, 1, L, l.Heads, dqk, dv, scale)
+	if l.Heads == 1 && !projectKeys {
+		// One query and one head: fold the key projection into the query and the value
+		// projection after the pooling, as the encoder does (q·bk cancels in the softmax, the
+		// weights sum to 1): two products of the latents by 1024×1024 weights become vectors.
+		kq := make([]float32, D)
+		sgemm.Gemm(false, false, 1, D, qk, 1, q, qk, a.Key.Weight.Data, D, 0, kq, D)
+		pooled := make([]float32, batch*D)
+		for b := 0; b < batch; b++ {
+			layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
+			p := probs[b*L : (b+1)*L]
+			sgemm.Gemm(false, true, 1, L, D, scale, kq, D, norm, D, 0, p, L)
+			attention.SoftmaxRows(p, 1, L, L)
+			sgemm.Gemm(false, false, 1, D, L, 1, p, L, norm, D, 0, pooled[b*D:(b+1)*D], D)
+		}
+		linear(ctx, pooled, batch, &a.Value)
+	} else {
+		k, v := make([]float32, L*qk), make([]float32, L*vw)
+		for b := 0; b < batch; b++ {
+			layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
+			linear(k, norm, L, &a.Key)
+			linear(v, norm, L, &a.Value)
+			attention.MultiHead(ctx[b*vw:(b+1)*vw], probs[b*l.Heads*L:(b+1)*l.Heads*L], q, k, v, 1, L, l.Heads, dqk, dv, scale)
+		}
 	}
 	if tr.DecoderAttention {
 		o.DecoderAttention = probs
