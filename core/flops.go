@@ -3,9 +3,9 @@ package core
 // FLOPs is the number of floating-point operations (multiply and add counted apart) of a forward
 // pass on one h×w image as Hugging Face computes it: the matrix products only, which are over 99%
 // of the work. Our single-head encoder skips the per-pixel key and value projections and computes
-// the attention over the pixels from row and column sums (see encoder.go): 40 of the 406 GFLOPs of
-// a 224² image are not executed, so GFLOPS reported against this count are "effective", comparable
-// with PyTorch's, not the rate of the matrix kernels.
+// the attention over the pixels from row and column sums (see encoder.go), and the decoder folds
+// its projections likewise: about 43 of the 406 GFLOPs of a 224² image are not executed, so GFLOPS
+// reported against this count are "effective", comparable with PyTorch's, not the kernels' rate.
 func (m *Model) FLOPs(h, w int) float64 {
 	c := &m.Config
 	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(h*w)
