@@ -345,7 +345,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 
 	if op.pb != nil {
 		// B is packed already: pack each block of A once and run it against all of B, so that a
-		// wide product (a layer's fused q/k/v) does not pack A once per column block.
+		// product wider than one column block does not pack A once per column block.
 		for pc := p0; pc < p1; pc += kcMax {
 			kc := min(kcMax, p1-pc)
 			be, bias := beta, op.bias // the bias is added once, with the first k block
