@@ -148,54 +148,33 @@ func gen(w *bytes.Buffer, s isa) {
 	p("VBROADCASTSS beta+44(FP), %s", beta)
 	p("TESTQ R9, R9")
 	p("JZ update_%s", s.name)
-	tileEnd := func(r int) {
-		if r < s.mr-1 {
-			p("ADDQ SI, DI")
+	// writeTile emits the store of the tile: alpha·acc, plus the bias row, plus beta·C.
+	writeTile := func(bias, readC bool) {
+		for r := 0; r < s.mr; r++ {
+			for v := 0; v < s.nvec; v++ {
+				p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
+				if bias {
+					p("VADDPS %d(R9), %s, %s", v*vbytes, acc(r, v), acc(r, v))
+				}
+				if readC {
+					p("VFMADD231PS %d(DI), %s, %s", v*vbytes, beta, acc(r, v))
+				}
+				p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
+			}
+			if r < s.mr-1 {
+				p("ADDQ SI, DI")
+			}
 		}
+		p("VZEROUPPER")
+		p("RET")
 	}
-	for r := 0; r < s.mr; r++ {
-		for v := 0; v < s.nvec; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
-			p("VADDPS %d(R9), %s, %s", v*vbytes, acc(r, v), acc(r, v))
-			p("VFMADD231PS %d(DI), %s, %s", v*vbytes, beta, acc(r, v))
-			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
-		}
-		tileEnd(r)
-	}
-	p("VZEROUPPER")
-	p("RET")
+	writeTile(true, true)
 	label("update")
-	for r := 0; r < s.mr; r++ {
-		for v := 0; v < s.nvec; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
-			p("VFMADD231PS %d(DI), %s, %s", v*vbytes, beta, acc(r, v))
-			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
-		}
-		tileEnd(r)
-	}
-	p("VZEROUPPER")
-	p("RET")
+	writeTile(false, true)
 	label("store")
 	p("TESTQ R9, R9")
 	p("JZ storeplain_%s", s.name)
-	for r := 0; r < s.mr; r++ {
-		for v := 0; v < s.nvec; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
-			p("VADDPS %d(R9), %s, %s", v*vbytes, acc(r, v), acc(r, v))
-			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
-		}
-		tileEnd(r)
-	}
-	p("VZEROUPPER")
-	p("RET")
+	writeTile(true, false)
 	label("storeplain")
-	for r := 0; r < s.mr; r++ {
-		for v := 0; v < s.nvec; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
-			p("VMOVUPS %s, %d(DI)", acc(r, v), v*vbytes)
-		}
-		tileEnd(r)
-	}
-	p("VZEROUPPER")
-	p("RET")
+	writeTile(false, false)
 }

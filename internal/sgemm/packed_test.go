@@ -38,42 +38,51 @@ func TestGemmPackedAccuracy(t *testing.T) {
 // pre-packed B gives exactly Gemm's bits (same kc blocks, so the same order of k-sums), except
 // where Gemm splits k over goroutines, which GemmPacked never does.
 func TestGemmPackedBitIdentical(t *testing.T) {
+	shapes := [][3]int{{1, 1, 1}, {7, 33, 17}, {15, 47, 31}, {29, 1000, 13}, {200, 70, 700}, {61, 261, 261}, {3, 65, 1500}, {513, 96, 1024}}
+	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 0.25}, {2, -1}}
+	rng := rand.New(rand.NewPCG(13, 14))
+	forEachSetting([]int{1, 2, 3}, func(kern *microKernel, th int, blocks [3]int) {
+		for si, sh := range shapes {
+			m, n, k := sh[0], sh[1], sh[2]
+			if th > 1 && k >= 2*kcTarget {
+				continue // Gemm may split k here; see GemmPacked's doc
+			}
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					s := scalars[si%len(scalars)]
+					tc := gemmCase{transA: tA, transB: tB, m: m, n: n, k: k, alpha: s[0], beta: s[1], padA: 1, padB: 2, padC: 3}
+					a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
+					c2 := append([]float32(nil), c...)
+					gemmPacked(kern, th, tA, tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+					pb := packNative(kern, tB, k, n, b, ldb)
+					gemmPrepacked(th, m, tc.alpha, a, lda, tA, pb, nil, tc.beta, c2, ldc)
+					for i := range c {
+						if math.Float32bits(c[i]) != math.Float32bits(c2[i]) && !(c[i] != c[i] && c2[i] != c2[i]) {
+							t.Fatalf("%s threads=%d blocks=%v %v: element %d: Gemm %g, GemmPacked %g",
+								kern.name, th, blocks, tc, i, c[i], c2[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// forEachSetting runs fn for every native kernel, each thread count given, and two blockings: the
+// real one and a tiny one, so that products span several kc, mc and nc blocks. Products of any
+// size are split over the threads.
+func forEachSetting(threads []int, fn func(kern *microKernel, th int, blocks [3]int)) {
 	saved := parallelMinMACs
 	parallelMinMACs = 0
 	defer func() {
 		parallelMinMACs = saved
 		kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst
 	}()
-	shapes := [][3]int{{1, 1, 1}, {7, 33, 17}, {15, 47, 31}, {29, 1000, 13}, {200, 70, 700}, {61, 261, 261}, {3, 65, 1500}, {513, 96, 1024}}
-	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 0.25}, {2, -1}}
-	rng := rand.New(rand.NewPCG(13, 14))
 	for _, blocks := range [][3]int{{kcTargetConst, mcPanelsConst, ncTargetConst}, {16, 1, 64}} {
 		kcTarget, mcPanels, ncTarget = blocks[0], blocks[1], blocks[2]
 		for _, kern := range availableKernels() {
-			for _, th := range []int{1, 2, 3} {
-				for si, sh := range shapes {
-					m, n, k := sh[0], sh[1], sh[2]
-					if th > 1 && k >= 2*kcTarget {
-						continue // Gemm may split k here; see GemmPacked's doc
-					}
-					for _, tA := range []bool{false, true} {
-						for _, tB := range []bool{false, true} {
-							s := scalars[si%len(scalars)]
-							tc := gemmCase{transA: tA, transB: tB, m: m, n: n, k: k, alpha: s[0], beta: s[1], padA: 1, padB: 2, padC: 3}
-							a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
-							c2 := append([]float32(nil), c...)
-							gemmPacked(kern, th, tA, tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
-							pb := packNative(kern, tB, k, n, b, ldb)
-							gemmPrepacked(th, m, tc.alpha, a, lda, tA, pb, nil, tc.beta, c2, ldc)
-							for i := range c {
-								if math.Float32bits(c[i]) != math.Float32bits(c2[i]) && !(c[i] != c[i] && c2[i] != c2[i]) {
-									t.Fatalf("%s threads=%d blocks=%v %v: element %d: Gemm %g, GemmPacked %g",
-										kern.name, th, blocks, tc, i, c[i], c2[i])
-								}
-							}
-						}
-					}
-				}
+			for _, th := range threads {
+				fn(kern, th, blocks)
 			}
 		}
 	}
@@ -83,43 +92,32 @@ func TestGemmPackedBitIdentical(t *testing.T) {
 // beta·C, for every native kernel, thread count and blocking (so edge tiles, several kc blocks,
 // where the bias must be added once, and several column blocks), with NaN in C when beta == 0.
 func TestGemmPackedBias(t *testing.T) {
-	saved := parallelMinMACs
-	parallelMinMACs = 0
-	defer func() {
-		parallelMinMACs = saved
-		kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst
-	}()
 	shapes := [][3]int{{1, 1, 1}, {7, 33, 17}, {15, 47, 31}, {29, 100, 13}, {61, 261, 70}, {3, 65, 150}}
 	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 0.25}, {0, 1}}
 	rng := rand.New(rand.NewPCG(17, 18))
-	for _, blocks := range [][3]int{{kcTargetConst, mcPanelsConst, ncTargetConst}, {16, 1, 64}} {
-		kcTarget, mcPanels, ncTarget = blocks[0], blocks[1], blocks[2]
-		for _, kern := range availableKernels() {
-			for _, th := range []int{1, 2} {
-				for si, sh := range shapes {
-					s := scalars[si%len(scalars)]
-					tc := gemmCase{transA: si%2 == 1, transB: true, m: sh[0], n: sh[1], k: sh[2], alpha: s[0], beta: s[1], padA: 1, padB: 2, padC: 3}
-					a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
-					bias := make([]float32, tc.n)
-					for j := range bias {
-						bias[j] = float32(rng.NormFloat64())
-					}
-					want, tol := refGemm(tc, a, lda, b, ldb, c, ldc)
-					pb := packNative(kern, tc.transB, tc.k, tc.n, b, ldb)
-					gemmPrepacked(th, tc.m, tc.alpha, a, lda, tc.transA, pb, bias, tc.beta, c, ldc)
-					for i := 0; i < tc.m; i++ {
-						for j := 0; j < tc.n; j++ {
-							w := want[i*tc.n+j] + float64(bias[j])
-							e := tol[i*tc.n+j] + math.Abs(w)*0x1p-23
-							if got := c[i*ldc+j]; !(math.Abs(float64(got)-w) <= e) {
-								t.Fatalf("%s threads=%d blocks=%v %v: C[%d,%d] = %g, want %g ± %.3g", kern.name, th, blocks, tc, i, j, got, w, e)
-							}
-						}
+	forEachSetting([]int{1, 2}, func(kern *microKernel, th int, blocks [3]int) {
+		for si, sh := range shapes {
+			s := scalars[si%len(scalars)]
+			tc := gemmCase{transA: si%2 == 1, transB: true, m: sh[0], n: sh[1], k: sh[2], alpha: s[0], beta: s[1], padA: 1, padB: 2, padC: 3}
+			a, lda, b, ldb, c, ldc := operandsFor(tc, rng)
+			bias := make([]float32, tc.n)
+			for j := range bias {
+				bias[j] = float32(rng.NormFloat64())
+			}
+			want, tol := refGemm(tc, a, lda, b, ldb, c, ldc)
+			pb := packNative(kern, tc.transB, tc.k, tc.n, b, ldb)
+			gemmPrepacked(th, tc.m, tc.alpha, a, lda, tc.transA, pb, bias, tc.beta, c, ldc)
+			for i := 0; i < tc.m; i++ {
+				for j := 0; j < tc.n; j++ {
+					w := want[i*tc.n+j] + float64(bias[j])
+					e := tol[i*tc.n+j] + math.Abs(w)*0x1p-23
+					if got := c[i*ldc+j]; !(math.Abs(float64(got)-w) <= e) {
+						t.Fatalf("%s threads=%d blocks=%v %v: C[%d,%d] = %g, want %g ± %.3g", kern.name, th, blocks, tc, i, j, got, w, e)
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 func TestGemmPackedAllocs(t *testing.T) {
