@@ -15,6 +15,11 @@ import (
 
 // Model is PerceiverForImageClassificationFourier: the configuration, the weights and the image
 // processor settings it was trained with. A Model is safe for concurrent Forward calls.
+//
+// To change a weight (an ablation, say), assign the Param a new Data slice between Forward calls:
+// the forward pass notices and stops using what it derived from the old values (the weights packed
+// for the matrix kernels, the encoder's queries). Values changed inside a slice already in use are
+// not noticed, and weights loaded from model.safetensors are a read-only memory map.
 type Model struct {
 	Config       Config
 	Preprocessor preprocess.Config
