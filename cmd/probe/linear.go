@@ -69,7 +69,7 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	}
 	meta := r.Metadata()
 	if lpb := layersPerBlock(meta); lpb > 0 {
-		linear.LayersPerBlock = lpb
+		cfg.LayersPerBlock = lpb
 	}
 	lt, dropped, err := linearTable(tab, *labelCol, *splitCol)
 	if err != nil {
@@ -100,7 +100,7 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 			"label_column":   *labelCol,
 			"split_column":   *splitCol,
 			"command":        append([]string{"probe", "linear"}, args...),
-			"layers_per_blk": linear.LayersPerBlock,
+			"layers_per_blk": cfg.LayersPerBlock,
 		}
 		if err := linear.WriteReport(*report, results, cfg, info); err != nil {
 			return err

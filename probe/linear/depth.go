@@ -7,16 +7,16 @@ import (
 	"strings"
 )
 
-// LayersPerBlock converts block{b} columns to the layer scale when a file mixes block{b} and
-// layer{j} columns (the vision Perceiver has 6 self-attention layers per block).
-var LayersPerBlock = 6
+// DefaultLayersPerBlock is the vision Perceiver's number of self-attention layers per block.
+const DefaultLayersPerBlock = 6
 
 var depthPattern = regexp.MustCompile(`^(cross|block|layer|hidden|hidden_states|decoder|logits)_?(\d*)(?:_|$)`)
 
-// Depth places a column on the model's depth axis: cross → 0, block{b} → b·LayersPerBlock,
+// Depth places a column on the model's depth axis: cross → 0, block{b} → b·layersPerBlock (the
+// model's self-attention layers per block, so that block{b} and layer{j} columns interleave),
 // layer{j} / hidden{j} → j, decoder after every layer, logits after the decoder, and any other
 // name after those. known is false for names that do not follow these patterns.
-func Depth(column string) (depth float64, known bool) {
+func Depth(column string, layersPerBlock int) (depth float64, known bool) {
 	m := depthPattern.FindStringSubmatch(strings.ToLower(column))
 	if m == nil {
 		return 3e9, false
@@ -30,7 +30,7 @@ func Depth(column string) (depth float64, known bool) {
 		return 0, true
 	case "block":
 		if num >= 0 {
-			return float64(num * LayersPerBlock), true
+			return float64(num * layersPerBlock), true
 		}
 	case "layer", "hidden", "hidden_states":
 		if num >= 0 {
@@ -45,10 +45,10 @@ func Depth(column string) (depth float64, known bool) {
 }
 
 // SortByDepth orders column names by Depth, ties by name.
-func SortByDepth(columns []string) {
+func SortByDepth(columns []string, layersPerBlock int) {
 	slices.SortStableFunc(columns, func(a, b string) int {
-		da, _ := Depth(a)
-		db, _ := Depth(b)
+		da, _ := Depth(a, layersPerBlock)
+		db, _ := Depth(b, layersPerBlock)
 		switch {
 		case da < db:
 			return -1

@@ -30,6 +30,9 @@ type Config struct {
 	Tol      float64    `json:"tol"`       // gradient tolerance of the per-sample objective; 0 means 1e-5
 	KNN      KNNOptions `json:"knn"`
 	NoKNN    bool       `json:"no_knn"` // skip the kNN baseline
+	// LayersPerBlock places block{b} columns among layer{j} ones in the depth order (see Depth);
+	// 0 means DefaultLayersPerBlock.
+	LayersPerBlock int `json:"layers_per_block"`
 }
 
 // DefaultCs is the grid tried when Config.Cs is empty.
@@ -53,6 +56,9 @@ func (cfg Config) WithDefaults() Config {
 		cfg.Tol = 1e-5
 	}
 	cfg.KNN = cfg.KNN.withDefaults()
+	if cfg.LayersPerBlock == 0 {
+		cfg.LayersPerBlock = DefaultLayersPerBlock
+	}
 	return cfg
 }
 
@@ -352,7 +358,7 @@ func EvaluateAll(t *Table, columns []string, cfg Config, progress func(column st
 	if len(names) == 0 {
 		return nil, errors.New("linear: no feature columns to probe")
 	}
-	SortByDepth(names)
+	SortByDepth(names, cfg.WithDefaults().LayersPerBlock)
 	var out []*Result
 	for i, name := range names {
 		if progress != nil {

@@ -123,7 +123,7 @@ func ExampleSplitsFromColumn() {
 
 func ExampleSortByDepth() {
 	cols := []string{"decoder", "block2_mean", "logits", "cross_mean", "block10_mean", "block1_mean"}
-	linear.SortByDepth(cols)
+	linear.SortByDepth(cols, linear.DefaultLayersPerBlock)
 	fmt.Println(cols)
 	// Output: [cross_mean block1_mean block2_mean block10_mean decoder logits]
 }
@@ -154,7 +154,7 @@ func ExampleNewStandardizer() {
 }
 
 func ExampleDepth() {
-	d, known := linear.Depth("block3_mean")
+	d, known := linear.Depth("block3_mean", linear.DefaultLayersPerBlock)
 	fmt.Println(d, known)
 	// Output: 18 true
 }
