@@ -11,8 +11,8 @@ import (
 )
 
 // Trace chooses what a forward pass keeps besides the logits. Nothing is kept that was not asked
-// for: without encoder attention the cross-attention streams over pixel chunks and never holds the
-// latents × pixels score matrix.
+// for: without encoder attention the cross-attention never holds the latents × pixels score
+// matrix (it goes one latent at a time, or streams over pixel chunks with several heads).
 type Trace struct {
 	Inputs           bool // pixels with their position features, [B, N, C]
 	HiddenStates     bool // the latents after the cross-attention and after each self-attention application
@@ -64,8 +64,9 @@ type Output struct {
 // check the general path against the same reference.
 var projectKeys = false
 
-// pixelChunk is how many pixels the streaming cross-attention takes at a time: large enough for
-// efficient matrix products, small enough that its buffers stay in the low megabytes.
+// pixelChunk is how many pixels the general (several-head) cross-attention streams at a time:
+// large enough for efficient matrix products, small enough that its buffers stay in the low
+// megabytes.
 const pixelChunk = 4096
 
 // Forward runs the model on pixels [batch, 3, h, w] (normalised, as from the image processor).
