@@ -82,6 +82,12 @@ func sumSqDevAVX2(x *float32, n int, mean float64, acc *[8]float64)
 //go:noescape
 func normalizeAVX2(dst, src, w, b *float32, n int, mean, inv float64)
 
+//go:noescape
+func gridCombineAVX2(dst, s, x0, x1, x2, x3, rowTerm, colTerm *float32, rows, w int, c *[4]float32)
+
+//go:noescape
+func gridMarginalsAVX2(e, r, x0, x1, x2, x3 *float32, rows, w int, rowSum, col *float64, lanes *[32]float64)
+
 var avx2Kernels = &kernels{name: "avx2", width: 8}
 
 // available lists the implementations this CPU can run, best first.
@@ -173,24 +179,33 @@ func (k *kernels) normalize(dst, src, w, b []float32, mean, inv float64) {
 	}
 }
 
-// gridCombine and gridMarginals have an AVX-512 kernel only; they report false when they did not
-// run (another implementation, or rows not a whole number of vectors).
+// gridCombine and gridMarginals report false when they did not run: the Go implementation, or
+// rows that are not a whole number of vectors. A switch, not a function value, keeps c and lanes
+// on the caller's stack.
 func (k *kernels) gridCombine(dst, s []float32, x *[4][]float32, rowTerm, colTerm []float32, c *[4]float32) bool {
-	w := len(colTerm)
-	if k != avx512Kernels || w%16 != 0 || len(rowTerm) == 0 || w == 0 {
+	w, rows := len(colTerm), len(rowTerm)
+	if k == goKernels || w%k.width != 0 || rows == 0 || w == 0 {
 		return false
 	}
-	gridCombineAVX512(unsafe.SliceData(dst), unsafe.SliceData(s), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]),
-		unsafe.SliceData(x[2]), unsafe.SliceData(x[3]), unsafe.SliceData(rowTerm), unsafe.SliceData(colTerm), len(rowTerm), w, c)
+	d, sp, x0, x1, x2, x3 := unsafe.SliceData(dst), unsafe.SliceData(s), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]), unsafe.SliceData(x[2]), unsafe.SliceData(x[3])
+	if k == avx512Kernels {
+		gridCombineAVX512(d, sp, x0, x1, x2, x3, unsafe.SliceData(rowTerm), unsafe.SliceData(colTerm), rows, w, c)
+	} else {
+		gridCombineAVX2(d, sp, x0, x1, x2, x3, unsafe.SliceData(rowTerm), unsafe.SliceData(colTerm), rows, w, c)
+	}
 	return true
 }
 
 func (k *kernels) gridMarginals(e, r []float32, x *[4][]float32, rowSum, col []float64, lanes *[32]float64) bool {
-	w := len(col)
-	if k != avx512Kernels || w%16 != 0 || len(rowSum) == 0 || w == 0 {
+	w, rows := len(col), len(rowSum)
+	if k == goKernels || w%k.width != 0 || rows == 0 || w == 0 {
 		return false
 	}
-	gridMarginalsAVX512(unsafe.SliceData(e), unsafe.SliceData(r), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]),
-		unsafe.SliceData(x[2]), unsafe.SliceData(x[3]), len(rowSum), w, unsafe.SliceData(rowSum), unsafe.SliceData(col), lanes)
+	ep, rp, x0, x1, x2, x3 := unsafe.SliceData(e), unsafe.SliceData(r), unsafe.SliceData(x[0]), unsafe.SliceData(x[1]), unsafe.SliceData(x[2]), unsafe.SliceData(x[3])
+	if k == avx512Kernels {
+		gridMarginalsAVX512(ep, rp, x0, x1, x2, x3, rows, w, unsafe.SliceData(rowSum), unsafe.SliceData(col), lanes)
+	} else {
+		gridMarginalsAVX2(ep, rp, x0, x1, x2, x3, rows, w, unsafe.SliceData(rowSum), unsafe.SliceData(col), lanes)
+	}
 	return true
 }

@@ -727,3 +727,154 @@ margLoop:
 	VMOVUPD Z30, 192(AX)
 	VZEROUPPER
 	RET
+
+// func gridCombineAVX2(dst, s, x0, x1, x2, x3, rowTerm, colTerm *float32, rows, w int, c *[4]float32)
+// gridCombineAVX512 with 8 lanes; w is a positive multiple of 8.
+TEXT ·gridCombineAVX2(SB), NOSPLIT, $0-88
+	MOVQ dst+0(FP), DI
+	MOVQ s+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ rowTerm+48(FP), R12
+	MOVQ colTerm+56(FP), R13
+	MOVQ rows+64(FP), DX
+	MOVQ c+80(FP), AX
+	VBROADCASTSS 0(AX), Y10
+	VBROADCASTSS 4(AX), Y11
+	VBROADCASTSS 8(AX), Y12
+	VBROADCASTSS 12(AX), Y13
+
+combRow2:
+	VBROADCASTSS (R12), Y14
+	MOVQ R13, BX
+	MOVQ w+72(FP), CX
+
+combLoop2:
+	VMOVUPS (BX), Y0
+	VADDPS Y14, Y0, Y0
+	VFMADD231PS (R8), Y10, Y0
+	VFMADD231PS (R9), Y11, Y0
+	VFMADD231PS (R10), Y12, Y0
+	VFMADD231PS (R11), Y13, Y0
+	VMULPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, BX
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	SUBQ $8, CX
+	JNZ combLoop2
+
+	ADDQ $4, R12
+	DECQ DX
+	JNZ combRow2
+	VZEROUPPER
+	RET
+
+// func gridMarginalsAVX2(e, r, x0, x1, x2, x3 *float32, rows, w int, rowSum, col *float64, lanes *[32]float64)
+// gridMarginalsAVX512 with 8 lanes (float64 accumulators of 4 lanes, two per sum); w is a positive
+// multiple of 8. lanes[8k:8k+8] receive Σ p·x_k.
+TEXT ·gridMarginalsAVX2(SB), NOSPLIT, $0-88
+	MOVQ e+0(FP), SI
+	MOVQ r+8(FP), DI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ rows+48(FP), DX
+	MOVQ rowSum+64(FP), R12
+	MOVQ col+72(FP), R13
+	MOVQ lanes+80(FP), AX
+	VXORPD Y0, Y0, Y0
+	VMOVUPD Y0, 0(AX) // the float64 accumulators live in lanes (16 ymm would not fit)
+	VMOVUPD Y0, 32(AX)
+	VMOVUPD Y0, 64(AX)
+	VMOVUPD Y0, 96(AX)
+	VMOVUPD Y0, 128(AX)
+	VMOVUPD Y0, 160(AX)
+	VMOVUPD Y0, 192(AX)
+	VMOVUPD Y0, 224(AX)
+
+margRow2:
+	MOVQ R13, BX
+	MOVQ w+56(FP), CX
+	VXORPS Y9, Y9, Y9 // this row's float32 lanes: Σp, Σp·x0 … Σp·x3
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+
+margLoop2:
+	VMOVUPS (SI), Y0
+	VMULPS (DI), Y0, Y0
+	VADDPS Y0, Y9, Y9
+	VFMADD231PS (R8), Y0, Y10
+	VFMADD231PS (R9), Y0, Y11
+	VFMADD231PS (R10), Y0, Y12
+	VFMADD231PS (R11), Y0, Y13
+	VCVTPS2PD X0, Y1
+	VEXTRACTF128 $1, Y0, X2
+	VCVTPS2PD X2, Y2
+	VADDPD (BX), Y1, Y1
+	VADDPD 32(BX), Y2, Y2
+	VMOVUPD Y1, (BX)
+	VMOVUPD Y2, 32(BX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $64, BX
+	SUBQ $8, CX
+	JNZ margLoop2
+
+	// Row sum: the 8 lanes in float64, folded to one value.
+	VCVTPS2PD X9, Y1
+	VEXTRACTF128 $1, Y9, X2
+	VCVTPS2PD X2, Y2
+	VADDPD Y2, Y1, Y1
+	VEXTRACTF128 $1, Y1, X2
+	VADDPD X2, X1, X1
+	VPERMILPD $1, X1, X2
+	VADDSD X2, X1, X1
+	VMOVSD X1, (R12)
+	ADDQ $8, R12
+	// The other sums join their float64 accumulators lane by lane.
+	VCVTPS2PD X10, Y1
+	VEXTRACTF128 $1, Y10, X2
+	VCVTPS2PD X2, Y2
+	VADDPD 0(AX), Y1, Y1
+	VADDPD 32(AX), Y2, Y2
+	VMOVUPD Y1, 0(AX)
+	VMOVUPD Y2, 32(AX)
+	VCVTPS2PD X11, Y1
+	VEXTRACTF128 $1, Y11, X2
+	VCVTPS2PD X2, Y2
+	VADDPD 64(AX), Y1, Y1
+	VADDPD 96(AX), Y2, Y2
+	VMOVUPD Y1, 64(AX)
+	VMOVUPD Y2, 96(AX)
+	VCVTPS2PD X12, Y1
+	VEXTRACTF128 $1, Y12, X2
+	VCVTPS2PD X2, Y2
+	VADDPD 128(AX), Y1, Y1
+	VADDPD 160(AX), Y2, Y2
+	VMOVUPD Y1, 128(AX)
+	VMOVUPD Y2, 160(AX)
+	VCVTPS2PD X13, Y1
+	VEXTRACTF128 $1, Y13, X2
+	VCVTPS2PD X2, Y2
+	VADDPD 192(AX), Y1, Y1
+	VADDPD 224(AX), Y2, Y2
+	VMOVUPD Y1, 192(AX)
+	VMOVUPD Y2, 224(AX)
+	DECQ DX
+	JNZ margRow2
+	VZEROUPPER
+	RET

@@ -336,7 +336,11 @@ func TestImplementation(t *testing.T) {
 func TestNoAllocations(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		x, y, w, b := make([]float32, 67), make([]float32, 67), make([]float32, 67), make([]float32, 67)
+		grid := [4][]float32{x[:64], y[:64], w[:64], b[:64]}
+		rowSum, col := make([]float64, 4), make([]float64, 16)
 		allocs := testing.AllocsPerRun(10, func() {
+			GridCombine(y[:64], x[:64], grid, w[:4], b[:16], [4]float32{1, 2, 3, 4})
+			GridMarginals(x[:64], y[:64], grid, rowSum, col)
 			ExpShiftSum(y, x, 0)
 			Max(x)
 			Scale(x, 1)
