@@ -258,7 +258,7 @@ func (w *Weights) assign(f *weights.File) error {
 	var unexpected []string
 	for name := range f.Tensors {
 		if !want[name] {
-			unexpected = append(unexpected, name)
+			unexpected = append(unexpected, weights.PrintableName(name))
 		}
 	}
 	slices.Sort(unexpected)

@@ -139,3 +139,12 @@ func ExampleError() {
 	fmt.Println(err)
 	// Output: ../../testdata/weights/malicious.bin: pickle calls unlisted global os.system
 }
+
+// Names read from a file are quoted only when they would break an error message's line.
+func ExamplePrintableName() {
+	fmt.Println(weights.PrintableName("perceiver.embeddings.latents"))
+	fmt.Println(weights.PrintableName("evil\nname"))
+	// Output:
+	// perceiver.embeddings.latents
+	// "evil\nname"
+}

@@ -457,7 +457,7 @@ func (u *unpickler) counted(op byte) ([]byte, error) {
 
 func (u *unpickler) global(mod, name string) error {
 	if _, ok := allowedGlobals[mod+"."+name]; !ok {
-		return fmt.Errorf("%w %s.%s", ErrUnlistedGlobal, mod, name)
+		return fmt.Errorf("%w %s", ErrUnlistedGlobal, PrintableName(mod+"."+name))
 	}
 	u.push(pickleGlobal{mod, name})
 	return nil
@@ -503,7 +503,7 @@ func (u *unpickler) persistentLoad(pid any) (*storageRef, error) {
 	}
 	numel, ok := t[4].(int64)
 	if !ok || numel < 0 {
-		return nil, u.fail("storage %s has size %s", key, describe(t[4]))
+		return nil, u.fail("storage %s has size %s", PrintableName(key), describe(t[4]))
 	}
 	return &storageRef{typeName: g.name, dtype: storageDTypes[g.name], key: key, numel: numel}, nil
 }

@@ -101,3 +101,19 @@ func TestUnpickleErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsStayOneLine: names read from a file (globals, storage keys, tensor names) are quoted
+// when they hold control characters, so that an error is still one line (found by FuzzUnpickle).
+func TestErrorsStayOneLine(t *testing.T) {
+	_, err := unpickle([]byte("\x8c\x0b00000\n00000\x8c\x0b00000000000\x93"))
+	if err == nil || strings.Contains(err.Error(), "\n") || !errors.Is(err, ErrUnlistedGlobal) {
+		t.Fatalf("unlisted global with a newline: %q", err)
+	}
+	e := &Error{Path: "x.bin", Tensor: "a\nb", Err: ErrMalformed}
+	if got, want := e.Error(), `x.bin: tensor "a\nb": `+ErrMalformed.Error(); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := (&Error{Path: "x.bin", Tensor: "encoder.weight", Err: ErrMalformed}).Error(); strings.Contains(got, `"`) {
+		t.Fatalf("a plain name was quoted: %q", got)
+	}
+}

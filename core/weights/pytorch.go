@@ -54,7 +54,7 @@ func parsePyTorch(path string, buf []byte) (*File, error) {
 		entries[zf.Name] = zf
 		if strings.HasSuffix(zf.Name, "/data.pkl") && strings.Count(zf.Name, "/") == 1 {
 			if pkl != nil {
-				return nil, malformed(path, "", "archive holds both %s and %s", pkl.Name, zf.Name)
+				return nil, malformed(path, "", "archive holds both %s and %s", PrintableName(pkl.Name), PrintableName(zf.Name))
 			}
 			pkl = zf
 		}
@@ -81,7 +81,7 @@ func parsePyTorch(path string, buf []byte) (*File, error) {
 
 	pickled, err := readEntry(pkl, maxPickleBytes)
 	if err != nil {
-		return nil, malformed(path, "", "%s: %v", pkl.Name, err)
+		return nil, malformed(path, "", "%s: %v", PrintableName(pkl.Name), err)
 	}
 	root, err := unpickle(pickled)
 	if err != nil {
@@ -118,15 +118,15 @@ func parsePyTorch(path string, buf []byte) (*File, error) {
 		if !ok {
 			zf := entries[prefix+"data/"+s.key]
 			if zf == nil {
-				return nil, malformed(path, name, "storage %s is missing from the archive", prefix+"data/"+s.key)
+				return nil, malformed(path, name, "storage %s is missing from the archive", PrintableName(prefix+"data/"+s.key))
 			}
 			if raw, err = entryBytes(buf, zf); err != nil {
-				return nil, malformed(path, name, "storage %s: %v", zf.Name, err)
+				return nil, malformed(path, name, "storage %s: %v", PrintableName(zf.Name), err)
 			}
 			storages[s.key] = raw
 		}
 		if hi, need := bits.Mul64(uint64(s.numel), uint64(size)); hi != 0 || need > uint64(len(raw)) {
-			return nil, malformed(path, name, "storage %s declares %d elements of %s but holds %d bytes", s.key, s.numel, s.dtype, len(raw))
+			return nil, malformed(path, name, "storage %s declares %d elements of %s but holds %d bytes", PrintableName(s.key), s.numel, s.dtype, len(raw))
 		}
 		t, err := materialize(ref, raw, size, order)
 		if err != nil {
@@ -246,7 +246,7 @@ func materialize(ref *tensorRef, raw []byte, elemSize int, order binary.ByteOrde
 	}
 	if last >= uint64(s.numel) {
 		return nil, fmt.Errorf("%w: view (offset %d, size %v, stride %v) reaches past the %d elements of storage %s",
-			ErrMalformed, ref.offset, ref.size, ref.stride, s.numel, s.key)
+			ErrMalformed, ref.offset, ref.size, ref.stride, s.numel, PrintableName(s.key))
 	}
 	if n > uint64(s.numel) && n > 1<<28 { // broadcast (stride 0) views could otherwise ask for anything
 		return nil, fmt.Errorf("%w: view of %d elements expands a %d-element storage", ErrMalformed, n, s.numel)

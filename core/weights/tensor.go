@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Tensor is one named array, always float32 in memory, row-major and contiguous.
@@ -122,9 +124,21 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Tensor != "" {
-		return e.Path + ": tensor " + e.Tensor + ": " + e.Err.Error()
+		return e.Path + ": tensor " + PrintableName(e.Tensor) + ": " + e.Err.Error()
 	}
 	return e.Path + ": " + e.Err.Error()
+}
+
+// PrintableName returns a name read from a file (a tensor, a storage, a pickle global) as it is
+// when it is plain text, else quoted with Go escapes, so that an error naming it stays one
+// readable line whatever the file holds.
+func PrintableName(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }
 
 func (e *Error) Unwrap() error { return e.Err }
