@@ -85,3 +85,53 @@ func TestSeparableEncoderFollowsWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentForward: a Model is safe for concurrent Forward calls, including the first calls at
+// new input sizes, which build the encoder's cached tables (run under -race in CI); each result
+// equals, bit for bit, the same call made alone.
+func TestConcurrentForward(t *testing.T) {
+	m, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sizes := [][2]int{{12, 16}, {9, 13}, {12, 16}, {20, 20}, {9, 13}, {20, 20}}
+	pixels := func(h, w int) []float32 {
+		px := make([]float32, 3*h*w)
+		for i := range px {
+			px[i] = float32(math.Sin(0.11*float64(i) + float64(w)))
+		}
+		return px
+	}
+	got := make([][]float32, len(sizes))
+	errs := make([]error, len(sizes))
+	done := make(chan int)
+	for i, s := range sizes {
+		go func() {
+			out, err := m.Forward(pixels(s[0], s[1]), 1, s[0], s[1], Trace{EncoderAttention: true})
+			if err == nil {
+				got[i] = append(out.Logits, out.EncoderAttention...)
+			}
+			errs[i] = err
+			done <- i
+		}()
+	}
+	for range sizes {
+		<-done
+	}
+	for i, s := range sizes {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		alone, err := m.Forward(pixels(s[0], s[1]), 1, s[0], s[1], Trace{EncoderAttention: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(alone.Logits, alone.EncoderAttention...)
+		for j := range want {
+			if got[i][j] != want[j] {
+				t.Fatalf("%d×%d: value %d = %g concurrently, %g alone", s[0], s[1], j, got[i][j], want[j])
+			}
+		}
+	}
+}
