@@ -26,9 +26,10 @@ import (
 //     Σ_p w_ip·pos_c(u) = Σ_u pos_c(u)·(Σ_v w_i,uv): the values need only the row and column
 //     marginals of each latent's attention.
 //
-// The arithmetic follows the float64 statistics of LayerNorm; the scores, the softmax sums and the
-// marginals accumulate in float64, and the results agree with the product path (projectKeys) and
-// Hugging Face to float32 rounding (TestForwardMatchesHuggingFace).
+// The per-pixel statistics are LayerNorm's, in float64; the scores are float32, as on the product
+// path; the softmax sums and the marginals accumulate in float64. The results agree with the
+// product path (projectKeys) and Hugging Face to float32 rounding (TestForwardMatchesHuggingFace,
+// TestSeparableEncoderMatchesProducts).
 
 // separableEncoder holds what the attention needs of the weights and of the position features
 // at one input size; it is the same for every image.
@@ -51,13 +52,14 @@ type separableEncoder struct {
 }
 
 // newSeparableEncoder prepares the attention of the queries kq [L, c] over h×w inputs.
-func (m *Model) newSeparableEncoder(kq []float32, h, w int, scale float32) *separableEncoder {
+func (m *Model) newSeparableEncoder(kq []float32, h, w int) *separableEncoder {
 	L, C := m.Config.NumLatents, m.Config.DModel
-	ln := m.Weights.CrossAttention.Attention.Self.LayerNorm2
+	a := &m.Weights.CrossAttention.Attention.Self
+	ln := a.LayerNorm2
 	pos := m.positionFeatures(h, w)
 	P := C - 3
 	e := &separableEncoder{
-		h: h, w: w, c: C, scale: scale,
+		h: h, w: w, c: C, scale: float32(1 / math.Sqrt(float64(a.Query.Out()))), // one head
 		g: make([]float32, L*4), a: make([]float32, L*h), b: make([]float32, L*w),
 		gamma: ln.Weight.Data, beta: ln.Bias.Data,
 		rowSum: make([]float64, h), rowSq: make([]float64, h), colSum: make([]float64, w), colSq: make([]float64, w),
@@ -201,17 +203,13 @@ func (m *Model) encoderQueries() []float32 {
 
 // separableFor returns the single-head encoder attention for h×w inputs, built on first use and
 // kept while the weights it depends on stay those it was built from.
-func (m *Model) separableFor(h, w int, scale float32) *separableEncoder {
+func (m *Model) separableFor(h, w int) *separableEncoder {
 	W := &m.Weights
 	a := &W.CrossAttention.Attention.Self
 	var from []*float32
 	for _, p := range []*Param{&W.Latents, &a.LayerNorm1.Weight, &a.LayerNorm1.Bias, &a.Query.Weight, &a.Query.Bias,
 		&a.Key.Weight, &a.LayerNorm2.Weight, &a.LayerNorm2.Bias} {
-		var first *float32
-		if len(p.Data) > 0 {
-			first = &p.Data[0]
-		}
-		from = append(from, first)
+		from = append(from, p.first())
 	}
 	m.encMu.Lock()
 	defer m.encMu.Unlock()
@@ -223,11 +221,7 @@ func (m *Model) separableFor(h, w int, scale float32) *separableEncoder {
 	if e, ok := m.encoders[key]; ok {
 		return e
 	}
-	// The queries moved into the input space: kq = q·Wk [L, c].
-	L, C, qk := m.Config.NumLatents, m.Config.DModel, a.Query.Out()
-	kq := make([]float32, L*C)
-	sgemm.Gemm(false, false, L, C, qk, 1, m.encoderQueries(), qk, a.Key.Weight.Data, C, 0, kq, C)
-	e := m.newSeparableEncoder(kq, h, w, scale)
+	e := m.newSeparableEncoder(foldKey(m.encoderQueries(), m.Config.NumLatents, &a.Key), h, w)
 	m.encoders[key] = e
 	return e
 }

@@ -246,7 +246,7 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 	// with q·Wk straight over LN2(x), and the value projection is applied once to the result;
 	// separableEncoder then avoids even the products over the pixels (see encoder.go).
 	if heads == 1 && !projectKeys {
-		enc := m.separableFor(h, w, scale)
+		enc := m.separableFor(h, w)
 		acc := make([]float32, L*C)
 		for b := 0; b < batch; b++ {
 			img := pixels[b*3*N : (b+1)*3*N]
@@ -346,8 +346,7 @@ func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
 		// One query and one head: fold the key projection into the query and the value
 		// projection after the pooling, as the encoder does (q·bk cancels in the softmax, the
 		// weights sum to 1): two products of the latents by 1024×1024 weights become vectors.
-		kq := make([]float32, D)
-		sgemm.Gemm(false, false, 1, D, qk, 1, q, qk, a.Key.Weight.Data, D, 0, kq, D)
+		kq := foldKey(q, 1, &a.Key)
 		pooled := make([]float32, batch*D)
 		for b := 0; b < batch; b++ {
 			layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)

@@ -38,6 +38,16 @@ func linearAdd(dst, x []float32, rows int, l *Linear) {
 	add(dst, tmp)
 }
 
+// foldKey returns q·W [rows, in] for the queries q [rows, out] of a one-head attention and its key
+// projection W [out, in]: the queries moved into the space of the keys' inputs x, since
+// q·(x·Wᵀ + b)ᵀ = (q·W)·xᵀ + q·b and q·b, the same for every key, cancels in the softmax.
+func foldKey(q []float32, rows int, key *Linear) []float32 {
+	in, out := key.In(), key.Out()
+	kq := make([]float32, rows*in)
+	sgemm.Gemm(false, false, rows, in, out, 1, q, out, key.Weight.Data, in, 0, kq, in)
+	return kq
+}
+
 // layerNorm normalises each of the rows rows of x (n channels) into dst, with float64 statistics.
 func layerNorm(dst, x []float32, rows int, ln *LayerNorm) {
 	n := len(ln.Weight.Data)

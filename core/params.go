@@ -23,6 +23,15 @@ type Param struct {
 
 func newParam(shape ...int) Param { return Param{Shape: shape} }
 
+// first identifies the values the Param holds now: the address of the first one, or nil. Caches of
+// values derived from weights keep it to notice a Data slice assigned anew.
+func (p *Param) first() *float32 {
+	if len(p.Data) == 0 {
+		return nil
+	}
+	return &p.Data[0]
+}
+
 // Len is the number of values the shape holds.
 func (p *Param) Len() int {
 	n := 1
@@ -50,12 +59,12 @@ func (l *Linear) prepack() {
 		return
 	}
 	l.packed = sgemm.PackB(true, l.In(), l.Out(), l.Weight.Data, l.In())
-	l.packedFrom = &l.Weight.Data[0]
+	l.packedFrom = l.Weight.first()
 }
 
 // packedWeight returns the packed weights if they are those of Weight.Data, else nil.
 func (l *Linear) packedWeight() *sgemm.PackedB {
-	if l.packed == nil || len(l.Weight.Data) == 0 || &l.Weight.Data[0] != l.packedFrom {
+	if l.packed == nil || l.Weight.first() != l.packedFrom {
 		return nil
 	}
 	return l.packed
