@@ -11,11 +11,7 @@ import (
 // at others, square or not, with rows that are and are not whole AVX-512 vectors, and a batch of
 // two. Tolerance: TestForwardMatchesHuggingFace's, 1e-4 of the largest magnitude per tensor.
 func TestSeparableEncoderMatchesProducts(t *testing.T) {
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	trace := Trace{EncoderAttention: true, HiddenStates: true, Inputs: true}
 	for _, size := range [][2]int{{12, 16}, {9, 13}, {1, 1}, {32, 48}, {7, 1}} {
 		h, w := size[0], size[1]
@@ -48,11 +44,7 @@ func TestSeparableEncoderMatchesProducts(t *testing.T) {
 // a weight it depends on (here the latents) must rebuild it, so the output equals that of a model
 // loaded with the new weights from the start.
 func TestSeparableEncoderFollowsWeights(t *testing.T) {
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	px := make([]float32, 3*12*16)
 	for i := range px {
 		px[i] = float32(math.Cos(float64(i)))
@@ -69,11 +61,7 @@ func TestSeparableEncoderFollowsWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := loadTiny(t)
 	fresh.Weights.Latents.Data = latents
 	want, err := fresh.Forward(px, 1, 12, 16, Trace{})
 	if err != nil {
@@ -90,11 +78,7 @@ func TestSeparableEncoderFollowsWeights(t *testing.T) {
 // new input sizes, which build the encoder's cached tables (run under -race in CI); each result
 // equals, bit for bit, the same call made alone.
 func TestConcurrentForward(t *testing.T) {
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	sizes := [][2]int{{12, 16}, {9, 13}, {12, 16}, {20, 20}, {9, 13}, {20, 20}}
 	pixels := func(h, w int) []float32 {
 		px := make([]float32, 3*h*w)

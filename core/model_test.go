@@ -31,6 +31,17 @@ func openExpected(t testing.TB) *weights.File {
 	return f
 }
 
+// loadTiny loads the tiny fixture model, closed when the test ends.
+func loadTiny(t testing.TB) *Model {
+	t.Helper()
+	m, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // modelDirWith makes a model folder holding the tiny config and only the named weights file.
 func modelDirWith(t testing.TB, weightsFile string) string {
 	t.Helper()
@@ -116,16 +127,12 @@ func TestForwardMatchesHuggingFace(t *testing.T) {
 	}
 }
 
-// TestStreamingCrossAttention checks the path taken when no map is kept: the encoder attention
-// streams over pixel chunks with a running softmax, against the same reference.
+// TestStreamingCrossAttention checks the path taken when no map is kept, which never holds the
+// latents × pixels scores, against the same reference.
 func TestStreamingCrossAttention(t *testing.T) {
 	exp := openExpected(t)
 	px := exp.Tensors["pixel_values"]
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	out, err := m.Forward(px.Data, 1, px.Shape[2], px.Shape[3], Trace{DecoderOutput: true})
 	if err != nil {
 		t.Fatal(err)
@@ -142,11 +149,7 @@ func TestStreamingCrossAttention(t *testing.T) {
 func TestBatchMatchesSingle(t *testing.T) {
 	exp := openExpected(t)
 	px := exp.Tensors["pixel_values"]
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	n := len(px.Data)
 	batch := make([]float32, 3*n)
 	for b := 0; b < 3; b++ {
@@ -359,11 +362,7 @@ func edit(t testing.TB, dir, name, old, new string) {
 func TestHooksSeeEveryState(t *testing.T) {
 	exp := openExpected(t)
 	px := exp.Tensors["pixel_values"]
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	var states, maps [][]float32
 	tr := TraceAll
 	tr.OnHiddenState = func(i int, h []float32) {

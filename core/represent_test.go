@@ -39,11 +39,7 @@ func TestParseRepresentations(t *testing.T) {
 func TestExtractMatchesTrace(t *testing.T) {
 	exp := openExpected(t)
 	px := exp.Tensors["pixel_values"]
-	m, err := Load(tinyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadTiny(t)
 	reps, err := m.Config.ParseRepresentations("all,layer1_max,layer3_mean,cross_max")
 	if err != nil {
 		t.Fatal(err)
