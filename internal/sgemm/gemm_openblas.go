@@ -48,15 +48,17 @@ func gemmWithPacked(m int, alpha float32, a []float32, lda int, transA bool, pb 
 		return
 	}
 	if beta == 0 {
-		scaleC(c, ldc, 0, m, 0, n, 0)
-		addBias(c, ldc, m, bias)
+		for i := 0; i < m; i++ {
+			copy(c[i*ldc:i*ldc+n], bias)
+		}
 		gemm(transA, pb.transB, m, n, pb.k, alpha, a, lda, pb.b, pb.ldb, 1, c, ldc)
 		return
 	}
 	w := wsPool.Get().(*workspace)
 	tmp := aligned(&w.partRaw, m*n)
-	clear(tmp)
-	addBias(tmp, n, m, bias)
+	for i := 0; i < m; i++ {
+		copy(tmp[i*n:i*n+n], bias)
+	}
 	gemm(transA, pb.transB, m, n, pb.k, alpha, a, lda, pb.b, pb.ldb, 1, tmp, n)
 	for i := 0; i < m; i++ {
 		row := c[i*ldc : i*ldc+n]
