@@ -47,7 +47,7 @@ decoder_attention [L], rollout_weights [L]). With several images each gets its o
 flags:`
 
 func runAttention(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("attention", stderr)
+	fs := newFlagSet("attention", attentionHelp, stderr)
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model attends to")
@@ -61,10 +61,6 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	raw := fs.Bool("raw", false, "also write the maps as float32 tensors to maps.safetensors")
 	format := fs.String("format", "png", "figure format: "+strings.Join(viz.Formats, ", "))
 	clip := fs.Float64("clip", 100, "top of the colour scale as a percentile of the map's values, in (0, 100]: e.g. 99.5 keeps a few hot pixels from darkening the rest (the colour bar shows the clipped scale)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, attentionHelp)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

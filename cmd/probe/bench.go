@@ -17,17 +17,13 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", stderr)
+	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random) [--batch N] [--runs N] [--image PATH]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "benchmark the full-size architecture with random weights (no model folder needed)")
 	batch := fs.Int("batch", 1, "images per forward pass")
 	runs := fs.Int("runs", 3, "timed runs (after one warm-up run)")
 	image := fs.String("image", "", "image to preprocess (default: a synthetic 640×480 photo-sized image, decoding not timed)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe bench (--model DIR | --random) [--batch N] [--runs N] [--image PATH]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

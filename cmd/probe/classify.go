@@ -22,15 +22,11 @@ type prediction struct {
 }
 
 func runClassify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("classify", stderr)
+	fs := newFlagSet("classify", "usage: probe classify --model DIR [--top K] [--json] IMAGE...", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	top := fs.Int("top", 5, "how many labels to print per image")
 	asJSON := fs.Bool("json", false, "print one JSON object per line per image: {\"image\", \"top\": [{\"index\", \"label\", \"prob\"}]}")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe classify --model DIR [--top K] [--json] IMAGE...")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

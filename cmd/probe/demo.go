@@ -51,12 +51,8 @@ func demoModel() (*core.Model, error) {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	flags := newFlagSet("demo", stderr)
+	flags := newFlagSet("demo", "usage: probe demo [--out DIR]", stderr)
 	out := flags.String("out", "perceiver-demo", "output folder (the demo replaces its own files in it)")
-	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe demo [--out DIR]")
-		flags.PrintDefaults()
-	}
 	if err := flags.Parse(args); err != nil {
 		return errUsage
 	}

@@ -13,16 +13,12 @@ func init() {
 }
 
 func runDump(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dump", stderr)
+	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE) --out FILE.safetensors", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	image := fs.String("image", "", "image file to run")
 	pixels := fs.String("pixels", "", "safetensors file holding pixel_values [B,3,H,W] (instead of --image)")
 	out := fs.String("out", "", "output .safetensors file")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe dump --model DIR (--image PATH | --pixels FILE) --out FILE.safetensors")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

@@ -30,7 +30,7 @@ func init() {
 var errInterrupted = errors.New("interrupted")
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("extract", stderr)
+	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--shard K/N] [--resume] [--quiet]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	data := fs.String("data", "", "data set: an image folder (class/xxx.jpg or flat), a .csv/.tsv manifest (path[,label][,split]), or IDX files (MNIST format)")
@@ -43,10 +43,6 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run (or complete an existing file), skipping ids already written")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	rowGroupMB := fs.Float64("row-group-mb", 64, "rows buffered before a row group is written (MB)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--shard K/N] [--resume] [--quiet]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

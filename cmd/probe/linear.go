@@ -21,7 +21,7 @@ func init() {
 }
 
 func runLinear(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("linear", stderr)
+	fs := newFlagSet("linear", "usage: probe linear --features FILE|DIR [--columns c1,c2|all] [--label label] [--split-col split] [--val-frac F] [--test-frac F] [--C LIST] [--folds K] [--seed N] [--report DIR]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to probe, comma-separated, or all")
 	labelCol := fs.String("label", "label", "label column: label (class index) or label_name")
@@ -35,10 +35,6 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	tol := fs.Float64("tol", 1e-5, "gradient tolerance of the per-sample objective")
 	noKNN := fs.Bool("no-knn", false, "skip the kNN baseline")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe linear --features FILE|DIR [--columns c1,c2|all] [--label label] [--split-col split] [--val-frac F] [--test-frac F] [--C LIST] [--folds K] [--seed N] [--report DIR]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -220,15 +216,11 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("export", stderr)
+	fs := newFlagSet("export", "usage: probe export --features FILE --columns LIST --format npy|csv [--out PATH]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
 	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
 	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: probe export --features FILE --columns LIST --format npy|csv [--out PATH]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

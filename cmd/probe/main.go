@@ -75,8 +75,12 @@ func usage(w io.Writer) {
 }
 
 // newFlagSet returns a flag set that reports parse errors to stderr and never exits.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("probe "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+	}
 	return fs
 }
