@@ -7,7 +7,10 @@
 //     dimensions outermost first, so a Linear weight is [out, in] exactly as
 //     PyTorch stores it. A 0-d (scalar) tensor has an empty Shape and Len 1.
 //   - DType records how the values were stored ("F32", "F16", "BF16", "F64",
-//     in safetensors spelling); F16, BF16 and F64 are converted to float32.
+//     in safetensors spelling); F16, BF16 and F64 are converted to float32, and
+//     so are integer and boolean buffers ("I64", "I32", "I16", "I8", "U8",
+//     "BOOL", such as BatchNorm's num_batches_tracked), exactly up to 2²⁴ in
+//     magnitude.
 //   - Files are memory-mapped read-only. Little-endian float32 data that is
 //     contiguous and 4-byte aligned is aliased, not copied: Data then points
 //     into the mapping, must not be written, and is invalid after File.Close.

@@ -15,15 +15,22 @@ var hostLittleEndian = func() bool {
 }()
 
 // dtypeSize returns the element size of the dtypes this package converts to
-// float32, and 0 for every other dtype.
+// float32, and 0 for every other dtype. Integers convert exactly up to 2²⁴ in
+// magnitude; they are buffers (counters, ids), never weights.
 func dtypeSize(dtype string) int {
 	switch dtype {
 	case "F32":
 		return 4
 	case "F16", "BF16":
 		return 2
-	case "F64":
+	case "F64", "I64":
 		return 8
+	case "I32":
+		return 4
+	case "I16":
+		return 2
+	case "I8", "U8", "BOOL":
+		return 1
 	}
 	return 0
 }
@@ -79,7 +86,10 @@ func decode(dst []float32, src []byte, dtype string, order binary.ByteOrder) {
 			dst[i] = float32(math.Float64frombits(le.Uint64(src[8*i:])))
 		}
 	default:
-		panic("weights: decode of unsupported dtype " + dtype)
+		// Integer buffers (BatchNorm's num_batches_tracked, position ids) are small and rare.
+		for i := range dst {
+			dst[i] = decodeOne(src, i, dtype, le)
+		}
 	}
 }
 
@@ -94,6 +104,21 @@ func decodeOne(src []byte, i int, dtype string, order binary.ByteOrder) float32 
 		return math.Float32frombits(uint32(order.Uint16(src[2*i:])) << 16)
 	case "F64":
 		return float32(math.Float64frombits(order.Uint64(src[8*i:])))
+	case "I64":
+		return float32(int64(order.Uint64(src[8*i:])))
+	case "I32":
+		return float32(int32(order.Uint32(src[4*i:])))
+	case "I16":
+		return float32(int16(order.Uint16(src[2*i:])))
+	case "I8":
+		return float32(int8(src[i]))
+	case "U8":
+		return float32(src[i])
+	case "BOOL":
+		if src[i] != 0 {
+			return 1
+		}
+		return 0
 	}
 	panic("weights: decode of unsupported dtype " + dtype)
 }

@@ -264,6 +264,39 @@ func checkError(t *testing.T, err error, path string, target error, fragments ..
 	}
 }
 
+// TestIntegerBuffers reads the integer tensors gen.py writes (a LongStorage in a .bin, I64 in a
+// safetensors file) as float32, exactly: such buffers (BatchNorm's num_batches_tracked) sit
+// beside the weights in real checkpoints.
+func TestIntegerBuffers(t *testing.T) {
+	cases := []struct {
+		file, name string
+		want       []float32
+	}{
+		{"int64.bin", "position_ids", []float32{1, 2, 3}},
+		{"int64.safetensors", "ids", []float32{1, 2}},
+	}
+	for _, c := range cases {
+		path := filepath.Join(genDir, c.file)
+		open := OpenPyTorch
+		if strings.HasSuffix(c.file, ".safetensors") {
+			open = OpenSafetensors
+		}
+		f, err := open(path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		tt := f.Tensors[c.name]
+		if tt == nil || tt.DType != "I64" {
+			t.Fatalf("%s: tensor %s = %+v, want an I64 tensor", c.file, c.name, tt)
+		}
+		if c.want != nil && !slices.Equal(tt.Data, c.want) {
+			t.Errorf("%s: %s = %v, want %v", c.file, c.name, tt.Data, c.want)
+		}
+		t.Logf("%s: %s %v = %v", c.file, c.name, tt.Shape, tt.Data)
+		f.Close()
+	}
+}
+
 func TestBadFiles(t *testing.T) {
 	cases := []struct {
 		file      string
@@ -272,9 +305,7 @@ func TestBadFiles(t *testing.T) {
 	}{
 		{"malicious.bin", ErrUnlistedGlobal, []string{"malicious.bin: pickle calls unlisted global os.system"}},
 		{"malicious_proto4.bin", ErrUnlistedGlobal, []string{"pickle calls unlisted global builtins.eval"}},
-		{"int64.bin", ErrUnsupportedDType, []string{"int64.bin: tensor position_ids: unsupported dtype I64"}},
 		{"out_of_range.bin", ErrMalformed, []string{"tensor too_far:", "offset 1", "reaches past the 12 elements"}},
-		{"int64.safetensors", ErrUnsupportedDType, []string{"int64.safetensors: tensor ids: unsupported dtype I64"}},
 		{"float8.safetensors", ErrUnsupportedDType, []string{"tensor q: unsupported dtype F8_E4M3"}},
 		{"gen.py", ErrMalformed, nil},
 		{"no-such-file.bin", fs.ErrNotExist, nil},
