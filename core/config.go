@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,16 +82,31 @@ func DefaultConfig() Config {
 // layers with 8 heads, and 1000 ImageNet classes (named class_0 … class_999 here; the hub's
 // config.json carries the real names).
 func FullSizeConfig() Config {
+	c, _ := FullSizeConfigFor("fourier")
+	return c
+}
+
+// FullSizeConfigFor returns the architecture of the released model of a kind ("fourier",
+// "learned" or "conv", the deepmind/vision-perceiver-* checkpoints): they share the latents, the
+// latent stack and the decoder, and differ in the input stage and so in d_model (261, 512 = 256
+// convolution channels + 256 projected positions, 322 = 64 convolution channels + 258 Fourier
+// features on the 55×55 pooled grid).
+func FullSizeConfigFor(kind string) (Config, error) {
+	arch, ok := ArchKinds[kind]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown architecture kind %q (want fourier, learned or conv)", kind)
+	}
 	c := DefaultConfig()
-	c.Architectures = []string{"PerceiverForImageClassificationFourier"}
-	c.NumLatents, c.DLatents, c.DModel = 512, 1024, 261
+	c.Architectures = []string{arch}
+	c.NumLatents, c.DLatents, c.DModel = 512, 1024, map[string]int{"fourier": 261, "learned": 512, "conv": 322}[kind]
+	c.ImageSize = 224
 	c.NumBlocks, c.NumSelfAttendsPerBlock = 8, 6
 	c.NumSelfAttentionHeads, c.NumCrossAttentionHeads = 8, 1
 	c.ID2Label = make(map[string]string, 1000)
 	for i := 0; i < 1000; i++ {
 		c.ID2Label[strconv.Itoa(i)] = "class_" + strconv.Itoa(i)
 	}
-	return c
+	return c, nil
 }
 
 // LoadConfig reads a config.json. Absent fields keep DefaultConfig's values.
@@ -124,9 +140,33 @@ func (c *Config) Labels() []string {
 	return out
 }
 
-// NumBands is the number of Fourier bands per axis implied by d_model: the image model feeds
-// 3 colour channels, 2 raw positions and sin and cos of every band of both axes.
-func (c *Config) NumBands() int { return (c.DModel - 3 - 2) / 4 }
+// The architectures this package builds, by their Hugging Face class names.
+const (
+	ArchFourier = "PerceiverForImageClassificationFourier"
+	ArchLearned = "PerceiverForImageClassificationLearned"
+	ArchConv    = "PerceiverForImageClassificationConvProcessing"
+)
+
+// SupportedArchitectures lists the Hugging Face classes a config.json may name.
+var SupportedArchitectures = []string{ArchFourier, ArchLearned, ArchConv}
+
+// ArchKinds maps a short name (probe bench --arch, file metadata) to its architecture.
+var ArchKinds = map[string]string{"fourier": ArchFourier, "learned": ArchLearned, "conv": ArchConv}
+
+// Arch returns the architecture config.json names (its first architectures entry; the Fourier
+// classifier when the list is empty, as in configs written before there was a choice), or an error
+// naming an unsupported one and listing the supported classes.
+func (c *Config) Arch() (string, error) {
+	if len(c.Architectures) == 0 {
+		return ArchFourier, nil
+	}
+	a := c.Architectures[0]
+	if slices.Contains(SupportedArchitectures, a) {
+		return a, nil
+	}
+	return "", fmt.Errorf("config: architectures names %q, which this toolkit does not build; supported: %s",
+		a, strings.Join(SupportedArchitectures, ", "))
+}
 
 // NumSelfAttentionApplications is the number of self-attention layers applied in a forward pass.
 func (c *Config) NumSelfAttentionApplications() int { return c.NumBlocks * c.NumSelfAttendsPerBlock }
@@ -193,8 +233,8 @@ func (c *Config) Validate() error {
 	if len(errs) > 0 {
 		return errors.New("config: " + strings.Join(errs, "; "))
 	}
-	if c.DModel < 9 || (c.DModel-5)%4 != 0 {
-		bad("d_model %d is not 3 colour channels + 2 positions + 4·bands Fourier features", c.DModel)
+	if _, err := c.Arch(); err != nil {
+		bad("%s", strings.TrimPrefix(err.Error(), "config: "))
 	}
 	if c.DLatents%c.NumSelfAttentionHeads != 0 {
 		bad("d_latents %d is not divisible by num_self_attention_heads %d", c.DLatents, c.NumSelfAttentionHeads)

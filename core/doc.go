@@ -1,6 +1,7 @@
-// Package core is the Perceiver IO image classifier of Hugging Face's
-// PerceiverForImageClassificationFourier (deepmind/vision-perceiver-fourier), in Go: its config, its
-// weights, and a forward pass that can keep every internal state.
+// Package core is Hugging Face's vision Perceiver IO in Go: the image classifiers
+// PerceiverForImageClassificationFourier, …Learned and …ConvProcessing
+// (deepmind/vision-perceiver-fourier, -learned, -conv): their config, their weights, and a forward
+// pass that can keep every internal state.
 //
 // Conventions:
 //   - float32 throughout, row-major; activations are [positions, channels]; a batch adds a leading
@@ -14,16 +15,22 @@
 //   - Hidden states are the distinct ones: index 0 after the encoder cross-attention, index j after
 //     self-attention application j (Hugging Face lists each block boundary twice).
 //
-// The model is the sum of three stages: the encoder cross-attention (latents attend to every pixel
-// with its Fourier position features), the latent stack (num_self_attends_per_block layers applied
-// num_blocks times with shared weights) and the classification decoder (one trainable query attends
-// to the latents, then a linear layer gives the logits).
+// A model is composed of parts chosen from config.json's architectures (see Weights): an input
+// stage (InputStage) that turns pixels into tokens on a TokenGrid — pixels with Fourier features
+// (FourierStage), a 1×1 convolution with learned positions (LearnedStage), or a 7×7 convolution,
+// BatchNorm, ReLU and max pool with Fourier features on the pooled grid (ConvStage) —; the encoder
+// cross-attention (the latents attend to every token); the latent stack (num_self_attends_per_block
+// layers applied num_blocks times with shared weights); and a Decoder (ClassificationDecoder: one
+// trainable query attends to the latents, then a linear layer gives the logits). Maps over tokens
+// are drawn on the pixel grid through the TokenGrid's geometry. Sizes config.json does not state
+// (the stages' widths) come from the checkpoint's shapes, as Hugging Face's classes hard-code them.
 //
 // Where exact algebra saves work, the forward pass uses it, and tests hold it to Hugging Face's
 // numbers: with one encoder head (the released model) the key and value projections fold into the
-// queries and the output, and the attention over the pixels is computed from each latent's row
-// and column sums, because LayerNorm is affine per pixel and each Fourier channel depends on one
-// axis (encoder.go). The general path, with per-pixel projections streamed through an online
-// softmax, serves several heads and is tested against the same reference. A linear layer's bias,
+// queries and the output (every input stage); for pixels with Fourier features, a specialisation
+// of that fold computes the attention over the pixels from each latent's row and column sums,
+// because LayerNorm is affine per pixel and each Fourier channel depends on one axis (encoder.go).
+// The general path, with per-token projections streamed through an online softmax, serves several
+// heads and is tested against the same reference. A linear layer's bias,
 // and a residual, are added in the matrix kernel's epilogue, rounding as PyTorch does.
 package core

@@ -51,12 +51,13 @@ type separableEncoder struct {
 	colFeat []float32 // [w, len(colCh)]
 }
 
-// newSeparableEncoder prepares the attention of the queries kq [L, c] over h×w inputs.
-func (m *Model) newSeparableEncoder(kq []float32, h, w int) *separableEncoder {
+// newSeparableEncoder prepares the attention of the queries kq [L, c] over h×w pixels with the
+// position features of fs.
+func (m *Model) newSeparableEncoder(kq []float32, fs *FourierStage, h, w int) *separableEncoder {
 	L, C := m.Config.NumLatents, m.Config.DModel
 	a := &m.Weights.CrossAttention.Attention.Self
 	ln := a.LayerNorm2
-	pos := m.positionFeatures(h, w)
+	pos := fs.Features(h, w)
 	P := C - 3
 	e := &separableEncoder{
 		h: h, w: w, c: C, scale: float32(1 / math.Sqrt(float64(a.Query.Out()))), // one head
@@ -65,7 +66,7 @@ func (m *Model) newSeparableEncoder(kq []float32, h, w int) *separableEncoder {
 		rowSum: make([]float64, h), rowSq: make([]float64, h), colSum: make([]float64, w), colSq: make([]float64, w),
 	}
 	for c := 0; c < P; c++ {
-		if m.Fourier.Axis(c) == 0 {
+		if fs.Spec.Axis(c) == 0 {
 			e.rowCh = append(e.rowCh, 3+c)
 		} else {
 			e.colCh = append(e.colCh, 3+c)
@@ -201,9 +202,9 @@ func (m *Model) encoderQueries() []float32 {
 	return q
 }
 
-// separableFor returns the single-head encoder attention for h×w inputs, built on first use and
-// kept while the weights it depends on stay those it was built from.
-func (m *Model) separableFor(h, w int) *separableEncoder {
+// separableFor returns the single-head encoder attention for h×w pixels with the features of fs,
+// built on first use and kept while the weights it depends on stay those it was built from.
+func (m *Model) separableFor(fs *FourierStage, h, w int) *separableEncoder {
 	W := &m.Weights
 	a := &W.CrossAttention.Attention.Self
 	var from []*float32
@@ -221,7 +222,7 @@ func (m *Model) separableFor(h, w int) *separableEncoder {
 	if e, ok := m.encoders[key]; ok {
 		return e
 	}
-	e := m.newSeparableEncoder(foldKey(m.encoderQueries(), m.Config.NumLatents, &a.Key), h, w)
+	e := m.newSeparableEncoder(foldKey(m.encoderQueries(), m.Config.NumLatents, &a.Key), fs, h, w)
 	m.encoders[key] = e
 	return e
 }

@@ -1,16 +1,28 @@
 package core
 
 // FLOPs is the number of floating-point operations (multiply and add counted apart) of a forward
-// pass on one h×w image as Hugging Face computes it: the matrix products only, which are over 99%
-// of the work. Our single-head encoder skips the per-pixel key and value projections and computes
+// pass on one h×w image as Hugging Face computes it: the matrix products and convolutions only,
+// which are over 99% of the work; 0 if the model cannot take that size. Our single-head encoder skips the per-pixel key and value projections and computes
 // the attention over the pixels from row and column sums (see encoder.go), and the decoder folds
 // its projections likewise: about 43 of the 406 GFLOPs of a 224² image are not executed, so GFLOPS
 // reported against this count are "effective", comparable with PyTorch's, not the kernels' rate.
 func (m *Model) FLOPs(h, w int) float64 {
 	c := &m.Config
-	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(h*w)
 	W := &m.Weights
+	g, err := W.Input.Grid(h, w)
+	if err != nil {
+		return 0
+	}
+	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(g.Tokens())
 	var f float64
+	switch s := W.Input.(type) {
+	case *LearnedStage:
+		f += 2 * float64(h*w) * 3 * float64(s.Conv.Out())                                      // the 1×1 convolution
+		f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out()) // the positions' projection, which Hugging Face computes every time
+	case *ConvStage:
+		ch, cw := s.convSize(h), s.convSize(w)
+		f += 2 * float64(ch*cw) * float64(s.Conv.Weight.Len()) // the 7×7 convolution
+	}
 	ca := &W.CrossAttention.Attention
 	qk, v := float64(ca.Self.Query.Out()), float64(ca.Self.Value.Out())
 	f += 2 * N * float64(c.DModel) * (qk + v) // keys and values of every pixel
@@ -24,7 +36,9 @@ func (m *Model) FLOPs(h, w int) float64 {
 		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
 		f += per * float64(c.NumBlocks)
 	}
-	da := &W.DecoderCrossAttention.Attention.Self
-	f += 2 * L * D * float64(da.Key.Out()+da.Value.Out())
+	if dec := W.Classifier(); dec != nil {
+		da := &dec.CrossAttention.Attention.Self
+		f += 2 * L * D * float64(da.Key.Out()+da.Value.Out())
+	}
 	return f
 }

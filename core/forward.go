@@ -3,10 +3,10 @@ package core
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 
 	"github.com/perceiverkit/perceiver/attention"
-	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
@@ -41,11 +41,12 @@ var TraceAll = Trace{Inputs: true, HiddenStates: true, SelfAttentions: true, Enc
 // Hugging Face's hidden_states repeats each block boundary; HiddenStates holds the distinct states
 // only: index 0 after the cross-attention, index j after the j-th self-attention application.
 type Output struct {
-	Batch, Height, Width int
-	Latents, Channels    int // L and D
-	InputChannels        int // C: 3 colours + position features
-	Heads                int // self-attention heads
-	CrossHeads           int // encoder cross-attention heads
+	Batch, Height, Width int       // the images
+	Grid                 TokenGrid // the input stage's tokens on each image (N = Grid.Tokens())
+	Latents, Channels    int       // L and D
+	InputChannels        int       // C, a token's width: d_model
+	Heads                int       // self-attention heads
+	CrossHeads           int       // encoder cross-attention heads
 
 	Logits           []float32   // [B, labels]
 	Inputs           []float32   // [B, N, C]
@@ -55,9 +56,9 @@ type Output struct {
 	DecoderAttention []float32   // [B, 1, 1, L]
 	DecoderOutput    []float32   // [B, 1, D]
 
-	// Time spent in each stage: the encoder cross-attention (with the position features), the
-	// latent self-attention stack, and the decoder.
-	Timings struct{ Encoder, Latents, Decoder time.Duration }
+	// Time spent in each stage: the input stage (tokens, when they are made apart from the
+	// attention), the encoder cross-attention, the latent self-attention stack, and the decoder.
+	Timings struct{ Input, Encoder, Latents, Decoder time.Duration }
 }
 
 // projectKeys turns off the single-head shortcut of the encoder (see encode), so that tests can
@@ -70,7 +71,8 @@ var projectKeys = false
 const pixelChunk = 4096
 
 // Forward runs the model on pixels [batch, 3, h, w] (normalised, as from the image processor).
-// The input size may differ from the one the model was built for; the position features follow it.
+// The input size may differ from the one the model was built for where the input stage allows
+// it (Fourier features follow any size; learned positions do not).
 func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
 	cfg := &m.Config
 	if batch < 1 || h < 1 || w < 1 {
@@ -79,14 +81,15 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	if len(pixels) != batch*3*h*w {
 		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
 	}
-	if c := 3 + m.Fourier.Channels(); c != cfg.DModel {
-		return nil, fmt.Errorf("forward: inputs would have %d channels, the model takes d_model %d", c, cfg.DModel)
-	}
 	W := &m.Weights
+	grid, err := W.Input.Grid(h, w)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
 	L, D := cfg.NumLatents, cfg.DLatents
-	N, C := h*w, cfg.DModel
+	N, C := grid.Tokens(), cfg.DModel
 	o := &Output{
-		Batch: batch, Height: h, Width: w, Latents: L, Channels: D, InputChannels: C,
+		Batch: batch, Height: h, Width: w, Grid: grid, Latents: L, Channels: D, InputChannels: C,
 		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
 	}
 	if tr.Inputs {
@@ -94,7 +97,7 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	}
 	hidden := make([]float32, batch*L*D)
 	start := time.Now()
-	m.encode(hidden, pixels, batch, h, w, tr, o)
+	m.encode(hidden, pixels, batch, grid, tr, o)
 
 	state := 0
 	record := func() {
@@ -109,7 +112,7 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	// The MLP half of the cross-attention layer runs on all images at once.
 	s := newStack(batch*L, D, m.widest)
 	s.feedForward(hidden, &W.CrossAttention)
-	o.Timings.Encoder = time.Since(start)
+	o.Timings.Encoder = time.Since(start) - o.Timings.Input
 	record()
 	start = time.Now()
 
@@ -140,19 +143,23 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	}
 	o.Timings.Latents = time.Since(start)
 	start = time.Now()
-	m.decode(hidden, batch, tr, o)
+	W.Decoder.decode(m, hidden, batch, tr, o)
 	o.Timings.Decoder = time.Since(start)
 	return o, nil
 }
 
-// maxWidth is the largest dimension of any weight: enough columns for every activation buffer.
+// maxWidth is the largest dimension of any linear layer: enough columns for every activation
+// buffer of the latent stack and the decoder.
 func maxWidth(w *Weights) int {
 	n := 0
-	for _, p := range w.Params() {
-		for _, d := range p.Param.Shape {
-			n = max(n, d)
+	walkTagged(reflect.ValueOf(w).Elem(), "", func(_ string, v reflect.Value) bool {
+		if v.Type() != linearType {
+			return false
 		}
-	}
+		l := v.Addr().Interface().(*Linear)
+		n = max(n, l.In(), l.Out())
+		return true
+	})
 	return n
 }
 
@@ -210,21 +217,28 @@ func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b i
 }
 
 // encode writes into hidden [B, L, D] the attention half of the encoder cross-attention:
-// latents + Wo·attention(LN1(latents) → LN2(inputs)).
-func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *Output) {
+// latents + Wo·attention(LN1(latents) → LN2(tokens)), choosing the cheapest exact path:
+//
+//   - one head over pixels with Fourier features: the separable encoder (encoder.go), which never
+//     forms the tokens nor a product over them;
+//   - one head over any other tokens: the key and value projections folded into the queries and
+//     the output (foldKey), so the latents attend straight over LN2(tokens);
+//   - several heads: keys and values projected per token.
+//
+// The last two stream the tokens in chunks through an online softmax, whether or not the map is
+// kept (it is filled with the raw scores chunk by chunk and normalised at the end).
+func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trace, o *Output) {
 	cfg := &m.Config
 	l := &m.Weights.CrossAttention
 	a := &l.Attention.Self
 	L, D := cfg.NumLatents, cfg.DLatents
-	N, C := h*w, cfg.DModel
+	N, C := g.Tokens(), cfg.DModel
+	h, w := g.Height, g.Width
 	qk, vw := a.Query.Out(), a.Value.Out()
 	heads := l.Heads
-	dqk, dv := qk/heads, vw/heads
-	scale := float32(1 / math.Sqrt(float64(dqk)))
-	pos := m.positionFeatures(h, w)
-	P := C - 3
-
+	scale := float32(1 / math.Sqrt(float64(qk/heads)))
 	latents := m.Weights.Latents.Data
+	input := m.Weights.Input
 
 	if tr.EncoderAttention {
 		o.EncoderAttention = make([]float32, batch*heads*L*N)
@@ -240,18 +254,20 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 		}
 	}
 
-	// With one head, keys and values need not be computed for every pixel:
-	// q·(x·Wkᵀ + bk)ᵀ = (q·Wk)·xᵀ + q·bk, whose constant q·bk per row cancels in the softmax, and
-	// Σ p·(x·Wvᵀ + bv) = (Σ p·x)·Wvᵀ + bv because each row of p sums to 1. So the latents attend
-	// with q·Wk straight over LN2(x), and the value projection is applied once to the result;
-	// separableEncoder then avoids even the products over the pixels (see encoder.go).
-	if heads == 1 && !projectKeys {
-		enc := m.separableFor(h, w)
+	// One head: q·(x·Wkᵀ + bk)ᵀ = (q·Wk)·xᵀ + q·bk, whose constant q·bk per row cancels in the
+	// softmax, and Σ p·(x·Wvᵀ + bv) = (Σ p·x)·Wvᵀ + bv because each row of p sums to 1. So the
+	// latents attend with kq = q·Wk over LN2(x), and the value projection is applied once to the
+	// result.
+	folded := heads == 1 && !projectKeys
+	if fs, ok := input.(*FourierStage); ok && folded {
+		enc := m.separableFor(fs, h, w)
 		acc := make([]float32, L*C)
 		for b := 0; b < batch; b++ {
-			img := pixels[b*3*N : (b+1)*3*N]
+			img := pixels[b*3*h*w : (b+1)*3*h*w]
 			if o.Inputs != nil {
-				m.writeInputs(o.Inputs[b*N*C:(b+1)*N*C], img, pos, N, C)
+				t0 := time.Now()
+				fs.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
+				o.Timings.Input += time.Since(t0)
 			}
 			var scores []float32
 			if o.EncoderAttention != nil {
@@ -267,17 +283,29 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 		return
 	}
 
-	// The general path: keys and values projected for every pixel, streamed in chunks through an
-	// online softmax, whether or not the map is kept (it is filled with the raw scores chunk by
-	// chunk and normalised at the end).
 	q := m.encoderQueries()
+	kw, vwid := qk, vw // widths of what the queries meet: projected keys and values, or LN2(x) itself
+	if folded {
+		q = foldKey(q, L, &a.Key)
+		kw, vwid = C, C
+	}
 	chunk := min(pixelChunk, N)
-	x := make([]float32, chunk*C)
+	tokens := make([]float32, N*C)
 	xn := make([]float32, chunk*C)
-	kc, vc := make([]float32, chunk*qk), make([]float32, chunk*vw)
-	online := attention.NewOnline(L, heads, dqk, dv, chunk, scale)
+	var kc, vc []float32
+	if !folded {
+		kc, vc = make([]float32, chunk*qk), make([]float32, chunk*vw)
+	}
+	acc := make([]float32, L*vwid)
+	online := attention.NewOnline(L, heads, kw/heads, vwid/heads, chunk, scale)
 	for b := 0; b < batch; b++ {
-		img := pixels[b*3*N : (b+1)*3*N]
+		img := pixels[b*3*h*w : (b+1)*3*h*w]
+		t0 := time.Now()
+		input.Tokens(tokens, img, h, w)
+		o.Timings.Input += time.Since(t0)
+		if o.Inputs != nil {
+			copy(o.Inputs[b*N*C:], tokens)
+		}
 		var scores []float32
 		if o.EncoderAttention != nil {
 			scores = o.EncoderAttention[b*heads*L*N : (b+1)*heads*L*N]
@@ -285,21 +313,25 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 		online.Reset()
 		for p0 := 0; p0 < N; p0 += chunk {
 			n := min(chunk, N-p0)
-			xs := x[:n*C]
-			m.writeInputs(xs, img[p0:], pos[p0*P:], N, C)
-			if o.Inputs != nil {
-				copy(o.Inputs[(b*N+p0)*C:], xs)
-			}
-			layerNorm(xn[:n*C], xs, n, a.LayerNorm2)
+			layerNorm(xn[:n*C], tokens[p0*C:(p0+n)*C], n, a.LayerNorm2)
 			var keep []float32
 			if scores != nil {
 				keep = scores[p0:]
+			}
+			if folded {
+				online.Add(q, xn, xn, n, keep, N)
+				continue
 			}
 			linear(kc[:n*qk], xn, n, &a.Key)
 			linear(vc[:n*vw], xn, n, &a.Value)
 			online.Add(q, kc, vc, n, keep, N)
 		}
-		online.Finish(ctx)
+		if folded {
+			online.Finish(acc)
+			linear(ctx, acc, L, &a.Value)
+		} else {
+			online.Finish(ctx)
+		}
 		if scores != nil {
 			online.Probabilities(scores, N)
 		}
@@ -307,33 +339,24 @@ func (m *Model) encode(hidden, pixels []float32, batch, h, w int, tr Trace, o *O
 	}
 }
 
-// writeInputs fills dst [n, C] with the model's inputs for n pixels: the three colour values
-// (img holds the planes, N values apart) followed by the position features pos [n, C-3].
-func (m *Model) writeInputs(dst, img, pos []float32, N, C int) {
-	n := len(dst) / C
-	P := C - 3
-	par.For(n, 512, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := dst[i*C : (i+1)*C]
-			row[0], row[1], row[2] = img[i], img[N+i], img[2*N+i]
-			copy(row[3:], pos[i*P:(i+1)*P])
-		}
-	})
+// Decoder turns the final latents into the model's output: Hugging Face's perceiver.decoder.
+type Decoder interface {
+	// decode writes into o what the batch's final latents hidden [B, L, D] decode to.
+	decode(m *Model, hidden []float32, batch int, tr Trace, o *Output)
 }
 
 // decode runs the classification decoder on the final latents: one trainable query attends to the
 // latents, then an MLP and the final linear layer give the logits.
-func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
+func (dec *ClassificationDecoder) decode(m *Model, hidden []float32, batch int, tr Trace, o *Output) {
 	cfg := &m.Config
-	W := &m.Weights
-	l := &W.DecoderCrossAttention
+	l := &dec.CrossAttention
 	a := &l.Attention.Self
 	L, D := cfg.NumLatents, cfg.DLatents
 	qk, vw := a.Query.Out(), a.Value.Out()
 	dqk, dv := qk/l.Heads, vw/l.Heads
 	scale := float32(1 / math.Sqrt(float64(dqk)))
 
-	query := W.DecoderQuery.Data
+	query := dec.Query.Data
 	qn := make([]float32, D)
 	layerNorm(qn, query, 1, &a.LayerNorm1)
 	q := make([]float32, qk)
@@ -368,20 +391,20 @@ func (m *Model) decode(hidden []float32, batch int, tr Trace, o *Output) {
 	if tr.DecoderAttention {
 		o.DecoderAttention = probs
 	}
-	dec := make([]float32, batch*D)
+	out := make([]float32, batch*D)
 	if l.QueryResidual {
 		for b := 0; b < batch; b++ {
-			copy(dec[b*D:(b+1)*D], query)
+			copy(out[b*D:(b+1)*D], query)
 		}
-		linearAdd(dec, ctx, batch, &l.Attention.Output.Dense)
+		linearAdd(out, ctx, batch, &l.Attention.Output.Dense)
 	} else {
-		linear(dec, ctx, batch, &l.Attention.Output.Dense)
+		linear(out, ctx, batch, &l.Attention.Output.Dense)
 	}
 	s := newStack(batch, D, m.widest)
-	s.feedForward(dec, l)
+	s.feedForward(out, l)
 	if tr.DecoderOutput {
-		o.DecoderOutput = dec
+		o.DecoderOutput = out
 	}
-	o.Logits = make([]float32, batch*W.FinalLayer.Out())
-	linear(o.Logits, dec, batch, &W.FinalLayer)
+	o.Logits = make([]float32, batch*dec.FinalLayer.Out())
+	linear(o.Logits, out, batch, &dec.FinalLayer)
 }

@@ -33,7 +33,7 @@ func TestLinearUsesPackedWeights(t *testing.T) {
 		t.Fatal("no linear layers found")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, l := range []*Linear{&m.Weights.SelfAttends[0].MLP.Dense1, &m.Weights.FinalLayer} {
+	for _, l := range []*Linear{&m.Weights.SelfAttends[0].MLP.Dense1, &m.Weights.Classifier().FinalLayer} {
 		const rows = 37
 		x := make([]float32, rows*l.In())
 		for i := range x {
@@ -71,7 +71,7 @@ func TestLinearUsesPackedWeights(t *testing.T) {
 			t.Fatalf("linearAdd: element %d = %g, want (x·Wᵀ + b) + residual = %g", i, got[i], w)
 		}
 	}
-	l = &m.Weights.FinalLayer
+	l = &m.Weights.Classifier().FinalLayer
 	l.Weight.Data = append([]float32(nil), l.Weight.Data...)
 	if l.packedWeight() != nil {
 		t.Error("packed weights kept after Weight.Data was replaced")

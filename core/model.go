@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,11 +11,12 @@ import (
 
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
-	"github.com/perceiverkit/perceiver/fourier"
 )
 
-// Model is PerceiverForImageClassificationFourier: the configuration, the weights and the image
-// processor settings it was trained with. A Model is safe for concurrent Forward calls.
+// Model is a vision Perceiver (PerceiverForImageClassificationFourier, …Learned or
+// …ConvProcessing, as config.json's architectures says): the configuration, the weights composed
+// of the model's parts, and the image processor settings it was trained with. A Model is safe for
+// concurrent Forward calls.
 //
 // To change a weight (an ablation, say), assign the Param a new Data slice between Forward calls:
 // the forward pass notices and stops using what it derived from the old values (the weights packed
@@ -24,15 +26,9 @@ type Model struct {
 	Config       Config
 	Preprocessor preprocess.Config
 	Weights      Weights
-	// Fourier describes the position features. Their frequencies follow the resolution the model
-	// was built for (the processor's output size); positions follow each input's own size.
-	Fourier fourier.Spec
 
 	file   *weights.File
 	widest int // maxWidth of the weights, fixed by the config
-
-	mu        sync.Mutex
-	positions map[[2]int][]float32 // position features per input size
 
 	encMu       sync.Mutex
 	encoders    map[[2]int]*separableEncoder // the single-head encoder attention per input size,
@@ -40,25 +36,34 @@ type Model struct {
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).
+// The sizes config.json does not state (the widths of the learned and conv input stages) take
+// Hugging Face's values; Load reads them from the checkpoint instead.
 func New(cfg Config, prep preprocess.Config) (*Model, error) {
+	return newModel(cfg, prep, nil)
+}
+
+// newModel lays out a model; shape, when not nil, gives checkpoint tensors' shapes by name.
+func newModel(cfg Config, prep preprocess.Config, shape func(string) []int) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := prep.Validate(); err != nil {
 		return nil, fmt.Errorf("preprocessor config: %w", err)
 	}
+	w, err := newWeights(&cfg, [2]int{prep.Size.Height, prep.Size.Width}, shape)
+	if err != nil {
+		return nil, err
+	}
+	if c := w.Input.Channels(); c != cfg.DModel {
+		return nil, fmt.Errorf("config: the %s input stage makes tokens of %d channels, d_model is %d", w.Input.Kind(), c, cfg.DModel)
+	}
 	m := &Model{
 		Config:       cfg,
 		Preprocessor: prep,
-		Weights:      newWeights(&cfg),
-		Fourier:      fourier.Spec{MaxResolution: [2]int{prep.Size.Height, prep.Size.Width}, NumBands: cfg.NumBands()},
-		positions:    map[[2]int][]float32{},
+		Weights:      w,
 		encoders:     map[[2]int]*separableEncoder{},
 	}
 	m.widest = maxWidth(&m.Weights)
-	if err := m.Fourier.Validate(); err != nil {
-		return nil, err
-	}
 	return m, nil
 }
 
@@ -74,6 +79,23 @@ func NewRandom(cfg Config, prep preprocess.Config, seed uint64) (*Model, error) 
 	return m, nil
 }
 
+// Randomized returns a model of the same architecture, sizes and processor as m with deterministic
+// random weights drawn as NewRandom draws them: a random-initialisation baseline, and the way to
+// get random weights for an input stage whose widths config.json does not state.
+func (m *Model) Randomized(seed uint64) (*Model, error) {
+	shapes := map[string][]int{}
+	for _, p := range m.Weights.Params() {
+		shapes[p.Name] = p.Param.Shape
+	}
+	r, err := newModel(m.Config, m.Preprocessor, func(name string) []int { return shapes[name] })
+	if err != nil {
+		return nil, err
+	}
+	r.Weights.randomize(seed)
+	r.Weights.prepack()
+	return r, nil
+}
+
 // Files a model folder holds.
 const (
 	ConfigFile       = "config.json"
@@ -81,7 +103,9 @@ const (
 )
 
 // Load reads a Hugging Face model folder: config.json, preprocessor_config.json (processor defaults
-// when absent) and model.safetensors or pytorch_model.bin. Close releases the weights' memory map.
+// when absent) and model.safetensors or pytorch_model.bin. The architecture comes from config.json;
+// the input stage's widths that it does not state come from the checkpoint's shapes. Close
+// releases the weights' memory map.
 func Load(dir string) (*Model, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -100,13 +124,20 @@ func Load(dir string) (*Model, error) {
 			return nil, err
 		}
 	}
-	m, err := New(cfg, prep)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
 	f, err := weights.Open(dir)
 	if err != nil {
 		return nil, err
+	}
+	shape := func(name string) []int {
+		if t, ok := f.Tensors[name]; ok {
+			return t.Shape
+		}
+		return nil
+	}
+	m, err := newModel(cfg, prep, shape)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	if err := m.Weights.assign(f); err != nil {
 		f.Close()
@@ -140,16 +171,34 @@ func (m *Model) Close() error {
 	return err
 }
 
-// positionFeatures returns the cached Fourier features [h·w, Fourier.Channels()] of an h×w input.
-func (m *Model) positionFeatures(h, w int) []float32 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	key := [2]int{h, w}
-	if p, ok := m.positions[key]; ok {
-		return p
+// Save writes the model as a Hugging Face folder: config.json, preprocessor_config.json and
+// model.safetensors (every parameter, float32; buffers the forward pass does not use are left
+// out, and Load does not require them). metadata goes into the safetensors header.
+func (m *Model) Save(dir string, metadata map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	p := make([]float32, h*w*m.Fourier.Channels())
-	fourier.Features(p, h, w, m.Fourier)
-	m.positions[key] = p
-	return p
+	cfg, err := json.MarshalIndent(m.Config, "", "  ")
+	if err != nil {
+		return err
+	}
+	prep, err := json.MarshalIndent(m.Preprocessor, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), cfg, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, PreprocessorFile), prep, 0o644); err != nil {
+		return err
+	}
+	var ts []*weights.Tensor
+	for _, p := range m.Weights.Params() {
+		ts = append(ts, &weights.Tensor{Name: p.Name, DType: "F32", Shape: p.Param.Shape, Data: p.Param.Data})
+	}
+	md := map[string]string{"format": "pt"}
+	for k, v := range metadata {
+		md[k] = v
+	}
+	return weights.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ts, md)
 }

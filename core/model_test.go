@@ -21,9 +21,16 @@ const parityTol = 1e-4
 
 const tinyDir = "../testdata/tiny"
 
-func openExpected(t testing.TB) *weights.File {
+// The three image classifiers' fixtures: Hugging Face's …Fourier, …Learned and …ConvProcessing
+// (copies of ../shared/fixtures/tiny*), each with the forward tensors of the upstream module on
+// one photo in expected.safetensors.
+var fixtureDirs = map[string]string{"fourier": tinyDir, "learned": "../testdata/tiny-learned", "conv": "../testdata/tiny-conv"}
+
+func openExpected(t testing.TB) *weights.File { return openExpectedIn(t, tinyDir) }
+
+func openExpectedIn(t testing.TB, dir string) *weights.File {
 	t.Helper()
-	f, err := weights.OpenSafetensors(filepath.Join(tinyDir, "expected.safetensors"))
+	f, err := weights.OpenSafetensors(filepath.Join(dir, "expected.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +51,15 @@ func loadTiny(t testing.TB) *Model {
 
 // modelDirWith makes a model folder holding the tiny config and only the named weights file.
 func modelDirWith(t testing.TB, weightsFile string) string {
+	return fixtureWith(t, tinyDir, weightsFile)
+}
+
+// fixtureWith makes a model folder holding a fixture's configs and only the named weights file.
+func fixtureWith(t testing.TB, from, weightsFile string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range []string{ConfigFile, PreprocessorFile, weightsFile} {
-		data, err := os.ReadFile(filepath.Join(tinyDir, name))
+		data, err := os.ReadFile(filepath.Join(from, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,22 +98,31 @@ func compare(t *testing.T, name string, got []float32, gotShape []int, ref *weig
 }
 
 func TestForwardMatchesHuggingFace(t *testing.T) {
-	exp := openExpected(t)
+	for _, kind := range []string{"fourier", "learned", "conv"} {
+		t.Run(kind, func(t *testing.T) { testForwardMatches(t, fixtureDirs[kind], kind) })
+	}
+}
+
+func testForwardMatches(t *testing.T, fixture, kind string) {
+	exp := openExpectedIn(t, fixture)
 	px := exp.Tensors["pixel_values"]
 	for _, file := range []string{"model.safetensors", "pytorch_model.bin", "projected keys"} {
 		t.Run(file, func(t *testing.T) {
 			if file == "projected keys" {
-				// The general encoder path (per-pixel key and value projections), which configs
+				// The general encoder path (per-token key and value projections), which configs
 				// with several cross-attention heads take.
 				projectKeys = true
 				defer func() { projectKeys = false }()
 				file = "model.safetensors"
 			}
-			m, err := Load(modelDirWith(t, file))
+			m, err := Load(fixtureWith(t, fixture, file))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
+			if k := m.Weights.Input.Kind(); k != kind {
+				t.Fatalf("input stage %q, want %q", k, kind)
+			}
 			out, err := m.Forward(px.Data, px.Shape[0], px.Shape[2], px.Shape[3], TraceAll)
 			if err != nil {
 				t.Fatal(err)
@@ -119,7 +140,9 @@ func TestForwardMatchesHuggingFace(t *testing.T) {
 			last := out.HiddenStates[len(out.HiddenStates)-1]
 			compare(t, "hidden_states.last", last, []int{1, out.Latents, out.Channels}, exp.Tensors["hidden_states.last"])
 			for name := range exp.Tensors {
-				if !seen[name] && name != "pixel_values" && name != "hidden_states.last" {
+				// grad.* and map.* are the explanation fixtures, checked where gradients are.
+				if !seen[name] && name != "pixel_values" && name != "hidden_states.last" &&
+					!strings.HasPrefix(name, "grad.") && !strings.HasPrefix(name, "map.") {
 					t.Errorf("reference tensor %s was not produced", name)
 				}
 			}
@@ -388,5 +411,37 @@ func TestHooksSeeEveryState(t *testing.T) {
 		if !slices.Equal(maps[j], out.SelfAttentions[j]) {
 			t.Errorf("attention map %d differs", j)
 		}
+	}
+}
+
+// TestPreprocessMatchesFixtures runs each fixture's photo through the model's own processor
+// settings (a square crop for learned, 24×32 for conv) and compares with the pixel_values Hugging
+// Face's PerceiverImageProcessor gave the upstream module (expected.safetensors, metadata "image"):
+// within 1e-6, the bar of core/preprocess's own tests.
+func TestPreprocessMatchesFixtures(t *testing.T) {
+	for kind, dir := range fixtureDirs {
+		t.Run(kind, func(t *testing.T) {
+			exp := openExpectedIn(t, dir)
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			img, err := m.Preprocessor.LoadImage(filepath.Join(dir, exp.Metadata["image"]), preprocess.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := exp.Tensors["pixel_values"]
+			if got := []int{1, 3, img.H, img.W}; !slices.Equal(got, ref.Shape) {
+				t.Fatalf("pixel_values %v, want %v", got, ref.Shape)
+			}
+			var worst float64
+			for i, v := range ref.Data {
+				worst = max(worst, math.Abs(float64(img.Pixels[i]-v)))
+			}
+			if worst > 1e-6 {
+				t.Errorf("pixel_values differ by up to %.3g (bar 1e-6)", worst)
+			}
+		})
 	}
 }

@@ -11,7 +11,7 @@ import (
 // [B,heads,L,N], `cross_attentions.decoder` [B,1,1,L], `decoder_output` [B,1,D], `logits`
 // [B,labels]. The tensors share the output's memory.
 func (o *Output) Tensors() []*weights.Tensor {
-	B, L, D, N := o.Batch, o.Latents, o.Channels, o.Height*o.Width
+	B, L, D, N := o.Batch, o.Latents, o.Channels, o.Grid.Tokens()
 	var ts []*weights.Tensor
 	put := func(name string, data []float32, shape ...int) {
 		if data != nil {

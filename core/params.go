@@ -148,27 +148,59 @@ func newLayer(cross bool, qDim, kvDim, qk, v, heads, widening int, residual bool
 	return l
 }
 
-// Weights are the parameters of PerceiverForImageClassificationFourier, each field tagged with the
-// path of its tensor in the Hugging Face state dict.
+// Weights are the parameters of a vision Perceiver, composed of its parts: the input stage (chosen
+// by config.json's architectures), the latents and the encoder cross-attention, the self-attention
+// layers of the latent stack (applied num_blocks times), and the decoder. Each field is tagged with
+// the path of its tensors in the Hugging Face state dict.
 type Weights struct {
-	Latents               Param   `hf:"perceiver.embeddings.latents"`
-	CrossAttention        Layer   `hf:"perceiver.encoder.cross_attention"`
-	SelfAttends           []Layer `hf:"perceiver.encoder.self_attends"`
-	DecoderQuery          Param   `hf:"perceiver.decoder.decoder.output_position_encodings.position_embeddings"`
-	DecoderCrossAttention Layer   `hf:"perceiver.decoder.decoder.decoding_cross_attention"`
-	FinalLayer            Linear  `hf:"perceiver.decoder.decoder.final_layer"`
+	Input          InputStage `hf:"perceiver.input_preprocessor"`
+	Latents        Param      `hf:"perceiver.embeddings.latents"`
+	CrossAttention Layer      `hf:"perceiver.encoder.cross_attention"`
+	SelfAttends    []Layer    `hf:"perceiver.encoder.self_attends"`
+	Decoder        Decoder    `hf:"perceiver.decoder.decoder"`
 }
 
-// newWeights lays out every tensor the config implies, with shapes and no values.
-func newWeights(c *Config) Weights {
+// ClassificationDecoder is Hugging Face's PerceiverClassificationDecoder, shared by the three image
+// classifiers: one trainable query attends to the latents, then a linear layer gives the logits.
+type ClassificationDecoder struct {
+	Query          Param  `hf:"output_position_encodings.position_embeddings"` // [1, d_latents]
+	CrossAttention Layer  `hf:"decoding_cross_attention"`
+	FinalLayer     Linear `hf:"final_layer"`
+}
+
+// Classifier returns the classification decoder, or nil for a model that decodes something else.
+func (w *Weights) Classifier() *ClassificationDecoder {
+	d, _ := w.Decoder.(*ClassificationDecoder)
+	return d
+}
+
+// newWeights lays out every tensor the config implies, with shapes and no values. prep is the
+// processor's output size (height, width); shape gives the shape of a checkpoint tensor by its full
+// name, or nil, for the sizes config.json does not state (the input stages' widths).
+func newWeights(c *Config, prep [2]int, shape func(string) []int) (Weights, error) {
+	if shape == nil {
+		shape = func(string) []int { return nil }
+	}
+	stageShape := func(name string) []int { return shape("perceiver.input_preprocessor." + name) }
+	var w Weights
+	var err error
+	switch arch, aerr := c.Arch(); {
+	case aerr != nil:
+		return Weights{}, aerr
+	case arch == ArchLearned:
+		w.Input, err = newLearnedStage(c, stageShape)
+	case arch == ArchConv:
+		w.Input, err = newConvStage(c, prep, stageShape)
+	default:
+		w.Input, err = newFourierStage(c, prep)
+	}
+	if err != nil {
+		return Weights{}, err
+	}
 	d := c.DLatents
 	eqk, ev := c.crossChannels(c.QKChannels, c.VChannels, d, c.DModel)
-	w := Weights{
-		Latents:        newParam(c.NumLatents, d),
-		CrossAttention: newLayer(true, d, c.DModel, eqk, ev, c.NumCrossAttentionHeads, c.CrossAttentionWideningFactor, c.UseQueryResidual),
-		DecoderQuery:   newParam(1, d),
-		FinalLayer:     newLinear(d, c.NumLabels()),
-	}
+	w.Latents = newParam(c.NumLatents, d)
+	w.CrossAttention = newLayer(true, d, c.DModel, eqk, ev, c.NumCrossAttentionHeads, c.CrossAttentionWideningFactor, c.UseQueryResidual)
 	for i := 0; i < c.NumSelfAttendsPerBlock; i++ {
 		// Hugging Face builds self-attention layers with the default use_query_residual=True.
 		w.SelfAttends = append(w.SelfAttends, newLayer(false, d, d, c.selfQKChannels(), c.selfVChannels(), c.NumSelfAttentionHeads, c.SelfAttentionWideningFactor, true))
@@ -176,9 +208,17 @@ func newWeights(c *Config) Weights {
 	// The classification decoder: one head, widening 1, query residual, and qk/v widths from
 	// cross_attention_shape_for_attention alone (it does not pass the config's qk/v channels).
 	dqk, dv := c.crossChannels(nil, nil, d, d)
-	w.DecoderCrossAttention = newLayer(true, d, d, dqk, dv, 1, 1, true)
-	return w
+	w.Decoder = &ClassificationDecoder{
+		Query:          newParam(1, d),
+		CrossAttention: newLayer(true, d, d, dqk, dv, 1, 1, true),
+		FinalLayer:     newLinear(d, c.NumLabels()),
+	}
+	return w, nil
 }
+
+// Buffer is a tensor a checkpoint holds beside the weights that the forward pass does not use
+// (BatchNorm's num_batches_tracked): accepted when present, not required, never listed in Params.
+type Buffer struct{}
 
 // NamedParam is a parameter with its Hugging Face name.
 type NamedParam struct {
@@ -202,7 +242,21 @@ func (w *Weights) Params() []NamedParam {
 var (
 	paramType  = reflect.TypeOf(Param{})
 	linearType = reflect.TypeOf(Linear{})
+	bufferType = reflect.TypeOf(Buffer{})
 )
+
+// buffers lists the names of the Buffers the weights accept.
+func (w *Weights) buffers() map[string]bool {
+	out := map[string]bool{}
+	walkTagged(reflect.ValueOf(w).Elem(), "", func(name string, v reflect.Value) bool {
+		if v.Type() != bufferType {
+			return false
+		}
+		out[name] = true
+		return true
+	})
+	return out
+}
 
 // walkTagged visits v and, through pointers, slices and hf-tagged struct fields, everything it
 // holds, with the Hugging Face name of each value. visit returns true when it consumed a value,
@@ -218,6 +272,10 @@ func walkTagged(v reflect.Value, prefix string, visit func(name string, v reflec
 		return
 	}
 	switch v.Kind() {
+	case reflect.Interface:
+		if !v.IsNil() {
+			walkTagged(v.Elem(), prefix, visit)
+		}
 	case reflect.Pointer:
 		if !v.IsNil() {
 			walkTagged(v.Elem(), prefix, visit)
@@ -265,8 +323,9 @@ func (w *Weights) assign(f *weights.File) error {
 		np.Param.Data = t.Data
 	}
 	var unexpected []string
+	buffers := w.buffers()
 	for name := range f.Tensors {
-		if !want[name] {
+		if !want[name] && !buffers[name] {
 			unexpected = append(unexpected, weights.PrintableName(name))
 		}
 	}
@@ -291,8 +350,9 @@ func (w *Weights) assign(f *weights.File) error {
 var ErrWeights = errors.New("tensors do not match the config")
 
 // randomize fills every parameter with deterministic random values drawn so that attention is
-// peaked, as the reference fixtures are: linear weights N(0, 1/fan_in), biases N(0, 0.01²),
-// LayerNorm scales 1+N(0, 0.2²) and shifts N(0, 0.1²), latents and queries N(0, 1).
+// peaked, as the reference fixtures are: linear and convolution weights N(0, 1/fan_in), biases
+// N(0, 0.01²), LayerNorm and BatchNorm scales 1+N(0, 0.2²) and shifts N(0, 0.1²), running means
+// N(0, 0.1²) and variances 1+|N(0, 0.2²)|, latents, queries and learned positions N(0, 1).
 func (w *Weights) randomize(seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	for _, np := range w.Params() {
@@ -300,8 +360,12 @@ func (w *Weights) randomize(seed uint64) {
 		p.Data = make([]float32, p.Len())
 		std, mean := 1.0, 0.0
 		switch {
-		case strings.HasSuffix(np.Name, ".weight") && len(p.Shape) == 2:
-			std = 1 / math.Sqrt(float64(p.Shape[1]))
+		case strings.HasSuffix(np.Name, ".weight") && len(p.Shape) >= 2: // linear and convolution weights
+			std = 1 / math.Sqrt(float64(p.Len()/p.Shape[0]))
+		case strings.HasSuffix(np.Name, ".running_mean"):
+			std = 0.1
+		case strings.HasSuffix(np.Name, ".running_var"):
+			mean, std = 1, 0 // drawn below as 1 + |N(0, 0.2²)|, positive
 		case strings.HasSuffix(np.Name, ".bias") && strings.Contains(np.Name, "layernorm"):
 			std = 0.1
 		case strings.HasSuffix(np.Name, ".weight"):
@@ -311,6 +375,9 @@ func (w *Weights) randomize(seed uint64) {
 		}
 		for i := range p.Data {
 			p.Data[i] = float32(mean + std*rng.NormFloat64())
+			if strings.HasSuffix(np.Name, ".running_var") {
+				p.Data[i] += float32(0.2 * math.Abs(rng.NormFloat64()))
+			}
 		}
 	}
 }
