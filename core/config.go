@@ -92,9 +92,12 @@ func FullSizeConfig() Config {
 // convolution channels + 256 projected positions, 322 = 64 convolution channels + 258 Fourier
 // features on the 55×55 pooled grid).
 func FullSizeConfigFor(kind string) (Config, error) {
+	if kind == "flow" {
+		return fullSizeFlowConfig(), nil
+	}
 	arch, ok := ArchKinds[kind]
 	if !ok {
-		return Config{}, fmt.Errorf("unknown architecture kind %q (want fourier, learned or conv)", kind)
+		return Config{}, fmt.Errorf("unknown architecture kind %q (want fourier, learned, conv or flow)", kind)
 	}
 	c := DefaultConfig()
 	c.Architectures = []string{arch}
@@ -145,13 +148,14 @@ const (
 	ArchFourier = "PerceiverForImageClassificationFourier"
 	ArchLearned = "PerceiverForImageClassificationLearned"
 	ArchConv    = "PerceiverForImageClassificationConvProcessing"
+	ArchFlow    = "PerceiverForOpticalFlow"
 )
 
 // SupportedArchitectures lists the Hugging Face classes a config.json may name.
-var SupportedArchitectures = []string{ArchFourier, ArchLearned, ArchConv}
+var SupportedArchitectures = []string{ArchFourier, ArchLearned, ArchConv, ArchFlow}
 
 // ArchKinds maps a short name (probe bench --arch, file metadata) to its architecture.
-var ArchKinds = map[string]string{"fourier": ArchFourier, "learned": ArchLearned, "conv": ArchConv}
+var ArchKinds = map[string]string{"fourier": ArchFourier, "learned": ArchLearned, "conv": ArchConv, "flow": ArchFlow}
 
 // Arch returns the architecture config.json names (its first architectures entry; the Fourier
 // classifier when the list is empty, as in configs written before there was a choice), or an error
@@ -255,7 +259,9 @@ func (c *Config) Validate() error {
 	if c.HiddenAct != "gelu" {
 		bad("hidden_act %q is not supported (only \"gelu\")", c.HiddenAct)
 	}
-	if len(c.ID2Label) == 0 {
+	if arch, _ := c.Arch(); arch == ArchFlow {
+		errs = append(errs, c.validateFlow()...)
+	} else if len(c.ID2Label) == 0 {
 		bad("id2label is empty: the classifier needs at least one label")
 	}
 	ids := make([]int, 0, len(c.ID2Label))

@@ -19,6 +19,8 @@ func (m *Model) FLOPs(h, w int) float64 {
 	case *LearnedStage:
 		f += 2 * float64(h*w) * 3 * float64(s.Conv.Out())                                      // the 1×1 convolution
 		f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out()) // the positions' projection, which Hugging Face computes every time
+	case *FlowStage:
+		f += 2 * N * FlowPatchChannels * float64(s.ConvAfterPatches.Out()) // conv_after_patches
 	case *ConvStage:
 		ch, cw := s.convSize(h), s.convSize(w)
 		f += 2 * float64(ch*cw) * float64(s.Conv.Weight.Len()) // the 7×7 convolution
@@ -35,6 +37,9 @@ func (m *Model) FLOPs(h, w int) float64 {
 		qk, v := float64(a.Query.Out()), float64(a.Value.Out())
 		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
 		f += per * float64(c.NumBlocks)
+	}
+	if dec, ok := W.Decoder.(*FlowDecoder); ok {
+		f += dec.flops(N, L, D)
 	}
 	if dec := W.Classifier(); dec != nil {
 		da := &dec.CrossAttention.Attention.Self

@@ -53,8 +53,9 @@ type Output struct {
 	HiddenStates     [][]float32 // each [B, L, D]
 	SelfAttentions   [][]float32 // each [B, heads, L, L]
 	EncoderAttention []float32   // [B, cross heads, L, N]
-	DecoderAttention []float32   // [B, 1, 1, L]
-	DecoderOutput    []float32   // [B, 1, D]
+	DecoderAttention []float32   // [B, 1, 1, L]; the flow decoder's [B, 1, N, L]
+	DecoderOutput    []float32   // [B, 1, D]; the flow decoder's [B, N, C]
+	Flow             []float32   // the flow model's output [B, H, W, 2], in Hugging Face's units (pixels/20)
 
 	// Time spent in each stage: the input stage (tokens, when they are made apart from the
 	// attention), the encoder cross-attention, the latent self-attention stack, and the decoder.
@@ -74,12 +75,20 @@ const pixelChunk = 4096
 // The input size may differ from the one the model was built for where the input stage allows
 // it (Fourier features follow any size; learned positions do not).
 func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
+	if _, ok := m.Weights.Input.(*FlowStage); ok {
+		return nil, fmt.Errorf("forward: the optical flow model takes two frames: use ForwardFrames")
+	}
+	return m.forward(pixels, batch, h, w, tr)
+}
+
+// forward runs the model on its input [batch, pixelChannels, h, w]: an image, or two frames.
+func (m *Model) forward(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
 	cfg := &m.Config
 	if batch < 1 || h < 1 || w < 1 {
 		return nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
 	}
-	if len(pixels) != batch*3*h*w {
-		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
+	if pc := pixelChannels(m.Weights.Input); len(pixels) != batch*pc*h*w {
+		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×%d×%d×%d", len(pixels), batch, pc, h, w)
 	}
 	W := &m.Weights
 	grid, err := W.Input.Grid(h, w)
@@ -143,7 +152,7 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	}
 	o.Timings.Latents = time.Since(start)
 	start = time.Now()
-	W.Decoder.decode(m, hidden, batch, tr, o)
+	W.Decoder.decode(m, hidden, pixels, batch, tr, o)
 	o.Timings.Decoder = time.Since(start)
 	return o, nil
 }
@@ -290,6 +299,7 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 		kw, vwid = C, C
 	}
 	chunk := min(pixelChunk, N)
+	pc := pixelChannels(input)
 	tokens := make([]float32, N*C)
 	xn := make([]float32, chunk*C)
 	var kc, vc []float32
@@ -299,7 +309,7 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 	acc := make([]float32, L*vwid)
 	online := attention.NewOnline(L, heads, kw/heads, vwid/heads, chunk, scale)
 	for b := 0; b < batch; b++ {
-		img := pixels[b*3*h*w : (b+1)*3*h*w]
+		img := pixels[b*pc*h*w : (b+1)*pc*h*w]
 		t0 := time.Now()
 		input.Tokens(tokens, img, h, w)
 		o.Timings.Input += time.Since(t0)
@@ -341,13 +351,14 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 
 // Decoder turns the final latents into the model's output: Hugging Face's perceiver.decoder.
 type Decoder interface {
-	// decode writes into o what the batch's final latents hidden [B, L, D] decode to.
-	decode(m *Model, hidden []float32, batch int, tr Trace, o *Output)
+	// decode writes into o what the batch's final latents hidden [B, L, D] decode to. pixels is
+	// the model's input, for decoders whose queries are made from it (the flow decoder's).
+	decode(m *Model, hidden, pixels []float32, batch int, tr Trace, o *Output)
 }
 
 // decode runs the classification decoder on the final latents: one trainable query attends to the
 // latents, then an MLP and the final linear layer give the logits.
-func (dec *ClassificationDecoder) decode(m *Model, hidden []float32, batch int, tr Trace, o *Output) {
+func (dec *ClassificationDecoder) decode(m *Model, hidden, _ []float32, batch int, tr Trace, o *Output) {
 	cfg := &m.Config
 	l := &dec.CrossAttention
 	a := &l.Attention.Self

@@ -191,6 +191,8 @@ func newWeights(c *Config, prep [2]int, shape func(string) []int) (Weights, erro
 		w.Input, err = newLearnedStage(c, stageShape)
 	case arch == ArchConv:
 		w.Input, err = newConvStage(c, prep, stageShape)
+	case arch == ArchFlow:
+		w.Input, err = newFlowStage(c, stageShape)
 	default:
 		w.Input, err = newFourierStage(c, prep)
 	}
@@ -204,6 +206,10 @@ func newWeights(c *Config, prep [2]int, shape func(string) []int) (Weights, erro
 	for i := 0; i < c.NumSelfAttendsPerBlock; i++ {
 		// Hugging Face builds self-attention layers with the default use_query_residual=True.
 		w.SelfAttends = append(w.SelfAttends, newLayer(false, d, d, c.selfQKChannels(), c.selfVChannels(), c.NumSelfAttentionHeads, c.SelfAttentionWideningFactor, true))
+	}
+	if fs, ok := w.Input.(*FlowStage); ok {
+		w.Decoder = newFlowDecoder(c, fs)
+		return w, nil
 	}
 	// The classification decoder: one head, widening 1, query residual, and qk/v widths from
 	// cross_attention_shape_for_attention alone (it does not pass the config's qk/v channels).

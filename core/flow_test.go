@@ -1,0 +1,132 @@
+package core
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/perceiverkit/perceiver/core/preprocess"
+)
+
+// The reference values in ../testdata/tiny-flow/expected.safetensors were produced by Hugging
+// Face's PerceiverForOpticalFlow (PyTorch, float32) on the tiny flow config (12×16 training size, 8
+// latents × 32, 2 self-attention layers of 4 heads, 54 → 8 patch projection, 4 Fourier bands,
+// d_model 26) with the weights in model.safetensors (a copy of ../shared/fixtures/tiny-flow), on the
+// frame pair frame1.png, frame2.png. Tolerance, from the issue: max |ours − ref| ≤ 1e-4 × max |ref|
+// per tensor (parityTol).
+const flowDir = "../testdata/tiny-flow"
+
+// flowFrames loads the fixture's frame pair as the model's input [2, 3, H, W].
+func flowFrames(t testing.TB) (frames []float32, h, w int) {
+	t.Helper()
+	var imgs [2]*preprocess.RGB
+	for i, name := range []string{"frame1.png", "frame2.png"} {
+		img, err := preprocess.DecodeFile(filepath.Join(flowDir, name), preprocess.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[i] = img
+	}
+	frames, err := preprocess.FlowFrames(imgs[0], imgs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames, imgs[0].H, imgs[0].W
+}
+
+func loadFlow(t testing.TB) *Model {
+	t.Helper()
+	m, err := Load(flowDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestFlowMatchesHuggingFace(t *testing.T) {
+	exp := openExpectedIn(t, flowDir)
+	frames, h, w := flowFrames(t)
+	patches := make([]float32, FlowPatchChannels*h*w)
+	FlowPatches(patches, frames, h, w)
+	compare(t, "patches", patches, []int{1, 2, 27, h, w}, exp.Tensors["patches"])
+
+	for _, path := range []string{"folded", "projected keys"} {
+		t.Run(path, func(t *testing.T) {
+			if path == "projected keys" {
+				projectKeys = true
+				defer func() { projectKeys = false }()
+			}
+			m := loadFlow(t)
+			if k := m.Weights.Input.Kind(); k != "flow" {
+				t.Fatalf("input stage %q, want flow", k)
+			}
+			out, err := m.ForwardFrames(frames, 1, h, w, TraceAll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{"patches": true}
+			for _, ts := range out.Tensors() {
+				if ts.Name == "decoder_output" {
+					continue // not in the fixture
+				}
+				ref, ok := exp.Tensors[ts.Name]
+				if !ok {
+					t.Errorf("%s: no reference tensor", ts.Name)
+					continue
+				}
+				seen[ts.Name] = true
+				compare(t, ts.Name, ts.Data, ts.Shape, ref)
+			}
+			for name := range exp.Tensors {
+				if !seen[name] {
+					t.Errorf("reference tensor %s was not produced", name)
+				}
+			}
+		})
+	}
+}
+
+// TestFlowStreamingDecoder checks the path that keeps nothing (no attention map held) against the
+// same reference flow.
+func TestFlowStreamingDecoder(t *testing.T) {
+	exp := openExpectedIn(t, flowDir)
+	frames, h, w := flowFrames(t)
+	m := loadFlow(t)
+	out, err := m.ForwardFrames(frames, 1, h, w, Trace{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.DecoderAttention != nil || out.EncoderAttention != nil || out.Inputs != nil {
+		t.Error("forward kept states that were not asked for")
+	}
+	compare(t, "flow", out.Flow, []int{1, h, w, 2}, exp.Tensors["flow"])
+}
+
+func TestFlowInputErrors(t *testing.T) {
+	m := loadFlow(t)
+	frames, h, w := flowFrames(t)
+	cases := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"one image", func() error { _, err := m.Forward(frames[:3*h*w], 1, h, w, Trace{}); return err }, "ForwardFrames"},
+		{"short frames", func() error { _, err := m.ForwardFrames(frames[:5*h*w], 1, h, w, Trace{}); return err }, "want 1×2×3×12×16"},
+		{"other size", func() error {
+			_, err := m.ForwardFrames(make([]float32, 6*24*16), 1, 24, 16, Trace{})
+			return err
+		}, "training size 12×16, not 24×16"},
+		{"classifier", func() error {
+			c := loadTiny(t)
+			_, err := c.ForwardFrames(frames, 1, h, w, Trace{})
+			return err
+		}, "use Forward"},
+	}
+	for _, c := range cases {
+		err := c.run()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
+		}
+	}
+}
