@@ -1,11 +1,14 @@
 package core
 
 import (
+	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/core/weights"
 )
 
 // The reference values in ../testdata/tiny-flow/expected.safetensors were produced by Hugging
@@ -128,5 +131,49 @@ func TestFlowInputErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestFlowQueryMaps checks the query maps against the same product of Hugging Face's decoder and
+// encoder attention maps (expected.safetensors), within parityTol of the largest value.
+func TestFlowQueryMaps(t *testing.T) {
+	exp := openExpectedIn(t, flowDir)
+	frames, h, w := flowFrames(t)
+	m := loadFlow(t)
+	var final []float32
+	last := m.Config.NumSelfAttentionApplications()
+	if _, err := m.ForwardFrames(frames, 1, h, w, Trace{OnHiddenState: func(i int, hid []float32) {
+		if i == last {
+			final = append([]float32(nil), hid...)
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	pixels := [][2]int{{0, 0}, {5, 7}, {11, 15}}
+	maps, err := m.FlowQueryMaps(frames, h, w, final, pixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, enc := exp.Tensors["cross_attentions.decoder"].Data, exp.Tensors["cross_attentions.encoder"].Data
+	L, N := m.Config.NumLatents, h*w
+	for qi, p := range pixels {
+		want := make([]float32, N)
+		var total float64
+		for i := 0; i < L; i++ {
+			a := dec[(p[0]*w+p[1])*L+i]
+			for j := range want {
+				want[j] += a * enc[i*N+j]
+			}
+		}
+		for _, v := range maps[qi] {
+			total += float64(v)
+		}
+		compare(t, fmt.Sprintf("query map (%d, %d)", p[0], p[1]), maps[qi], []int{N}, &weights.Tensor{Shape: []int{N}, Data: want})
+		if math.Abs(total-1) > 1e-5 {
+			t.Errorf("query map (%d, %d) sums to %v, want 1", p[0], p[1], total)
+		}
+	}
+	if _, err := m.FlowQueryMaps(frames, h, w, final, [][2]int{{12, 0}}); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("query outside the frames: error %v", err)
 	}
 }
