@@ -13,16 +13,20 @@ func init() {
 }
 
 func runDump(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE) --out FILE.safetensors", stderr)
+	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE | --frames A,B) --out FILE.safetensors", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	image := fs.String("image", "", "image file to run")
 	pixels := fs.String("pixels", "", "safetensors file holding pixel_values [B,3,H,W] (instead of --image)")
 	out := fs.String("out", "", "output .safetensors file")
+	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || *out == "" || (*image == "") == (*pixels == "") {
+	if *frames != "" && *image == "" && *pixels == "" && fs.NArg() == 0 && *out != "" {
+		return dumpFrames(&mf, *frames, *out, stdout, stderr)
+	}
+	if fs.NArg() > 0 || *out == "" || (*image == "") == (*pixels == "") || *frames != "" {
 		fs.Usage()
 		return errUsage
 	}
