@@ -28,8 +28,10 @@ var attentionMapNames = []string{"latents", "mean", "decoder", "rollout"}
 
 const attentionHelp = `usage: probe attention (--model DIR | --random) --out DIR [flags] (--image PATH | IMAGE...)
 
-Draws where the model looks, from its encoder cross-attention C [latents, H·W] (the latents'
-distributions over the input grid, H×W as the model saw the image after crop and resize):
+Draws where the model looks, from its encoder cross-attention C [latents, N] (the latents'
+distributions over the model's N tokens: the H×W pixels as the model saw the image after crop
+and resize for the Fourier and learned models; for conv a grid 4× coarser, whose token (i, j)
+is drawn as the 4×4 cell centred at pixel (4i+2, 4j+2)):
   latents  latent l's row of C, one map per chosen latent (--latents), drawn as one montage
            on a shared colour scale
   mean     the mean of C over latents
@@ -38,9 +40,9 @@ distributions over the input grid, H×W as the model saw the image after crop an
            (product over applications of ½·I + ½·mean over heads, rows renormalised)
 
 Writes into --out, overwriting files of the same names: input.png (the preprocessed image),
-latents.FMT, mean.FMT, decoder.FMT, rollout.FMT and, with --raw, maps.safetensors (float32:
-latents [K,H,W] with their indices in the metadata, mean/decoder/rollout [H,W],
-decoder_attention [L], rollout_weights [L]). With several images each gets its own folder
+latents.FMT, mean.FMT, decoder.FMT, rollout.FMT and, with --raw, maps.safetensors (float32, on
+the token grid R×C: latents [K,R,C] with their indices in the metadata, mean/decoder/rollout
+[R,C], decoder_attention [L], rollout_weights [L]; the grid's geometry in the metadata). With several images each gets its own folder
 --out/<file name without extension>. Images run one at a time: memory is one image's C
 (103 MB at 224²) plus one latents×latents rollout product, never the self-attention maps.
 
@@ -51,6 +53,7 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model attends to")
+	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 	var images stringList
 	fs.Var(&images, "image", "image file (repeatable; images may also follow the flags)")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
@@ -96,8 +99,8 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	var m *core.Model
 	source := mf.model
 	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-		source = "random weights (full-size architecture, seed 1)"
+		m, err = randomFullSize(*arch, 1)
+		source = "random weights (full-size " + *arch + " architecture, seed 1)"
 	} else {
 		m, err = mf.open(stderr)
 	}
@@ -256,15 +259,17 @@ func imageOutputDirs(out string, images []string) ([]string, error) {
 	return dirs, nil
 }
 
-// attentionMaps are one image's maps, each row-major over the H×W input grid.
+// attentionMaps are one image's maps, each row-major over the model's token grid (the H×W pixels
+// for the Fourier and learned models, the 4×-pooled grid for conv).
 type attentionMaps struct {
-	H, W, Latents int
-	Cross         []float32 // [L, H·W]: the encoder cross-attention, averaged over its heads
-	Decoder       []float32 // [L]: the decoder's attention over the final latents, averaged over heads
-	Mean          []float32 // [H·W], when asked for
-	DecoderMap    []float32 // [H·W], when asked for
-	Rollout       []float32 // [H·W], when asked for
-	RolloutW      []float32 // [L]: d·R, the rollout's weights on the latents leaving the encoder
+	H, W, Latents int            // the image the model saw, and L
+	Grid          core.TokenGrid // the tokens on it: N = Grid.Tokens()
+	Cross         []float32      // [L, N]: the encoder cross-attention, averaged over its heads
+	Decoder       []float32      // [L]: the decoder's attention over the final latents, averaged over heads
+	Mean          []float32      // [N], when asked for
+	DecoderMap    []float32      // [N], when asked for
+	Rollout       []float32      // [N], when asked for
+	RolloutW      []float32      // [L]: d·R, the rollout's weights on the latents leaving the encoder
 }
 
 // computeAttentionMaps runs the model on one image's pixels [3, h, w] and reduces its attention
@@ -283,15 +288,15 @@ func computeAttentionMaps(m *core.Model, pixels []float32, h, w int, want map[st
 	if err != nil {
 		return nil, err
 	}
-	n := h * w
+	n := out.Grid.Tokens()
 	if out.Latents != L || len(out.EncoderAttention) != out.CrossHeads*L*n || len(out.DecoderAttention)%L != 0 {
-		return nil, fmt.Errorf("forward pass returned attention of unexpected shape: encoder %d values for %d heads × %d latents × %d pixels, decoder %d values",
+		return nil, fmt.Errorf("forward pass returned attention of unexpected shape: encoder %d values for %d heads × %d latents × %d tokens, decoder %d values",
 			len(out.EncoderAttention), out.CrossHeads, L, n, len(out.DecoderAttention))
 	}
 	if roll != nil && roll.Applications() != m.Config.NumSelfAttentionApplications() {
 		return nil, fmt.Errorf("rollout saw %d self-attention applications, the model has %d", roll.Applications(), m.Config.NumSelfAttentionApplications())
 	}
-	r := &attentionMaps{H: h, W: w, Latents: L, Cross: out.EncoderAttention, Decoder: out.DecoderAttention}
+	r := &attentionMaps{H: h, W: w, Latents: L, Grid: out.Grid, Cross: out.EncoderAttention, Decoder: out.DecoderAttention}
 	if out.CrossHeads > 1 {
 		r.Cross = make([]float32, L*n)
 		attention.MeanHeads(r.Cross, out.EncoderAttention, out.CrossHeads, L, n)
@@ -321,17 +326,20 @@ func computeAttentionMaps(m *core.Model, pixels []float32, h, w int, want map[st
 // models) are enlarged by a whole factor so that cells stay square and crisp.
 const minDisplay = 224
 
-// renderer draws maps at one display size, optionally over the image the model saw.
+// renderer draws maps at one display size, optionally over the image the model saw. Maps over a
+// token grid coarser than the pixels are drawn with the grid's geometry: each token fills its cell.
 type renderer struct {
-	h, w          int // map grid
+	h, w          int // the image's pixel grid
+	grid          core.TokenGrid
 	width, height int // display size
 	base          image.Image
 	alpha         float64
 }
 
-func newRenderer(h, w int, resized *preprocess.RGB, overlay bool, alpha float64) (*renderer, error) {
+func newRenderer(grid core.TokenGrid, resized *preprocess.RGB, overlay bool, alpha float64) (*renderer, error) {
+	h, w := grid.Height, grid.Width
 	f := max(1, (minDisplay+max(h, w)-1)/max(h, w))
-	r := &renderer{h: h, w: w, width: f * w, height: f * h, alpha: alpha}
+	r := &renderer{h: h, w: w, grid: grid, width: f * w, height: f * h, alpha: alpha}
 	if overlay {
 		if resized == nil || resized.W != w || resized.H != h {
 			return nil, fmt.Errorf("the preprocessed image does not match the %d×%d map grid", h, w)
@@ -354,9 +362,14 @@ func enlargeRGB(img *preprocess.RGB, f int) *image.RGBA {
 	return dst
 }
 
-// draw returns map m drawn over [lo, hi].
+// draw returns map m (over the token grid) drawn over [lo, hi].
 func (r *renderer) draw(m []float32, lo, hi float64) image.Image {
 	opt := viz.HeatmapOptions{Min: lo, Max: hi, Width: r.width, Height: r.height}
+	if !r.grid.Pixel() {
+		px := make([]float32, r.h*r.w)
+		r.grid.ToPixels(px, m)
+		m = px
+	}
 	if r.base != nil {
 		return viz.Overlay(r.base, m, r.h, r.w, r.alpha, opt)
 	}
@@ -365,7 +378,7 @@ func (r *renderer) draw(m []float32, lo, hi float64) image.Image {
 
 // writeAttentionOutputs writes one image's figures (and raw tensors) into dir, printing each path.
 func writeAttentionOutputs(stdout io.Writer, dir, imagePath string, resized *preprocess.RGB, maps *attentionMaps, opt attentionOptions, meta map[string]string) error {
-	rd, err := newRenderer(maps.H, maps.W, resized, opt.overlay, opt.alpha)
+	rd, err := newRenderer(maps.Grid, resized, opt.overlay, opt.alpha)
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)
 	}
@@ -384,7 +397,12 @@ func writeAttentionOutputs(stdout io.Writer, dir, imagePath string, resized *pre
 		}
 		wrote(p)
 	}
-	n := maps.H * maps.W
+	g := maps.Grid
+	n := g.Tokens()
+	meta["grid"] = g.String()
+	meta["grid_rows"], meta["grid_cols"] = strconv.Itoa(g.Rows), strconv.Itoa(g.Cols)
+	meta["grid_stride"], meta["grid_offset"] = strconv.Itoa(g.Stride), strconv.Itoa(g.Offset)
+	meta["image_height"], meta["image_width"] = strconv.Itoa(g.Height), strconv.Itoa(g.Width)
 	var raw []*weights.Tensor
 	save := func(name string, tiles []viz.Tile, cols int, lo, hi float64) error {
 		p := filepath.Join(dir, name+"."+opt.format)
@@ -415,7 +433,7 @@ func writeAttentionOutputs(stdout io.Writer, dir, imagePath string, resized *pre
 			idx[i] = strconv.Itoa(l)
 		}
 		meta["latents"] = strings.Join(idx, ",")
-		raw = append(raw, &weights.Tensor{Name: "latents", DType: "F32", Shape: []int{len(chosen), maps.H, maps.W}, Data: rows})
+		raw = append(raw, &weights.Tensor{Name: "latents", DType: "F32", Shape: []int{len(chosen), g.Rows, g.Cols}, Data: rows})
 	}
 	single := []struct {
 		name, title string
@@ -433,7 +451,7 @@ func writeAttentionOutputs(stdout io.Writer, dir, imagePath string, resized *pre
 		if err := save(s.name, []viz.Tile{{Image: rd.draw(s.m, lo, hi), Title: s.title}}, 1, lo, hi); err != nil {
 			return err
 		}
-		raw = append(raw, &weights.Tensor{Name: s.name, DType: "F32", Shape: []int{maps.H, maps.W}, Data: s.m})
+		raw = append(raw, &weights.Tensor{Name: s.name, DType: "F32", Shape: []int{g.Rows, g.Cols}, Data: s.m})
 	}
 	if !opt.raw {
 		return nil

@@ -17,10 +17,11 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random) [--batch N] [--runs N] [--image PATH]", stderr)
+	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv]) [--batch N] [--runs N] [--image PATH]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "benchmark the full-size architecture with random weights (no model folder needed)")
+	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 	batch := fs.Int("batch", 1, "images per forward pass")
 	runs := fs.Int("runs", 3, "timed runs (after one warm-up run)")
 	image := fs.String("image", "", "image to preprocess (default: a synthetic 640×480 photo-sized image, decoding not timed)")
@@ -34,7 +35,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var m *core.Model
 	var err error
 	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+		m, err = randomFullSize(*arch, 1)
 	} else {
 		m, err = mf.open(stderr)
 	}
@@ -64,7 +65,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	h, w := res.H, res.W
 
-	type sample struct{ prep, enc, lat, dec, total float64 }
+	type sample struct{ prep, in, enc, lat, dec, total float64 }
 	var samples []sample
 	for r := 0; r <= *runs; r++ {
 		t0 := time.Now()
@@ -83,7 +84,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if r == 0 {
 			continue // warm-up: page-in of the weights, buffer growth
 		}
-		samples = append(samples, sample{tp, out.Timings.Encoder.Seconds(), out.Timings.Latents.Seconds(), out.Timings.Decoder.Seconds(), total})
+		samples = append(samples, sample{tp, out.Timings.Input.Seconds(), out.Timings.Encoder.Seconds(), out.Timings.Latents.Seconds(), out.Timings.Decoder.Seconds(), total})
 	}
 	stat := func(get func(sample) float64) (lo, med float64) {
 		v := make([]float64, len(samples))
@@ -102,6 +103,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		get  func(sample) float64
 	}{
 		{"preprocess", func(s sample) float64 { return s.prep }},
+		{"input stage", func(s sample) float64 { return s.in }},
 		{"cross-attention", func(s sample) float64 { return s.enc }},
 		{"latent stack", func(s sample) float64 { return s.lat }},
 		{"decoder", func(s sample) float64 { return s.dec }},
@@ -129,8 +131,8 @@ func describeModel(m *core.Model, random bool, dir string) string {
 	c := &m.Config
 	kind := dir
 	if random {
-		kind = "full-size architecture, random weights"
+		kind = "full-size " + m.Weights.Input.Kind() + " architecture, random weights"
 	}
-	return fmt.Sprintf("%s (%d latents × %d, %d×%d self-attention layers, %d labels, %.1fM parameters)",
-		kind, c.NumLatents, c.DLatents, c.NumBlocks, c.NumSelfAttendsPerBlock, c.NumLabels(), float64(m.Weights.NumParams())/1e6)
+	return fmt.Sprintf("%s (%s input stage, d_model %d, %d latents × %d, %d×%d self-attention layers, %d labels, %.1fM parameters)",
+		kind, m.Weights.Input.Kind(), c.DModel, c.NumLatents, c.DLatents, c.NumBlocks, c.NumSelfAttendsPerBlock, c.NumLabels(), float64(m.Weights.NumParams())/1e6)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/weights"
@@ -65,10 +66,15 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tensors := append([]*weights.Tensor{px}, res.Tensors()...)
+	g := res.Grid
 	meta := map[string]string{
-		"producer": "perceiverkit probe dump",
-		"model":    mf.model,
-		"source":   source,
+		"producer":    "perceiverkit probe dump",
+		"model":       mf.model,
+		"source":      source,
+		"input_stage": m.Weights.Input.Kind(),
+		"grid":        g.String(),
+		"grid_rows":   strconv.Itoa(g.Rows), "grid_cols": strconv.Itoa(g.Cols),
+		"grid_stride": strconv.Itoa(g.Stride), "grid_offset": strconv.Itoa(g.Offset),
 	}
 	if err := weights.WriteSafetensors(*out, tensors, meta); err != nil {
 		return err

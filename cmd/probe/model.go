@@ -47,3 +47,13 @@ func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
 	opt.Progress = stderr
 	return hub.Resolve(context.Background(), f.model, opt)
 }
+
+// randomFullSize builds the full-size architecture of a kind (fourier, learned or conv) with
+// deterministic random weights: for benchmarks and for showing output formats, never a trained model.
+func randomFullSize(kind string, seed uint64) (*core.Model, error) {
+	cfg, err := core.FullSizeConfigFor(kind)
+	if err != nil {
+		return nil, fmt.Errorf("--arch: %w", err)
+	}
+	return core.NewRandom(cfg, preprocess.DefaultConfig(), seed)
+}
