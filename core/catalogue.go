@@ -36,6 +36,7 @@ func (m *Model) Catalogue(h, w int) ([]TensorInfo, TokenGrid, error) {
 		"fourier": "pixels with their Fourier position features [r, g, b, pos…]",
 		"learned": "1×1-convolution channels followed by the projected learned positions",
 		"conv":    "pooled convolution channels followed by Fourier features of the pooled grid",
+		"flow":    "the projected 3×3 patches of both frames followed by Fourier features of the pixel",
 	}[m.Weights.Input.Kind()]
 	out := []TensorInfo{
 		{Name: "pixel_values", Shape: []int{1, 3, h, w}, Stage: "input", Description: "the normalised image from the processor", HuggingFace: "pixel_values", Layer: -1},
@@ -43,6 +44,10 @@ func (m *Model) Catalogue(h, w int) ([]TensorInfo, TokenGrid, error) {
 			HuggingFace: "perceiver.input_preprocessor's output", Weights: "perceiver.input_preprocessor", Layer: -1},
 		{Name: "cross_attentions.encoder", Shape: []int{1, c.NumCrossAttentionHeads, L, N}, Stage: "encoder",
 			Description: "each latent's attention over the tokens", HuggingFace: "cross_attentions[0]", Weights: "perceiver.encoder.cross_attention", Layer: -1},
+	}
+	if _, flow := m.Weights.Decoder.(*FlowDecoder); flow {
+		out[0] = TensorInfo{Name: "patches", Shape: []int{1, 2, FlowPatchChannels / 2, h, w}, Stage: "input",
+			Description: "the 3×3 patches of the two normalised frames", HuggingFace: "inputs", Layer: -1}
 	}
 	hf := func(s int) string {
 		var at []string
@@ -80,6 +85,16 @@ func (m *Model) Catalogue(h, w int) ([]TensorInfo, TokenGrid, error) {
 				Description: "the decoder's output before the final linear layer", Weights: "perceiver.decoder.decoder.decoding_cross_attention", Layer: -1},
 			TensorInfo{Name: "logits", Shape: []int{1, dec.FinalLayer.Out()}, Stage: "decoder",
 				Description: "the class logits", HuggingFace: "logits", Weights: "perceiver.decoder.decoder.final_layer", Layer: -1})
+	}
+	if dec, ok := m.Weights.Decoder.(*FlowDecoder); ok {
+		const where = "perceiver.decoder.decoder.decoding_cross_attention"
+		out = append(out,
+			TensorInfo{Name: "cross_attentions.decoder", Shape: []int{1, 1, N, L}, Stage: "decoder",
+				Description: "each pixel's query attention over the final latents", HuggingFace: "cross_attentions[1]", Weights: where, Layer: -1},
+			TensorInfo{Name: "decoder_output", Shape: []int{1, N, C}, Stage: "decoder",
+				Description: "the decoder's output per pixel before the final linear layer", Weights: where, Layer: -1},
+			TensorInfo{Name: "flow", Shape: []int{1, h, w, dec.FinalLayer.Out()}, Stage: "decoder",
+				Description: "the flow (u, v) per pixel in Hugging Face's units (pixels/20)", HuggingFace: "logits", Weights: "perceiver.decoder.decoder.final_layer", Layer: -1})
 	}
 	return out, g, nil
 }

@@ -17,11 +17,11 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv]) [--batch N] [--runs N] [--image PATH]", stderr)
+	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv|flow]) [--batch N] [--runs N] [--image PATH]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "benchmark the full-size architecture with random weights (no model folder needed)")
-	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
+	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned, conv or flow")
 	batch := fs.Int("batch", 1, "images per forward pass")
 	runs := fs.Int("runs", 3, "timed runs (after one warm-up run)")
 	image := fs.String("image", "", "image to preprocess (default: a synthetic 640×480 photo-sized image, decoding not timed)")
@@ -64,6 +64,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		px = append(px, res.Pixels...)
 	}
 	h, w := res.H, res.W
+	forward := m.Forward
+	if size, ok := m.TrainSize(); ok { // the optical flow model: a pair of frames of its training size
+		h, w = size[0], size[1]
+		prep, px, forward = benchFrames(h, w), nil, m.ForwardFrames
+		if res, err = prep(); err != nil {
+			return err
+		}
+		for b := 0; b < *batch; b++ {
+			px = append(px, res.Pixels...)
+		}
+	}
 
 	type sample struct{ prep, in, enc, lat, dec, total float64 }
 	var samples []sample
@@ -76,7 +87,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		tp := time.Since(t0).Seconds()
 		t1 := time.Now()
-		out, err := m.Forward(px, *batch, h, w, core.Trace{})
+		out, err := forward(px, *batch, h, w, core.Trace{})
 		if err != nil {
 			return err
 		}

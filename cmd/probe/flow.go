@@ -333,3 +333,24 @@ func dumpFrames(mf *modelFlags, list, out string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "wrote %d tensors to %s\n", len(tensors), out)
 	return nil
 }
+
+// benchFrames returns probe bench's preprocessing for the flow model: two synthetic h×w frames
+// (the second the first moved by two pixels) turned into the model's input, decoding not timed.
+func benchFrames(h, w int) func() (*preprocess.Result, error) {
+	var imgs [2]*preprocess.RGB
+	for t := range imgs {
+		img := preprocess.NewRGB(w, h)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				for c := 0; c < 3; c++ {
+					img.Pix[(y*w+x)*3+c] = uint8(((x+2*t)*7 + y*13 + c*51) % 251)
+				}
+			}
+		}
+		imgs[t] = img
+	}
+	return func() (*preprocess.Result, error) {
+		f, err := preprocess.FlowFrames(imgs[0], imgs[1])
+		return &preprocess.Result{Pixels: f, H: h, W: w}, err
+	}
+}

@@ -50,6 +50,9 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 	h, w := m.Preprocessor.Size.Height, m.Preprocessor.Size.Width
+	if size, ok := m.TrainSize(); ok { // the optical flow model takes frames of its training size
+		h, w = size[0], size[1]
+	}
 	if *size != "" {
 		if _, err := fmt.Sscanf(strings.ReplaceAll(*size, "×", "x"), "%dx%d", &h, &w); err != nil || h < 1 || w < 1 {
 			return fmt.Errorf("--size %q: want HxW, e.g. 224x224", *size)
