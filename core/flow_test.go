@@ -177,3 +177,50 @@ func TestFlowQueryMaps(t *testing.T) {
 		t.Errorf("query outside the frames: error %v", err)
 	}
 }
+
+// TestFlowEncoderMatchesProducts checks the flow encoder's separable path (encoder_flow.go)
+// against the per-token projection path on a random model with several latent blocks and another
+// training size: the same attention to float32 rounding (1e-5 of the largest value).
+func TestFlowEncoderMatchesProducts(t *testing.T) {
+	base := loadFlow(t)
+	cfg := base.Config
+	cfg.NumLatents, cfg.TrainSize = 2*flowLatentBlock+6, []int{20, 28}
+	shapes := map[string][]int{}
+	for _, p := range base.Weights.Params() {
+		shapes[p.Name] = p.Param.Shape
+	}
+	m, err := newModel(cfg, base.Preprocessor, func(name string) []int { return shapes[name] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Weights.randomize(3)
+	m.Weights.prepack()
+	const h, w = 20, 28
+	frames := make([]float32, 6*h*w)
+	for i := range frames {
+		frames[i] = float32(math.Sin(float64(i)*0.37)) * 0.9
+	}
+	tr := Trace{HiddenStates: true, EncoderAttention: true}
+	fast, err := m.ForwardFrames(frames, 1, h, w, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectKeys = true
+	slow, err := m.ForwardFrames(frames, 1, h, w, tr)
+	projectKeys = false
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{
+		{"cross_attentions.encoder", fast.EncoderAttention, slow.EncoderAttention},
+		{"hidden_states.0", fast.HiddenStates[0], slow.HiddenStates[0]},
+		{"flow", fast.Flow, slow.Flow},
+	} {
+		if e := relErr(c.got, c.want); !(e <= 1e-5) {
+			t.Errorf("%s: relative error %.3g > 1e-5", c.name, e)
+		}
+	}
+}

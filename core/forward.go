@@ -268,6 +268,10 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 	// latents attend with kq = q·Wk over LN2(x), and the value projection is applied once to the
 	// result.
 	folded := heads == 1 && !projectKeys
+	if fs, ok := input.(*FlowStage); ok && folded {
+		m.encodeFlow(fs, pixels, batch, o, ctx, finish)
+		return
+	}
 	if fs, ok := input.(*FourierStage); ok && folded {
 		enc := m.separableFor(fs, h, w)
 		acc := make([]float32, L*C)
