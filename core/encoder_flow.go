@@ -41,40 +41,12 @@ func (m *Model) encodeFlow(fs *FlowStage, frames []float32, batch int, o *Output
 	N := h * w
 	F := fs.ConvAfterPatches.Out()
 	K := FlowPatchChannels
-	P := C - F
 	scale := float32(1 / math.Sqrt(float64(a.Query.Out())))
 	kq := foldKey(m.encoderQueries(), L, &a.Key) // [L, C]
 
-	// The position channels by axis, their values along that axis, and their sums per row and
-	// column (each channel is the same along the other axis).
-	pos := fs.Fourier.Features(h, w)
-	var rowCh, colCh []int // token channels ≥ F
-	for c := 0; c < P; c++ {
-		if fs.Fourier.Spec.Axis(c) == 0 {
-			rowCh = append(rowCh, F+c)
-		} else {
-			colCh = append(colCh, F+c)
-		}
-	}
+	fp := newFlowPositions(fs, h, w)
+	rowCh, colCh, rowFeat, colFeat := fp.rowCh, fp.colCh, fp.rowFeat, fp.colFeat
 	nr, nc := len(rowCh), len(colCh)
-	rowFeat, colFeat := make([]float32, h*nr), make([]float32, w*nc)
-	rowSum, rowSq, colSum, colSq := make([]float64, h), make([]float64, h), make([]float64, w), make([]float64, w)
-	for u := 0; u < h; u++ {
-		for j, c := range rowCh {
-			v := pos[u*w*P+c-F]
-			rowFeat[u*nr+j] = v
-			rowSum[u] += float64(v)
-			rowSq[u] += float64(v) * float64(v)
-		}
-	}
-	for v := 0; v < w; v++ {
-		for j, c := range colCh {
-			x := pos[v*P+c-F]
-			colFeat[v*nc+j] = x
-			colSum[v] += float64(x)
-			colSq[v] += float64(x) * float64(x)
-		}
-	}
 	// G = kq ⊙ γ by channel group; A = G_rows·rowFeatᵀ (+ e), B = G_cols·colFeatᵀ, E = G_f·Wc.
 	gf, gRows, gCols := make([]float32, L*F), make([]float32, L*nr), make([]float32, L*nc)
 	negG := make([]float32, L)
@@ -126,22 +98,12 @@ func (m *Model) encodeFlow(fs *FlowStage, frames []float32, batch int, o *Output
 			fs.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
 		}
 		o.Timings.Input += time.Since(t0)
-		// LayerNorm's statistics per token, in float64 as layerNorm computes them.
-		par.For(h, 8, func(lo, hi int) {
-			for u := lo; u < hi; u++ {
-				for v := 0; v < w; v++ {
-					p := u*w + v
-					sum, sq := rowSum[u]+colSum[v], rowSq[u]+colSq[v]
-					for _, x := range feat[p*F : (p+1)*F] {
-						sum += float64(x)
-						sq += float64(x) * float64(x)
-					}
-					mean := sum / float64(C)
-					inv := 1 / math.Sqrt(max(sq/float64(C)-mean*mean, 0)+float64(float32(layerNormEps)))
-					mu[p], r[p], rs[p] = float32(mean), float32(inv), float32(float64(scale)*inv)
-					for c, x := range feat[p*F : (p+1)*F] {
-						rf[p*F+c] = r[p] * x
-					}
+		fp.stats(mu, r, feat, w, 0, N, C)
+		par.For(N, 1024, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				rs[p] = float32(float64(scale) * float64(r[p]))
+				for c, x := range feat[p*F : (p+1)*F] {
+					rf[p*F+c] = r[p] * x
 				}
 			}
 		})
@@ -200,4 +162,67 @@ func (m *Model) encodeFlow(fs *FlowStage, frames []float32, batch int, o *Output
 		linear(ctx, acc, L, &a.Value)
 		finish(b)
 	}
+}
+
+// flowPositions is what the separable encoder and decoder need of the position features at one
+// size: the token channels (≥ the projected patch width F) that depend on the row and on the
+// column, their values along that axis, and their sums and sums of squares per row and column.
+type flowPositions struct {
+	rowCh, colCh     []int
+	rowFeat, colFeat []float32 // [h, len(rowCh)], [w, len(colCh)]
+	rowSum, rowSq    []float64 // [h]
+	colSum, colSq    []float64 // [w]
+}
+
+func newFlowPositions(fs *FlowStage, h, w int) *flowPositions {
+	F := fs.ConvAfterPatches.Out()
+	P := fs.Fourier.Spec.Channels()
+	pos := fs.Fourier.Features(h, w)
+	fp := &flowPositions{rowSum: make([]float64, h), rowSq: make([]float64, h), colSum: make([]float64, w), colSq: make([]float64, w)}
+	for c := 0; c < P; c++ {
+		if fs.Fourier.Spec.Axis(c) == 0 {
+			fp.rowCh = append(fp.rowCh, F+c)
+		} else {
+			fp.colCh = append(fp.colCh, F+c)
+		}
+	}
+	nr, nc := len(fp.rowCh), len(fp.colCh)
+	// A channel of one axis has the same value along the other: row 0 and column 0 give all.
+	fp.rowFeat, fp.colFeat = make([]float32, h*nr), make([]float32, w*nc)
+	for u := 0; u < h; u++ {
+		for j, c := range fp.rowCh {
+			v := pos[u*w*P+c-F]
+			fp.rowFeat[u*nr+j] = v
+			fp.rowSum[u] += float64(v)
+			fp.rowSq[u] += float64(v) * float64(v)
+		}
+	}
+	for v := 0; v < w; v++ {
+		for j, c := range fp.colCh {
+			x := pos[v*P+c-F]
+			fp.colFeat[v*nc+j] = x
+			fp.colSum[v] += float64(x)
+			fp.colSq[v] += float64(x) * float64(x)
+		}
+	}
+	return fp
+}
+
+// stats writes LayerNorm's mean and 1/√(σ² + eps) of the tokens of pixels p0 … p0+n−1, whose
+// projected patches are feat [n, F]; C is the token width. Float64, as layerNorm computes them.
+func (fp *flowPositions) stats(mu, r, feat []float32, w, p0, n, C int) {
+	F := len(feat) / n
+	par.For(n, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			u, v := (p0+i)/w, (p0+i)%w
+			sum, sq := fp.rowSum[u]+fp.colSum[v], fp.rowSq[u]+fp.colSq[v]
+			for _, x := range feat[i*F : (i+1)*F] {
+				sum += float64(x)
+				sq += float64(x) * float64(x)
+			}
+			mean := sum / float64(C)
+			mu[i] = float32(mean)
+			r[i] = float32(1 / math.Sqrt(max(sq/float64(C)-mean*mean, 0)+float64(float32(layerNormEps))))
+		}
+	})
 }

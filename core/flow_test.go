@@ -178,9 +178,10 @@ func TestFlowQueryMaps(t *testing.T) {
 	}
 }
 
-// TestFlowEncoderMatchesProducts checks the flow encoder's separable path (encoder_flow.go)
-// against the per-token projection path on a random model with several latent blocks and another
-// training size: the same attention to float32 rounding (1e-5 of the largest value).
+// TestFlowEncoderMatchesProducts checks the flow model's separable paths (encoder_flow.go, the
+// decoder's separableScores) against the per-token projection paths on a random model with
+// several latent blocks, decoder chunks and another training size: the same results to float32
+// rounding (1e-5 of the largest value).
 func TestFlowEncoderMatchesProducts(t *testing.T) {
 	base := loadFlow(t)
 	cfg := base.Config
@@ -200,7 +201,9 @@ func TestFlowEncoderMatchesProducts(t *testing.T) {
 	for i := range frames {
 		frames[i] = float32(math.Sin(float64(i)*0.37)) * 0.9
 	}
-	tr := Trace{HiddenStates: true, EncoderAttention: true}
+	tr := Trace{HiddenStates: true, EncoderAttention: true, DecoderAttention: true}
+	defer func(c int) { flowQueryChunk = c }(flowQueryChunk)
+	flowQueryChunk = 100 // several decoder chunks, the last one short
 	fast, err := m.ForwardFrames(frames, 1, h, w, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +221,7 @@ func TestFlowEncoderMatchesProducts(t *testing.T) {
 		{"cross_attentions.encoder", fast.EncoderAttention, slow.EncoderAttention},
 		{"hidden_states.0", fast.HiddenStates[0], slow.HiddenStates[0]},
 		{"flow", fast.Flow, slow.Flow},
+		{"cross_attentions.decoder", fast.DecoderAttention, slow.DecoderAttention},
 	} {
 		if e := relErr(c.got, c.want); !(e <= 1e-5) {
 			t.Errorf("%s: relative error %.3g > 1e-5", c.name, e)
