@@ -44,3 +44,30 @@ func TestFLOPsFullSize(t *testing.T) {
 		t.Errorf("%.1f GFLOPs per image, want about 404", f)
 	}
 }
+
+// BenchmarkForwardFlow runs the full-size optical flow model (deepmind/optical-flow-perceiver's
+// architecture, random weights) on one 368×496 frame pair without maps, as probe flow does.
+func BenchmarkForwardFlow(b *testing.B) {
+	cfg, err := FullSizeConfigFor("flow")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewRandom(cfg, preprocess.DefaultConfig(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const h, w = 368, 496
+	frames := make([]float32, 6*h*w)
+	for i := range frames {
+		frames[i] = float32(math.Sin(float64(i) * 0.001))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.ForwardFrames(frames, 1, h, w, Trace{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(sec, "s/pair")
+	b.ReportMetric(m.FLOPs(h, w)/sec/1e9, "GFLOPS")
+}

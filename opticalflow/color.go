@@ -125,16 +125,32 @@ func Wheel(size int) *image.RGBA {
 	return img
 }
 
-// Picture is the flow picture with its legend: the coloured field titled with its size, and the
-// colour wheel titled with the length its rim stands for, in pixels per frame. title names the
-// picture (it may say that the weights are random).
+// Picture is the flow picture with its legend: the coloured field under title (which may say that
+// the weights are random), and the colour wheel titled with the length its rim stands for, in
+// pixels. Fields narrower than 320 pixels are enlarged by a whole factor so that titles fit.
 func Picture(f *Field, maxLen float64, title string) *image.RGBA {
 	if maxLen <= 0 {
 		maxLen = MaxLength(f)
 	}
-	wheelSize := max(48, min(f.H, 160))
+	img := Image(f, maxLen)
+	if k := (320 + f.W - 1) / f.W; k > 1 {
+		img = enlarge(img, k)
+	}
+	wheelSize := max(120, min(img.Bounds().Dy(), 200))
 	return viz.Montage([]viz.Tile{
-		{Image: Image(f, maxLen), Title: title},
+		{Image: img, Title: title},
 		{Image: Wheel(wheelSize), Title: fmt.Sprintf("rim = %.3g px", maxLen)},
 	}, 2)
+}
+
+// enlarge scales img up k times, nearest neighbour.
+func enlarge(img *image.RGBA, k int) *image.RGBA {
+	b := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx()*k, b.Dy()*k))
+	for y := 0; y < b.Dy()*k; y++ {
+		for x := 0; x < b.Dx()*k; x++ {
+			out.SetRGBA(x, y, img.RGBAAt(x/k, y/k))
+		}
+	}
+	return out
 }

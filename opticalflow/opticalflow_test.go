@@ -242,7 +242,7 @@ func TestPicture(t *testing.T) {
 		t.Errorf("corner drawn %v, want %v", c, want)
 	}
 	pic := Picture(f, 0, "test")
-	if b := pic.Bounds(); b.Dx() <= 30+48 || b.Dy() <= 48 {
+	if b := pic.Bounds(); b.Dx() <= 320+120 || b.Dy() <= 120 {
 		t.Errorf("picture of %v leaves no room for the wheel", b)
 	}
 }

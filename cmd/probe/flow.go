@@ -194,7 +194,7 @@ func flowPair(m *core.Model, a, b, name string, opt *flowOptions, each func(done
 		return nil, err
 	}
 	written = append(written, path)
-	title := fmt.Sprintf("%s → %s", filepath.Base(a), filepath.Base(b))
+	title := fmt.Sprintf("%s -> %s", filepath.Base(a), filepath.Base(b))
 	if m.WeightsPath() == "" {
 		title = "RANDOM WEIGHTS: " + title
 	}
