@@ -125,8 +125,12 @@ func productScores(fs *FlowStage, ln *LayerNorm, img []float32, h, w int, qkT, b
 	C := fs.Channels()
 	L := len(bias)
 	scores := sgemm.PackB(false, C, L, qkT, L)
+	var x []float32
 	return func(s []float32, p0, n int) {
-		x := make([]float32, n*C)
+		if len(x) < n*C {
+			x = make([]float32, n*C)
+		}
+		x := x[:n*C]
 		fs.tokenRows(x, img, h, w, p0, n)
 		layerNorm(x, x, n, ln)
 		sgemm.GemmPacked(n, 1, x, C, false, scores, bias, 0, s, L)
@@ -183,10 +187,14 @@ func (dec *FlowDecoder) separableScores(fs *FlowStage, fp *flowPositions, img []
 	sgemm.Gemm(false, false, w, L, nc, 1, fp.colFeat, nc, hCols, L, 0, B, L)
 	packed := sgemm.PackB(false, K+1, L, E, L)
 	zero, noRow := make([]float32, L), []float32{0}
+	var patches, aug, feat, mu, r, s0 []float32 // grown to the largest chunk, reused
 	return func(s []float32, p0, n int) {
-		patches, aug := make([]float32, n*K), make([]float32, n*(K+1))
-		feat, mu, r := make([]float32, n*F), make([]float32, n), make([]float32, n)
-		s0 := make([]float32, n*L)
+		if len(mu) < n {
+			patches, aug = make([]float32, n*K), make([]float32, n*(K+1))
+			feat, mu, r = make([]float32, n*F), make([]float32, n), make([]float32, n)
+			s0 = make([]float32, n*L)
+		}
+		patches, aug, feat, mu, r, s0 := patches[:n*K], aug[:n*(K+1)], feat[:n*F], mu[:n], r[:n], s0[:n*L]
 		par.For(n, 256, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				pixelPatch(patches[i*K:(i+1)*K], img, h, w, p0+i)

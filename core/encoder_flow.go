@@ -26,9 +26,9 @@ import (
 // Σ_p w_ip·r_p·f_p (a product of depth pixels by 64 channels), Σ_p w_ip·r_p·μ_p, and the row and
 // column marginals of w·r for the position channels.
 
-// flowLatentBlock is how many latents' scores over all pixels are held at once: 32 × 182,528
-// floats (23 MB) per buffer at 368×496.
-const flowLatentBlock = 32
+// flowLatentBlock is how many latents' scores over all pixels are held at once: 64 × 182,528
+// floats (47 MB) per buffer at 368×496.
+const flowLatentBlock = 64
 
 // encodeFlow computes the encoder attention for the flow stage with one head into ctx [L, v] image
 // by image, calling finish(b) after each (see encode).
@@ -107,13 +107,17 @@ func (m *Model) encodeFlow(fs *FlowStage, frames []float32, batch int, o *Output
 				}
 			}
 		})
+		// Both products with the pixels take them as their right operand: packed once per image
+		// rather than once per block of latents.
+		packedPatches := sgemm.PackB(true, K, N, patches, K)
+		packedRF := sgemm.PackB(false, N, F, rf, F)
 		var scores []float32
 		if o.EncoderAttention != nil {
 			scores = o.EncoderAttention[b*L*N : (b+1)*L*N]
 		}
 		for i0 := 0; i0 < L; i0 += flowLatentBlock {
 			n := min(flowLatentBlock, L-i0)
-			sgemm.Gemm(false, true, n, N, K, 1, E[i0*K:], K, patches, K, 0, s0, N)
+			sgemm.GemmPacked(n, 1, E[i0*K:], K, false, packedPatches, nil, 0, s0, N)
 			par.For(n, 1, func(lo, hi int) {
 				rows, cols := make([]float64, h), make([]float64, w)
 				for j := lo; j < hi; j++ {
@@ -134,7 +138,7 @@ func (m *Model) encodeFlow(fs *FlowStage, frames []float32, batch int, o *Output
 					}
 				}
 			})
-			sgemm.Gemm(false, false, n, F, N, 1, s, N, rf, F, 0, tf[i0*F:], F)
+			sgemm.GemmPacked(n, 1, s, N, false, packedRF, nil, 0, tf[i0*F:], F)
 		}
 		if scores != nil {
 			attention.SoftmaxRows(scores, L, N, N)

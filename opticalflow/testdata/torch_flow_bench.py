@@ -97,16 +97,18 @@ def main():
     torch.manual_seed(0)
     model = FlowPerceiver().eval()
     patches = torch.rand(1, 2, 27, 368, 496) * 2 - 1
-    times = []
+    times, cpu = [], []
     with torch.no_grad():
         for r in range(args.runs + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = model(patches)
             if r > 0:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
     times.sort()
+    cpu.sort()
     print(f"torch {torch.__version__}, {args.threads} threads, output {list(out.shape)}")
-    print(f"forward 368x496: min {times[0]:.2f} s, median {times[len(times) // 2]:.2f} s over {args.runs} runs (+1 warm-up)")
+    print(f"forward 368x496: wall min {times[0]:.2f} s, max {times[-1]:.2f} s; CPU time min {cpu[0]:.2f} s over {args.runs} runs (+1 warm-up)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
