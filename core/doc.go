@@ -25,6 +25,13 @@
 // are drawn on the pixel grid through the TokenGrid's geometry. Sizes config.json does not state
 // (the stages' widths) come from the checkpoint's shapes, as Hugging Face's classes hard-code them.
 //
+// The optical flow model, PerceiverForOpticalFlow (deepmind/optical-flow-perceiver), is another input
+// stage and another decoder on the same encoder and latent stack: FlowStage makes a token per pixel
+// from the 3×3 patches of two frames (projected, with Fourier features at the training size), and
+// FlowDecoder queries the latents with those same tokens, one per pixel, chunk by chunk. Its input
+// is two frames [B, 2, 3, H, W] normalised to [−1, 1] (preprocess.FlowFrames) at the training
+// size, through ForwardFrames; Output.Flow is [B, H, W, 2] in Hugging Face's units (pixels/20).
+//
 // Where exact algebra saves work, the forward pass uses it, and tests hold it to Hugging Face's
 // numbers: with one encoder head (the released model) the key and value projections fold into the
 // queries and the output (every input stage); for pixels with Fourier features, a specialisation

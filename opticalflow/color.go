@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"math"
 
 	"github.com/perceiverkit/perceiver/viz"
@@ -137,10 +138,15 @@ func Picture(f *Field, maxLen float64, title string) *image.RGBA {
 		img = enlarge(img, k)
 	}
 	wheelSize := max(120, min(img.Bounds().Dy(), 200))
-	return viz.Montage([]viz.Tile{
-		{Image: img, Title: title},
-		{Image: Wheel(wheelSize), Title: fmt.Sprintf("rim = %.3g px", maxLen)},
-	}, 2)
+	// Two montages side by side, so that the legend's cell is the wheel's size, not the field's.
+	left := viz.Montage([]viz.Tile{{Image: img, Title: title}}, 1)
+	right := viz.Montage([]viz.Tile{{Image: Wheel(wheelSize), Title: fmt.Sprintf("rim = %.3g px", maxLen)}}, 1)
+	lb, rb := left.Bounds(), right.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, lb.Dx()+rb.Dx(), max(lb.Dy(), rb.Dy())))
+	draw.Draw(out, out.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	draw.Draw(out, lb, left, lb.Min, draw.Src)
+	draw.Draw(out, rb.Add(image.Pt(lb.Dx(), 0)), right, rb.Min, draw.Src)
+	return out
 }
 
 // enlarge scales img up k times, nearest neighbour.

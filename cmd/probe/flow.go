@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -224,7 +225,8 @@ func flowPair(m *core.Model, a, b, name string, opt *flowOptions, each func(done
 }
 
 // drawQueries draws, for each query pixel, the map of the input pixels that informed its flow
-// vector, over the first frame, computed in the tile where the pixel is most central.
+// vector, over the first frame, computed in the tile where the pixel is most central (the rest of
+// the frame is grey).
 func drawQueries(m *core.Model, frames []float32, h, w int, base *preprocess.RGB, opt *flowOptions) ([]string, error) {
 	size, _ := m.TrainSize()
 	byTile := map[[2]int][][2]int{}
@@ -264,6 +266,9 @@ func drawQueries(m *core.Model, frames []float32, h, w int, base *preprocess.RGB
 		}
 		for i, q := range byTile[o] {
 			full := make([]float32, h*w)
+			for p := range full {
+				full[p] = float32(math.NaN()) // outside the tile: not computed, drawn grey
+			}
 			for y := 0; y < size[0]; y++ {
 				copy(full[(o[0]+y)*w+o[1]:(o[0]+y)*w+o[1]+size[1]], maps[i][y*size[1]:(y+1)*size[1]])
 			}
