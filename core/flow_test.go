@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -225,6 +226,47 @@ func TestFlowEncoderMatchesProducts(t *testing.T) {
 	} {
 		if e := relErr(c.got, c.want); !(e <= 1e-5) {
 			t.Errorf("%s: relative error %.3g > 1e-5", c.name, e)
+		}
+	}
+}
+
+// TestFlowFullSizeLayout checks the tensors of the full-size flow architecture against
+// PerceiverForOpticalFlow's module tree for deepmind/optical-flow-perceiver's config (the tiny
+// fixture has the same names): 425 tensors, and the shapes that follow from d_model 322, 2,048
+// latents × 512 and 24 self-attention layers.
+func TestFlowFullSizeLayout(t *testing.T) {
+	cfg, err := FullSizeConfigFor("flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg, preprocess.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := map[string][]int{}
+	for _, p := range m.Weights.Params() {
+		shapes[p.Name] = p.Param.Shape
+	}
+	if len(shapes) != 425 {
+		t.Errorf("%d tensors, want 425", len(shapes))
+	}
+	const dec = "perceiver.decoder.decoder."
+	for name, want := range map[string][]int{
+		"perceiver.input_preprocessor.conv_after_patches.weight":          {64, 54},
+		"perceiver.embeddings.latents":                                    {2048, 512},
+		"perceiver.encoder.cross_attention.attention.self.query.weight":   {322, 512},
+		"perceiver.encoder.cross_attention.attention.self.key.weight":     {322, 322},
+		"perceiver.encoder.cross_attention.attention.output.dense.weight": {512, 322},
+		"perceiver.encoder.self_attends.23.mlp.dense1.weight":             {512, 512},
+		dec + "decoding_cross_attention.attention.self.layernorm1.weight": {322},
+		dec + "decoding_cross_attention.attention.self.query.weight":      {512, 322},
+		dec + "decoding_cross_attention.attention.self.value.weight":      {512, 512},
+		dec + "decoding_cross_attention.attention.output.dense.weight":    {322, 512},
+		dec + "decoding_cross_attention.mlp.dense1.weight":                {322, 322},
+		dec + "final_layer.weight":                                        {2, 322},
+	} {
+		if got, ok := shapes[name]; !ok || !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", name, got, want)
 		}
 	}
 }
