@@ -6,6 +6,8 @@ package core
 // the attention over the pixels from row and column sums (see encoder.go), and the decoder folds
 // its projections likewise: about 43 of the 406 GFLOPs of a 224² image are not executed, so GFLOPS
 // reported against this count are "effective", comparable with PyTorch's, not the kernels' rate.
+// The learned model's encoder likewise executes one product over the tokens of the four, and the
+// positions' projection once per model, not per image.
 func (m *Model) FLOPs(h, w int) float64 {
 	c := &m.Config
 	W := &m.Weights
