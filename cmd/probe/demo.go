@@ -16,6 +16,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -131,10 +132,10 @@ func saveModel(dir string, m *core.Model) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
 		return err
 	}
 	var ts []*weights.Tensor
@@ -157,7 +158,7 @@ func copyEmbedded(dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+		if err := outfile.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -165,7 +166,7 @@ func copyEmbedded(dst string) error {
 }
 
 func savePNG(path string, it probe.Item) error {
-	f, err := os.Create(path)
+	f, err := outfile.Create(path)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 )
@@ -94,6 +95,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	meta, err := extractMetadata(m, mf.model, src, shard, list)
 	if err != nil {
+		return err
+	}
+	// The store renames its result over path: a symlink or device there must stay.
+	if err := outfile.CheckTarget(path); err != nil {
 		return err
 	}
 	w, err := probe.Create(path, cols, probe.WriterOptions{

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -255,7 +256,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		}
 		write := func(name string, fn func(io.Writer) error) error {
 			path := filepath.Join(*out, name)
-			f, err := os.Create(path)
+			f, err := outfile.Create(path)
 			if err != nil {
 				return err
 			}
@@ -297,7 +298,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		}
 		w := stdout
 		if *out != "" {
-			f, err := os.Create(*out)
+			f, err := outfile.Create(*out)
 			if err != nil {
 				return err
 			}
