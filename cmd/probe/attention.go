@@ -123,8 +123,11 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		maps, err := computeAttentionMaps(m, img.Pixels, img.H, img.W, opt.maps)
+		if err == nil {
+			err = maps.checkFinite()
+		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: model %s: %w", path, source, err)
 		}
 		if err := os.MkdirAll(dirs[i], 0o755); err != nil {
 			return fmt.Errorf("output folder: %w", err)
@@ -322,6 +325,19 @@ func computeAttentionMaps(m *core.Model, pixels []float32, h, w int, want map[st
 		attention.WeightedMap(r.Rollout, r.RolloutW, r.Cross, L, n)
 	}
 	return r, nil
+}
+
+// checkFinite refuses maps holding NaN or ±Inf, before anything is drawn or written.
+func (r *attentionMaps) checkFinite() error {
+	for _, m := range []struct {
+		name string
+		v    []float32
+	}{{"encoder cross-attention", r.Cross}, {"decoder attention", r.Decoder}, {"rollout weights", r.RolloutW}} {
+		if err := checkFinite(m.name, m.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // minDisplay is the smallest long side, in pixels, a map is drawn at: small inputs (tests' tiny

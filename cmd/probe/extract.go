@@ -234,6 +234,9 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			row := make([][]float32, len(reps))
 			for i, r := range reps {
 				row[i] = vecs[i][b*r.Dim : (b+1)*r.Dim]
+				if err := checkFinite(r.Name, row[i]); err != nil {
+					return fmt.Errorf("%s: weights %s: %w; stopped before writing it (finished rows kept for --resume)", p.item.ID, m.WeightsPath(), err)
+				}
 			}
 			if err := w.Write(p.item.Row(row)); err != nil {
 				return err
