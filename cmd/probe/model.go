@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/hub"
@@ -36,7 +37,21 @@ func (f *modelFlags) open(stderr io.Writer) (*core.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return core.Load(dir)
+	m, err := core.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	// core.Load falls back to the processor's defaults, as transformers does; predictions change
+	// if the model was trained with other settings, so say which were used.
+	if p := filepath.Join(dir, core.PreprocessorFile); !fileExists(p) {
+		fmt.Fprintf(stderr, "warning: %s is missing: using PerceiverImageProcessor's defaults (%v)\n", p, m.Preprocessor)
+	}
+	return m, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
