@@ -22,7 +22,7 @@ type modelFlags struct {
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "model folder (config.json, preprocessor_config.json, model.safetensors or pytorch_model.bin) or hub id org/name[@revision]")
-	fs.BoolVar(&f.exif, "exif-orientation", false, "rotate images as their EXIF orientation says (Hugging Face does not; off for parity)")
+	fs.BoolVar(&f.exif, "exif-orientation", false, "rotate JPEG, PNG and WebP images as their EXIF orientation says (Hugging Face does not; off for parity); TIFFs are always rotated, as Pillow does on load")
 	fs.Int64Var(&f.maxPixels, "max-pixels", preprocess.DefaultMaxPixels, "refuse images with more pixels than this, before decoding (decompression bombs); negative: no limit")
 }
 

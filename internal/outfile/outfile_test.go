@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-func TestCheckTarget(t *testing.T) {
+func TestCheckTargetRefusesNonRegular(t *testing.T) {
 	dir := t.TempDir()
 	regular := filepath.Join(dir, "regular")
 	os.WriteFile(regular, []byte("x"), 0o644)
