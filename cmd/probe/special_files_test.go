@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // specialTargets makes, in a temporary folder, a FIFO and a symlink to a regular file, the
@@ -100,4 +102,17 @@ func TestOutputsRefuseNonRegularTargets(t *testing.T) {
 	refuses(t, link, "extract", "--model", tinyDir, "--data", imageFolder(t), "--out", link, "--layers", "decoder", "--quiet", "--resume")
 
 	checkUntouched(t, fifo, link, target)
+}
+
+// TestDumpRefusesDeviceNode: as root, `--out` naming a device node (a copy of /dev/null's, made
+// in a temporary folder) is refused and the node stays (issue 19 item 4).
+func TestDumpRefusesDeviceNode(t *testing.T) {
+	dev := filepath.Join(t.TempDir(), "null")
+	if err := unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Skipf("mknod needs root: %v", err)
+	}
+	refuses(t, dev, "dump", "--model", tinyDir, "--image", filepath.Join(tinyDir, "chelsea.png"), "--out", dev)
+	if st, err := os.Lstat(dev); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("%s is no longer a character device (%v)", dev, err)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCheckTargetRefusesNonRegular(t *testing.T) {
@@ -30,7 +32,12 @@ func TestCheckTargetRefusesNonRegular(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	for path, what := range map[string]string{fifo: "FIFO", link: "symbolic link", dangling: "symbolic link", dir: "directory"} {
+	kinds := map[string]string{fifo: "FIFO", link: "symbolic link", dangling: "symbolic link", dir: "directory"}
+	dev := filepath.Join(dir, "null") // a copy of /dev/null's node; needs root
+	if unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))) == nil {
+		kinds[dev] = "character device"
+	}
+	for path, what := range kinds {
 		err := CheckTarget(path)
 		if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), what) {
 			t.Errorf("%s: %v, want ErrNotRegular naming the path and %q", path, err, what)
