@@ -16,6 +16,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -52,7 +53,7 @@ func demoModel() (*core.Model, error) {
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("demo", "usage: probe demo [--out DIR]", stderr)
-	out := flags.String("out", "perceiver-demo", "output folder (the demo replaces its own files in it)")
+	out := flags.String("out", "perceiver-demo", "output folder: new, empty, or an earlier demo's (whose files alone are replaced)")
 	if err := flags.Parse(args); err != nil {
 		return errUsage
 	}
@@ -65,11 +66,12 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "features.parquet"),
 		filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
 	}
-	// Only the demo's own outputs are replaced.
-	for _, p := range []string{dirs.model, dirs.data, dirs.features, probe.PartialDir(dirs.features), dirs.attention, dirs.report} {
-		if err := os.RemoveAll(p); err != nil {
-			return err
-		}
+	// Only files an earlier demo wrote (listed in its manifest) are replaced; a folder holding
+	// anything else is refused.
+	partial := probe.PartialDir(dirs.features)
+	manifest, err := prepareDemoDir(*out, []string{dirs.model, dirs.data, dirs.features, partial, dirs.attention, dirs.report})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, "probe demo: the model below has RANDOM weights (deterministic, seed 2026), not pretrained ones.")
 	fmt.Fprintln(stdout, "It shows the pipeline end to end; its predictions and maps carry no meaning.")
@@ -78,12 +80,21 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := manifest.begin(dirs.model); err != nil {
+		return err
+	}
 	if err := saveModel(dirs.model, m); err != nil {
+		return err
+	}
+	if err := manifest.done(dirs.model); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams())
 
 	data := filepath.Join(dirs.data, "fashion-mnist")
+	if err := manifest.begin(dirs.data); err != nil {
+		return err
+	}
 	if err := copyEmbedded(data); err != nil {
 		return err
 	}
@@ -95,21 +106,31 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := savePNG(sample, src.Item(src.Len()-1)); err != nil {
 		return err
 	}
+	if err := manifest.done(dirs.data); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "2. data       %s (%d Fashion-MNIST images, MIT licence)\n", data, src.Len())
 
 	steps := []struct {
-		title string
-		args  []string
+		title   string
+		args    []string
+		outputs []string
 	}{
-		{"3. features   " + dirs.features, []string{"extract", "--model", dirs.model, "--data", data, "--out", dirs.features, "--layers", "all", "--batch", "32", "--quiet"}},
-		{"4. heatmaps   " + dirs.attention, []string{"attention", "--model", dirs.model, "--image", sample, "--out", dirs.attention, "--overlay"}},
-		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}},
+		{"3. features   " + dirs.features, []string{"extract", "--model", dirs.model, "--data", data, "--out", dirs.features, "--layers", "all", "--batch", "32", "--quiet"}, []string{dirs.features, partial}},
+		{"4. heatmaps   " + dirs.attention, []string{"attention", "--model", dirs.model, "--image", sample, "--out", dirs.attention, "--overlay"}, []string{dirs.attention}},
+		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}, []string{dirs.report}},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(stdout, "%s\n   $ probe %s\n", s.title, strings.Join(s.args, " "))
+		if err := manifest.begin(s.outputs...); err != nil {
+			return err
+		}
 		cmd := commands[s.args[0]]
 		if err := cmd.run(s.args[1:], io.Discard, stderr); err != nil {
 			return fmt.Errorf("%s: %w", s.args[0], err)
+		}
+		if err := manifest.done(s.outputs...); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(stdout, "\ndone in %s. Open %s for the layer-by-layer probe and %s for the maps.\n",
@@ -131,10 +152,10 @@ func saveModel(dir string, m *core.Model) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
 		return err
 	}
 	var ts []*weights.Tensor
@@ -157,7 +178,7 @@ func copyEmbedded(dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+		if err := outfile.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -165,7 +186,7 @@ func copyEmbedded(dst string) error {
 }
 
 func savePNG(path string, it probe.Item) error {
-	f, err := os.Create(path)
+	f, err := outfile.Create(path)
 	if err != nil {
 		return err
 	}

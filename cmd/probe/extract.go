@@ -18,6 +18,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 )
@@ -94,6 +95,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	meta, err := extractMetadata(m, mf.model, src, shard, list)
 	if err != nil {
+		return err
+	}
+	// The store renames its result over path: a symlink or device there must stay.
+	if err := outfile.CheckTarget(path); err != nil {
 		return err
 	}
 	w, err := probe.Create(path, cols, probe.WriterOptions{
@@ -229,6 +234,9 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			row := make([][]float32, len(reps))
 			for i, r := range reps {
 				row[i] = vecs[i][b*r.Dim : (b+1)*r.Dim]
+				if err := checkFinite(r.Name, row[i]); err != nil {
+					return fmt.Errorf("%s: weights %s: %w; stopped before writing it (finished rows kept for --resume)", p.item.ID, m.WeightsPath(), err)
+				}
 			}
 			if err := w.Write(p.item.Row(row)); err != nil {
 				return err

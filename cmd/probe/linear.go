@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -135,8 +136,10 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 	var classes []string
 	switch labelCol {
 	case "label":
-		names := map[int]string{}
-		maxLabel := -1
+		// Classes are the distinct label values, in increasing order: sizing them by the largest
+		// value allocates per possible label (ImageNet synset offsets, or 2^40, exhaust memory).
+		names := map[int64]string{}
+		var values []int64
 		for i := range t.IDs {
 			if !t.HasLabel[i] {
 				continue
@@ -144,21 +147,28 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 			if t.Labels[i] < 0 {
 				return nil, 0, fmt.Errorf("row %s: negative label %d", t.IDs[i], t.Labels[i])
 			}
-			l := int(t.Labels[i])
+			l := t.Labels[i]
 			keep = append(keep, i)
-			y = append(y, l)
-			maxLabel = max(maxLabel, l)
-			if t.LabelNames[i] != "" {
+			if _, seen := names[l]; !seen || names[l] == "" {
+				if !seen {
+					values = append(values, l)
+				}
 				names[l] = t.LabelNames[i]
 			}
 		}
-		classes = make([]string, maxLabel+1)
-		for l := range classes {
-			if n, ok := names[l]; ok {
-				classes[l] = n
+		slices.Sort(values)
+		class := make(map[int64]int, len(values))
+		classes = make([]string, len(values))
+		for c, l := range values {
+			class[l] = c
+			if names[l] != "" {
+				classes[c] = names[l]
 			} else {
-				classes[l] = strconv.Itoa(l)
+				classes[c] = strconv.FormatInt(l, 10)
 			}
+		}
+		for _, i := range keep {
+			y = append(y, class[t.Labels[i]])
 		}
 	case "label_name":
 		index := map[string]int{}
@@ -255,7 +265,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		}
 		write := func(name string, fn func(io.Writer) error) error {
 			path := filepath.Join(*out, name)
-			f, err := os.Create(path)
+			f, err := outfile.Create(path)
 			if err != nil {
 				return err
 			}
@@ -297,7 +307,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		}
 		w := stdout
 		if *out != "" {
-			f, err := os.Create(*out)
+			f, err := outfile.Create(*out)
 			if err != nil {
 				return err
 			}
