@@ -217,6 +217,14 @@ func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b i
 	}
 }
 
+// tokenAttention is a single-head encoder attention specialised to an input stage: it computes,
+// for one image img [3, h·w], acc [L, C] = Σ_p w_ip·LN2(x_p) with w_i = softmax_p(kq_i·LN2(x_p)/√d)
+// without forming the tokens x_p, and keeps the raw scores [L, N] (up to a constant per latent) in
+// keep when it is not nil.
+type tokenAttention interface {
+	attend(acc, img, keep []float32)
+}
+
 // encode writes into hidden [B, L, D] the attention half of the encoder cross-attention:
 // latents + Wo·attention(LN1(latents) → LN2(tokens)), choosing the cheapest exact path:
 //
@@ -262,44 +270,29 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 	// latents attend with kq = q·Wk over LN2(x), and the value projection is applied once to the
 	// result.
 	folded := heads == 1 && !projectKeys
-	if ls, ok := input.(*LearnedStage); ok && folded && !streamTokens {
-		enc := m.learnedFor(ls)
-		acc := make([]float32, L*C)
-		for b := 0; b < batch; b++ {
-			img := pixels[b*3*h*w : (b+1)*3*h*w]
-			if o.Inputs != nil {
-				t0 := time.Now()
-				ls.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
-				o.Timings.Input += time.Since(t0)
-			}
-			var scores []float32
-			if o.EncoderAttention != nil {
-				scores = o.EncoderAttention[b*L*N : (b+1)*L*N]
-			}
-			enc.attend(acc, img, scores)
-			if scores != nil {
-				attention.SoftmaxRows(scores, L, N, N)
-			}
-			linear(ctx, acc, L, &a.Value)
-			finish(b)
+	var special tokenAttention
+	if folded && !streamTokens {
+		switch st := input.(type) {
+		case *FourierStage:
+			special = m.separableFor(st, h, w)
+		case *LearnedStage:
+			special = m.learnedFor(st)
 		}
-		return
 	}
-	if fs, ok := input.(*FourierStage); ok && folded && !streamTokens {
-		enc := m.separableFor(fs, h, w)
+	if special != nil {
 		acc := make([]float32, L*C)
 		for b := 0; b < batch; b++ {
 			img := pixels[b*3*h*w : (b+1)*3*h*w]
 			if o.Inputs != nil {
 				t0 := time.Now()
-				fs.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
+				input.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
 				o.Timings.Input += time.Since(t0)
 			}
 			var scores []float32
 			if o.EncoderAttention != nil {
 				scores = o.EncoderAttention[b*L*N : (b+1)*L*N]
 			}
-			enc.attend(acc, img, scores)
+			special.attend(acc, img, scores)
 			if scores != nil {
 				attention.SoftmaxRows(scores, L, N, N)
 			}

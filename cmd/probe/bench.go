@@ -32,13 +32,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	var m *core.Model
-	var err error
-	if *random {
-		m, err = randomFullSize(*arch, 1)
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, err := mf.openOrRandom(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}

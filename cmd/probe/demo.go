@@ -2,7 +2,6 @@ package main
 
 import (
 	"embed"
-	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
-	"github.com/perceiverkit/perceiver/core/weights"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 )
@@ -141,28 +139,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 
 // saveModel writes a model folder that every command (and Hugging Face) can load.
 func saveModel(dir string, m *core.Model) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	cfg, err := json.MarshalIndent(m.Config, "", "  ")
-	if err != nil {
-		return err
-	}
-	prep, err := json.MarshalIndent(m.Preprocessor, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := outfile.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
-		return err
-	}
-	if err := outfile.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
-		return err
-	}
-	var ts []*weights.Tensor
-	for _, p := range m.Weights.Params() {
-		ts = append(ts, &weights.Tensor{Name: p.Name, DType: "F32", Shape: p.Param.Shape, Data: p.Param.Data})
-	}
-	return weights.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt", "note": "random weights, seed 2026"})
+	return m.Save(dir, map[string]string{"note": "random weights, seed 2026"})
 }
 
 func copyEmbedded(dst string) error {

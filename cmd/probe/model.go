@@ -72,3 +72,12 @@ func randomFullSize(kind string, seed uint64) (*core.Model, error) {
 	}
 	return core.NewRandom(cfg, preprocess.DefaultConfig(), seed)
 }
+
+// openOrRandom is the model of a command that takes --model or --random [--arch KIND]: the named
+// model, or the full-size architecture of that kind with random weights (seed 1).
+func (f *modelFlags) openOrRandom(random bool, arch string, stderr io.Writer) (*core.Model, error) {
+	if random {
+		return randomFullSize(arch, 1)
+	}
+	return f.open(stderr)
+}
