@@ -236,3 +236,29 @@ func TestHubIdsOfEveryArchitecture(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractEveryArchitecture: extract runs the learned and conv models over an image folder,
+// and each row's logits and decoder output equal, bit for bit, what dump writes for that image.
+func TestExtractEveryArchitecture(t *testing.T) {
+	data := imageFolder(t)
+	for kind, dir := range archFixtures {
+		t.Run(kind, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "feat.parquet")
+			if _, stderr, code := run(t, "extract", "--model", dir, "--data", data, "--out", out, "--layers", "all", "--batch", "2", "--quiet"); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			tab, _ := loadTable(t, out)
+			if tab.Len() != 4 {
+				t.Fatalf("%d rows, want 4", tab.Len())
+			}
+			dump := filepath.Join(t.TempDir(), "dump.safetensors")
+			runOK(t, "dump", "--model", dir, "--image", filepath.Join(data, "man/camera.png"), "--out", dump)
+			f := openRaw(t, dump)
+			for column, tensor := range map[string]string{"logits": "logits", "decoder": "decoder_output"} {
+				if got := rowOf(t, tab, "man/camera.png", column); !slices.Equal(got, f.Tensors[tensor].Data) {
+					t.Errorf("%s differs from the dump:\n got %v\nwant %v", column, got, f.Tensors[tensor].Data)
+				}
+			}
+		})
+	}
+}
