@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,6 +170,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused")
+		return
+	}
+	// The mux would redirect an unclean path (/static/../x) to its clean form; no route wants
+	// one, so it is simply not found.
+	if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
 	defer func() {
