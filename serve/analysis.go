@@ -88,7 +88,7 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		a.RolloutWeights[j+1] = w
 	}
 	a.Probs = softmax(out.Logits)
-	a.bytes = 4 * int64(len(a.Cross)+len(a.Probs)+(J+2)*L+len(out.Logits)) + int64(len(img.Resized.Pix))
+	a.bytes = 4*int64(len(a.Cross)+len(a.Probs)+(J+2)*L+len(out.Logits)) + int64(len(img.Resized.Pix))
 	a.bytes += outputBytes(out)
 	for _, k := range kinds {
 		if k.Prepare == nil {

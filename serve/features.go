@@ -60,7 +60,7 @@ type featureColumn struct {
 type pcaJSON struct {
 	Column    string       `json:"column"`
 	Rows      int          `json:"rows"`      // rows in the table
-	Points    [][3]float32 `json:"points"`   // [pc1, pc2, label] of the sampled rows
+	Points    [][3]float32 `json:"points"`    // [pc1, pc2, label] of the sampled rows
 	Explained [2]float64   `json:"explained"` // fraction of the variance along each axis
 	Classes   []string     `json:"classes"`
 }

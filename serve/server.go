@@ -57,8 +57,8 @@ type Server struct {
 	kinds   []Kind
 	images  *folder
 	mux     *http.ServeMux
-	queue   *queue        // forward passes: one at a time, QueueLen waiting
-	aux     *queue        // thumbnails and PCA: two at a time, 64 waiting
+	queue   *queue // forward passes: one at a time, QueueLen waiting
+	aux     *queue // thumbnails and PCA: two at a time, 64 waiting
 	flights group[*Analysis]
 	thumbs  group[[]byte]
 	cache   *lru[*Analysis]
