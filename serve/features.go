@@ -177,6 +177,9 @@ func scatter(t *linear.Table, name string) (*pcaJSON, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ds.N < 2 || ds.D < 2 {
+		return nil, badRequest("column %q: a PCA scatter needs at least 2 rows and 2 dimensions", name)
+	}
 	rows := make([]int, 0, min(ds.N, maxScatter))
 	for i := range min(ds.N, maxScatter) {
 		rows = append(rows, i*ds.N/min(ds.N, maxScatter))
@@ -188,9 +191,6 @@ func scatter(t *linear.Table, name string) (*pcaJSON, error) {
 		}
 	}
 	out := &pcaJSON{Column: name, Rows: ds.N, Classes: ds.Classes, Points: make([][3]float32, len(rows))}
-	if len(rows) < 2 || ds.D < 2 {
-		return nil, badRequest("column %q: a PCA scatter needs at least 2 rows and 2 dimensions", name)
-	}
 	var pc stat.PC
 	if !pc.PrincipalComponents(x, nil) {
 		return nil, fmt.Errorf("column %q: the decomposition did not converge", name)
