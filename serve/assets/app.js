@@ -319,6 +319,7 @@ async function loadMap() {
   } else {
     return;
   }
+  key += `|${state.cmap}`; // e.g. "kind:rollout:4|viridis" or "latent:3|hot"
   const request = ++state.mapRequest;
   const overlay = $("overlay");
   overlay.dataset.loading = key;
