@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/perceiverkit/perceiver/core/preprocess"
 )
 
 // imageExts are the file name extensions listed and served from the image folder: the formats
@@ -83,6 +85,23 @@ func (f *folder) open(name string) (io.ReadCloser, int64, error) {
 		return nil, 0, errNotFound
 	}
 	return file, st.Size(), nil
+}
+
+// maxFileBytes bounds what is read of a file from the folder: the decoder reads a whole file
+// into memory before its header is checked against the pixel budget.
+const maxFileBytes = 512 << 20
+
+// openImage opens the image file name, refusing files over maxFileBytes with ErrTooLarge.
+func (f *folder) openImage(name string) (io.ReadCloser, error) {
+	file, size, err := f.open(name)
+	if err != nil {
+		return nil, err
+	}
+	if size > maxFileBytes {
+		file.Close()
+		return nil, fmt.Errorf("%s: file of %d MB, over the limit of %d MB: %w", name, size>>20, maxFileBytes>>20, preprocess.ErrTooLarge)
+	}
+	return file, nil
 }
 
 // exists reports whether name is an image file inside the folder.

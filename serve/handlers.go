@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"io"
@@ -126,8 +127,9 @@ func (s *Server) handleThumb(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := s.thumbs.do(src.key, func() ([]byte, error) {
 		var data []byte
-		err := s.aux.do(r.Context(), func() error {
-			f, _, err := s.images.open(src.name)
+		// Shared by every request for this thumbnail: one client leaving must not cancel it.
+		err := s.aux.do(context.WithoutCancel(r.Context()), func() error {
+			f, err := s.images.openImage(src.name)
 			if err != nil {
 				return err
 			}

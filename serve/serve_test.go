@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/viz"
 )
 
 // The tiny fixture: 12×16 input, 8 latents, 4 self-attention applications of 4 heads, 5 labels.
@@ -220,6 +222,22 @@ func TestRoutes(t *testing.T) {
 			if err1 != nil || err2 != nil || !(lo >= 0 && hi > lo && hi <= 1) {
 				t.Errorf("GET %s: range %q..%q", u, resp.Header.Get("X-Map-Min"), resp.Header.Get("X-Map-Max"))
 			}
+		}
+	}
+	// The map's smallest and largest cells take the colour map's first and last of the 256
+	// levels viz samples (at the levels' centres, t = (i+0.5)/256).
+	for name, cm := range map[string]func(float64) color.RGBA{"viridis": viz.Viridis, "hot": hot, "gray": viz.Gray} {
+		_, body := get(t, ts.URL+"/api/map.png?image=cat.png&kind=decoder&cmap="+name)
+		img := decodePNG(t, body)
+		seen := map[color.RGBA]bool{}
+		for y := range 12 {
+			for x := range 16 {
+				r, g, b, a := img.At(x, y).RGBA()
+				seen[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}] = true
+			}
+		}
+		if lo, hi := cm(0.5/256), cm(255.5/256); !seen[lo] || !seen[hi] {
+			t.Errorf("%s: the map lacks the bottom colour %v or the top one %v", name, lo, hi)
 		}
 	}
 	resp, body := get(t, ts.URL+"/api/thumb?image=stripes.png")

@@ -346,7 +346,7 @@ func (s *Server) load(src *source) (*preprocess.Result, error) {
 	if src.upload != nil {
 		return src.upload.prep, nil
 	}
-	f, _, err := s.images.open(src.name)
+	f, err := s.images.openImage(src.name)
 	if err != nil {
 		return nil, err
 	}
