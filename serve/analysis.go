@@ -54,7 +54,6 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		roll.Add(probs, heads)
 		products = append(products, append([]float32(nil), roll.Matrix(0)...))
 	}
-	tr.OnHiddenState = nil
 	out, err := m.Forward(img.Pixels, 1, img.H, img.W, tr)
 	if err != nil {
 		return nil, err

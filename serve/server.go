@@ -35,18 +35,17 @@ const (
 
 // Options configure a Server. The zero value serves the model alone (uploads only).
 type Options struct {
-	Images    string              // folder of images to browse; "" for none
-	ModelName string              // shown in the page's header
-	Decode    preprocess.Options  // decoding limits (MaxPixels) for files and uploads
-	Features  *Features           // the probe report and PCA scatter; nil for none
-	Kinds     []Kind              // map kinds; nil means Kinds()
-	MaxUpload int64               // upload size cap in bytes; 0 means DefaultMaxUpload
-	Cache     int64               // analysis cache budget in bytes; 0 means DefaultCacheBytes
-	QueueLen  int                 // analyses that may wait behind the running one; 0 means DefaultQueueLen
-	LocalOnly bool                // refuse requests whose Host is not a loopback name (DNS rebinding)
-	Log       *log.Logger         // request errors; nil discards them
-	testHook  func(key string)    // tests: called inside the analysis queue slot
-	analyzeFn func(*source) error // tests: replaces the forward pass
+	Images    string             // folder of images to browse; "" for none
+	ModelName string             // shown in the page's header
+	Decode    preprocess.Options // decoding limits (MaxPixels) for files and uploads
+	Features  *Features          // the probe report and PCA scatter; nil for none
+	Kinds     []Kind             // map kinds; nil means Kinds()
+	MaxUpload int64              // upload size cap in bytes; 0 means DefaultMaxUpload
+	Cache     int64              // analysis cache budget in bytes; 0 means DefaultCacheBytes
+	QueueLen  int                // analyses that may wait behind the running one; 0 means DefaultQueueLen
+	LocalOnly bool               // refuse requests whose Host is not a loopback name (DNS rebinding)
+	Log       *log.Logger        // request errors; nil discards them
+	testHook  func(key string)   // tests: called inside the analysis queue slot, before the pass
 }
 
 // Server is the explorer's HTTP handler. Create it with New; it is safe for concurrent use.
@@ -290,11 +289,9 @@ func (s *Server) recordForward(d time.Duration) {
 
 // source is the image a request names: a file of the folder or an upload.
 type source struct {
-	key     string // cache key: "image:NAME" or "upload:ID"
-	name    string // NAME, or the upload's file name
-	upload  *upload
-	prepped *preprocess.Result
-	result  *Analysis
+	key    string // cache key: "image:NAME" or "upload:ID"
+	name   string // NAME, or the upload's file name
+	upload *upload
 }
 
 // upload is an image posted to /api/upload, kept preprocessed (a few hundred kB) so that its
@@ -373,13 +370,6 @@ func (s *Server) analysis(ctx context.Context, src *source) (*Analysis, error) {
 		err := s.queue.do(context.WithoutCancel(ctx), func() error {
 			if s.opt.testHook != nil {
 				s.opt.testHook(src.key)
-			}
-			if s.opt.analyzeFn != nil {
-				if err := s.opt.analyzeFn(src); err != nil {
-					return err
-				}
-				a = src.result
-				return nil
 			}
 			img, err := s.load(src)
 			if err != nil {

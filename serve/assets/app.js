@@ -194,6 +194,7 @@ async function selectSource(source, push = true, analysis = null) {
   $("top5").textContent = "";
   $("latents").textContent = "";
   $("stage").classList.add("empty");
+  delete $("overlay").dataset.map; // until this image's map has loaded
   setStatus(`analysing ${name}…`);
   try {
     const a = analysis || await getJSON(api("analysis"));
