@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/serve"
@@ -28,9 +30,10 @@ var serveContext = func() (context.Context, context.CancelFunc) {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "usage: probe serve --model DIR [--images DIR] [--features FILE|DIR] [--addr HOST:PORT]", stderr)
+	fs := newFlagSet("serve", "usage: probe serve (--model DIR | --random) [--images DIR] [--features FILE|DIR] [--addr HOST:PORT]", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: the page at its real size, without a download")
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract: adds the probe report and a PCA scatter")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; the default is the loopback address on a free port. Another host is reachable from the network: the server has no authentication")
@@ -39,7 +42,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || mf.model == "" {
+	if fs.NArg() > 0 || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -61,13 +64,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	m, err := mf.open(stderr)
+	var m *core.Model
+	name := mf.model
+	if *random {
+		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+		name = "random weights (full-size architecture, seed 1)"
+	} else {
+		m, err = mf.open(stderr)
+	}
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	srv, err := serve.New(m, serve.Options{
-		Images: *images, ModelName: mf.model, Decode: mf.decodeOptions(), Features: feat,
+		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat,
 		Cache: *cacheMB << 20, QueueLen: *queueLen, LocalOnly: loopback,
 		Log: log.New(stderr, "probe serve: ", log.LstdFlags),
 	})

@@ -148,6 +148,13 @@ function thumb(source, name) {
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = name;
+  img.addEventListener("error", () => {
+    // A file the decoder refuses (format, size): say so instead of a broken image.
+    const note = document.createElement("div");
+    note.className = "thumb-error";
+    note.textContent = "cannot decode";
+    img.replaceWith(note);
+  });
   img.src = `/api/thumb?${source}`;
   const label = document.createElement("span");
   label.textContent = name;
@@ -247,6 +254,7 @@ function showLatents(a) {
   box.textContent = "";
   const cols = Math.ceil(Math.sqrt(2 * a.latents));
   box.style.gridTemplateColumns = `repeat(${cols}, 1fr)`;
+  box.classList.toggle("dense", cols > 16);
   const maxD = Math.max(...a.decoder);
   const order = [...a.decoder.keys()].sort((x, y) => a.decoder[y] - a.decoder[x]);
   const rank = new Array(a.latents);
