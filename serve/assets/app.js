@@ -15,6 +15,8 @@ const state = {
   cmap: "viridis",
   mapURL: null,      // object URL of the overlay, revoked when replaced
   mapRequest: 0,     // drops answers to superseded map requests
+  mapBusy: false,    // a map request is in flight
+  mapStale: false,   // the controls changed while it was
 };
 
 // ---- requests ---------------------------------------------------------------------------------
@@ -308,7 +310,26 @@ function refresh() {
   loadMap();
 }
 
+// loadMap shows the map the controls describe. One request is in flight at a time: input while
+// it runs (dragging the slider) only marks the map stale, and the latest state is fetched when
+// the request ends, so the server computes no map that would be thrown away.
 async function loadMap() {
+  if (state.mapBusy) {
+    state.mapStale = true;
+    return;
+  }
+  state.mapBusy = true;
+  try {
+    do {
+      state.mapStale = false;
+      await fetchMap();
+    } while (state.mapStale);
+  } finally {
+    state.mapBusy = false;
+  }
+}
+
+async function fetchMap() {
   if (!state.analysis) return;
   const k = currentKind();
   let url, title, help, key;
@@ -330,27 +351,30 @@ async function loadMap() {
   }
   key += `|${state.cmap}`; // e.g. "kind:rollout:4|viridis" or "latent:3|hot"
   const request = ++state.mapRequest;
+  const source = state.source;
+  const current = () => request === state.mapRequest && source === state.source;
   const overlay = $("overlay");
   overlay.dataset.loading = key;
   try {
     const resp = await fetchOK(url);
     const blob = await resp.blob();
-    if (request !== state.mapRequest) return;
+    if (!current()) return;
     const objectURL = URL.createObjectURL(blob);
-    overlay.onload = () => {
-      if (request !== state.mapRequest) return;
-      overlay.dataset.map = key; // the browser test waits for this
-      $("stage").classList.remove("empty");
-    };
-    overlay.src = objectURL;
+    await new Promise((resolve) => {
+      overlay.onload = overlay.onerror = resolve;
+      overlay.src = objectURL;
+    });
     if (state.mapURL) URL.revokeObjectURL(state.mapURL);
     state.mapURL = objectURL;
+    if (!current()) return;
+    overlay.dataset.map = key; // the browser test waits for this
+    $("stage").classList.remove("empty");
     $("map-min").textContent = fmt(resp.headers.get("X-Map-Min"));
     $("map-max").textContent = fmt(resp.headers.get("X-Map-Max"));
     $("map-title").textContent = title;
     $("map-help").textContent = help;
   } catch (err) {
-    if (request === state.mapRequest) setStatus(`map: ${err.message}`);
+    if (current()) setStatus(`map: ${err.message}`);
   }
 }
 
