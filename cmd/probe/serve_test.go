@@ -86,6 +86,7 @@ func TestServeFlags(t *testing.T) {
 	}{
 		{[]string{"serve"}, 2, "usage: probe serve"},
 		{[]string{"serve", "--model", tinyDir, "extra"}, 2, "usage: probe serve"},
+		{[]string{"serve", "--model", tinyDir, "--random"}, 2, "usage: probe serve"},
 		{[]string{"serve", "--model", tinyDir, "--addr", "8080"}, 1, "--addr \"8080\": want HOST:PORT"},
 		{[]string{"serve", "--model", tinyDir, "--images", "/nonexistent/folder"}, 1, "--images"},
 		{[]string{"serve", "--model", tinyDir, "--features", "/nonexistent/features.parquet"}, 1, "nonexistent"},
