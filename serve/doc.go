@@ -50,13 +50,15 @@
 //     requests get 503 with Retry-After (the mean analysis time times the jobs ahead). Requests
 //     for an image being analysed join that analysis instead of queueing.
 //   - Analyses are kept in an LRU cache bounded by Options.Cache bytes (default 1 GiB; about
-//     110 MB per image for the full-size model, which keeps C [512, 50,176]). Uploads are kept
-//     preprocessed (at most 64) so that an evicted analysis can be recomputed.
+//     103 MB per image for the full-size model, which keeps C [512, 50,176]; the analysis
+//     running also holds its 48 rollout products, 50 MB). Uploads are kept preprocessed (at
+//     most 64) so that an evicted analysis can be recomputed.
 //   - Thumbnails and PCA run two at a time with 64 waiting, then 503.
 //   - Uploads: at most Options.MaxUpload bytes (default 20 MB; 413 beyond), read from the
 //     stream, never written to disk. Files and uploads decode under Options.Decode: headers
 //     declaring more than MaxPixels pixels (default preprocess.DefaultMaxPixels) are refused
-//     before decoding (413); data that is not an image is a 415.
+//     before decoding (413), as are files of the folder over 512 MB; data that is not an image
+//     is a 415.
 //
 // # Security
 //

@@ -37,7 +37,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract: adds the probe report and a PCA scatter")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; the default is the loopback address on a free port. Another host is reachable from the network: the server has no authentication")
-	cacheMB := fs.Int64("cache-mb", serve.DefaultCacheBytes>>20, "memory for cached analyses, in MB (the full-size model needs about 110 MB per image)")
+	cacheMB := fs.Int64("cache-mb", serve.DefaultCacheBytes>>20, "memory for cached analyses, in MB (the full-size model needs about 103 MB per image)")
 	queueLen := fs.Int("queue", serve.DefaultQueueLen, "analyses that may wait behind the running one; more get 503 with Retry-After")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
