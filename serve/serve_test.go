@@ -486,7 +486,16 @@ func TestUpload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bomb.png"), bomb, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"/api/analysis?image=bomb.png", "/api/thumb?image=bomb.png"} {
+	// So is a file too large to read (sparse: it takes no disk).
+	big, err := os.Create(filepath.Join(dir, "big.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(maxFileBytes + 1); err != nil {
+		t.Fatal(err)
+	}
+	big.Close()
+	for _, u := range []string{"/api/analysis?image=bomb.png", "/api/thumb?image=bomb.png", "/api/analysis?image=big.png", "/api/thumb?image=big.png"} {
 		if resp, body := get(t, ts.URL+u); resp.StatusCode != 413 {
 			t.Errorf("GET %s: %d %s, want 413", u, resp.StatusCode, body)
 		}
