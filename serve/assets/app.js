@@ -76,8 +76,9 @@ async function start() {
   const listing = info.images ? loadImages() : Promise.resolve();
   if (!info.images) $("thumbs-empty").hidden = false;
   if (info.features) loadFeatures();
-  if (params.get("image")) selectSource(new URLSearchParams({ image: params.get("image") }));
-  else if (params.get("upload")) selectSource(new URLSearchParams({ upload: params.get("upload") }));
+  // A deep link is already the address: no history entry for it.
+  if (params.get("image")) selectSource(new URLSearchParams({ image: params.get("image") }), false);
+  else if (params.get("upload")) selectSource(new URLSearchParams({ upload: params.get("upload") }), false);
   else {
     await listing;
     const first = document.querySelector(".thumb");
