@@ -100,6 +100,19 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
+// TestServeNonLoopbackWarns asks for an address of TEST-NET-1 (RFC 5737), which no interface has:
+// the warning is printed, then the listen fails, so the test binds nothing off the loopback.
+func TestServeNonLoopbackWarns(t *testing.T) {
+	stdout, stderr, code := run(t, "serve", "--model", tinyDir, "--addr", "192.0.2.1:0")
+	if code != 1 || stdout != "" {
+		t.Fatalf("exit %d, stdout %q", code, stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "warning: --addr 192.0.2.1:0 is reachable from other machines") || !strings.Contains(lines[1], "--addr 192.0.2.1:0") {
+		t.Errorf("stderr %q: want the warning, then the listen error", stderr)
+	}
+}
+
 func TestServeAddresses(t *testing.T) {
 	for host, want := range map[string]bool{"127.0.0.1": true, "::1": true, "localhost": true, "127.3.4.5": true, "": false, "0.0.0.0": false, "::": false, "192.168.1.2": false, "example.com": false} {
 		if got := isLoopback(host); got != want {
