@@ -60,14 +60,14 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	start := time.Now()
-	dirs := struct{ model, data, features, attention, report string }{
-		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "features.parquet"),
-		filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
+	dirs := struct{ model, data, images, features, attention, report string }{
+		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "images"),
+		filepath.Join(*out, "features.parquet"), filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
 	}
 	// Only files an earlier demo wrote (listed in its manifest) are replaced; a folder holding
 	// anything else is refused.
 	partial := probe.PartialDir(dirs.features)
-	manifest, err := prepareDemoDir(*out, []string{dirs.model, dirs.data, dirs.features, partial, dirs.attention, dirs.report})
+	manifest, err := prepareDemoDir(*out, []string{dirs.model, dirs.data, dirs.images, dirs.features, partial, dirs.attention, dirs.report})
 	if err != nil {
 		return err
 	}
@@ -108,6 +108,14 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "2. data       %s (%d Fashion-MNIST images, MIT licence)\n", data, src.Len())
+	n, err := saveDemoImages(dirs.images, src, 30)
+	if err != nil {
+		return err
+	}
+	if err := manifest.done(dirs.images); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "             %s (the last %d as PNG files, for probe serve)\n", dirs.images, n)
 
 	steps := []struct {
 		title   string
@@ -133,6 +141,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\ndone in %s. Open %s for the layer-by-layer probe and %s for the maps.\n",
 		time.Since(start).Round(time.Millisecond), filepath.Join(dirs.report, "report.md"), dirs.attention)
+	fmt.Fprintf(stdout, "Explore them in the browser: probe serve --model %s --images %s --features %s\n", dirs.model, dirs.images, dirs.features)
 	fmt.Fprintln(stdout, "With the real checkpoint: probe classify --model deepmind/vision-perceiver-fourier IMAGE")
 	return nil
 }
@@ -160,6 +169,28 @@ func copyEmbedded(dst string) error {
 		}
 	}
 	return nil
+}
+
+// saveDemoImages writes the source's last n images (the test split) as PNG files named by
+// index and class, e.g. 0699-ankle-boot.png, and returns how many it wrote.
+func saveDemoImages(dir string, src probe.Source, n int) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	n = min(n, src.Len())
+	for i := src.Len() - n; i < src.Len(); i++ {
+		it := src.Item(i)
+		class := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, strings.ToLower(it.LabelName))
+		if err := savePNG(filepath.Join(dir, fmt.Sprintf("%04d-%s.png", i, class)), it); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 func savePNG(path string, it probe.Item) error {
