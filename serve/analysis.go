@@ -15,12 +15,13 @@ import (
 // immutable once built and shared by concurrent requests through the cache.
 type Analysis struct {
 	Model        *core.Model
-	H, W         int             // the map grid: the model's input size
+	H, W         int             // the map grid: the model's input size (maps over coarser tokens are drawn on it)
+	Grid         core.TokenGrid  // the model's tokens on the image
 	Latents      int             // L
 	Applications int             // J, self-attention applications
 	Image        *preprocess.RGB // the cropped and resized image the model saw, H×W
 	Probs        []float32       // softmax of the logits
-	Cross        []float32       // [L, H·W]: encoder cross-attention, averaged over its heads
+	Cross        []float32       // [L, H·W]: encoder cross-attention, averaged over its heads, on the pixels
 	Decoder      []float32       // [L]: the decoder query's attention over the final latents
 	// RolloutWeights[j] [L] is d·R_j with R_j = Â_j⋯Â_1 the rollout through the first j
 	// self-attention applications (R_0 = I, so RolloutWeights[0] = Decoder).
@@ -58,7 +59,7 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 	if err != nil {
 		return nil, err
 	}
-	n := img.H * img.W
+	n := out.Grid.Tokens()
 	if out.Latents != L || len(out.EncoderAttention) != out.CrossHeads*L*n || len(out.DecoderAttention) == 0 || len(out.DecoderAttention)%L != 0 {
 		return nil, fmt.Errorf("forward pass returned attention of unexpected shape: encoder %d values for %d heads × %d latents × %d pixels, decoder %d values",
 			len(out.EncoderAttention), out.CrossHeads, L, n, len(out.DecoderAttention))
@@ -67,13 +68,23 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		return nil, fmt.Errorf("rollout saw %d self-attention applications, the model has %d", len(products), J)
 	}
 	a := &Analysis{
-		Model: m, H: img.H, W: img.W, Latents: L, Applications: J, Image: img.Resized,
+		Model: m, H: img.H, W: img.W, Grid: out.Grid, Latents: L, Applications: J, Image: img.Resized,
 		Cross: out.EncoderAttention, Decoder: out.DecoderAttention, Output: out, Extra: map[string]any{},
 	}
 	if out.CrossHeads > 1 {
 		a.Cross = make([]float32, L*n)
 		attention.MeanHeads(a.Cross, out.EncoderAttention, out.CrossHeads, L, n)
 		out.EncoderAttention = nil // the average is all the maps use
+	}
+	if !out.Grid.Pixel() {
+		// Tokens coarser than pixels (the conv model's pooled grid): each latent's map is drawn
+		// on the pixels with the grid's geometry, every token filling its cell, so that every map
+		// and overlay downstream is on the image the model saw.
+		px := make([]float32, L*img.H*img.W)
+		for l := 0; l < L; l++ {
+			out.Grid.ToPixels(px[l*img.H*img.W:(l+1)*img.H*img.W], a.Cross[l*n:(l+1)*n])
+		}
+		a.Cross = px
 	}
 	if dh := len(out.DecoderAttention) / L; dh > 1 {
 		a.Decoder = make([]float32, L)

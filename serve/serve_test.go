@@ -828,3 +828,53 @@ func TestMapsMatchDefinitions(t *testing.T) {
 		t.Errorf("probabilities sum to %v", ps)
 	}
 }
+
+// TestConvModelMapsOnPixels: the conv model's attention lives on its pooled token grid (5×7 over
+// a 24×32 image); the explorer draws each token over its 4×4 cell, so the decoder map on the
+// pixels equals d·C of the forward pass at each pixel's token.
+func TestConvModelMapsOnPixels(t *testing.T) {
+	m, err := core.Load("../testdata/tiny-conv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	img, err := m.Preprocessor.LoadImage("../testdata/tiny-conv/camera.png", preprocess.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := analyze(m, img, Kinds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{EncoderAttention: true, DecoderAttention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := out.Grid
+	if a.H != 24 || a.W != 32 || g.Rows != 5 || g.Cols != 7 {
+		t.Fatalf("map grid %d×%d over tokens %d×%d, want 24×32 over 5×7", a.H, a.W, g.Rows, g.Cols)
+	}
+	var dec Kind
+	for _, k := range Kinds() {
+		if k.Name == "decoder" {
+			dec = k
+		}
+	}
+	got := make([]float32, 24*32)
+	if err := dec.Map(got, a, Query{}); err != nil {
+		t.Fatal(err)
+	}
+	L, N := out.Latents, g.Tokens()
+	for y := 0; y < 24; y++ {
+		for x := 0; x < 32; x++ {
+			i, j := min(y/4, g.Rows-1), min(x/4, g.Cols-1)
+			var want float64
+			for l := 0; l < L; l++ {
+				want += float64(out.DecoderAttention[l]) * float64(out.EncoderAttention[l*N+i*g.Cols+j])
+			}
+			if d := math.Abs(float64(got[y*32+x]) - want); d > 1e-6 {
+				t.Fatalf("pixel (%d, %d): %g, want %g (token %d, %d)", y, x, got[y*32+x], want, i, j)
+			}
+		}
+	}
+}
