@@ -100,3 +100,40 @@ func checkItem(i, n int) {
 		panic(itemPanic{i, n})
 	}
 }
+
+// LabelScheme says how a source numbered its labels, for run summaries:
+// integers kept as given, or names numbered in sorted order (with the first
+// few), or no labels.
+func LabelScheme(src Source) string {
+	if s, ok := src.(interface{ labelScheme() string }); ok {
+		return s.labelScheme()
+	}
+	if c := src.Classes(); c != nil {
+		return namedScheme("classes", c)
+	}
+	return ""
+}
+
+// namedScheme describes names numbered in sorted order: "3 classes numbered in sorted order: 0=ant, 1=bee, 2=wasp".
+func namedScheme(what string, names []string) string {
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for i, n := range names {
+		if i == shown {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d=%s", i, n))
+	}
+	return fmt.Sprintf("%d %s numbered in sorted order: %s", len(names), what, strings.Join(parts, ", "))
+}
+
+// SkippedFiles reports the files a source saw but did not list (a folder's
+// non-image files), with a description by extension; 0 and "" for sources
+// that list everything they hold.
+func SkippedFiles(src Source) (n int, why string) {
+	if s, ok := src.(interface{ skipped() (int, string) }); ok {
+		return s.skipped()
+	}
+	return 0, ""
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -506,13 +507,79 @@ func Open(pathOrDir string) (*Reader, error) {
 		if len(r.files) == 0 {
 			r.cols, r.meta = sf.cols, sf.meta
 		} else if !slices.EqualFunc(sf.cols, r.cols, sameColumn) {
+			first := r.files[0].path
+			sf.close()
 			r.Close()
-			return nil, fmt.Errorf("%s: columns differ from %s", p, r.files[0].path)
+			return nil, fmt.Errorf("%s: columns %s differ from %s in %s; read them separately", p, columnList(sf.cols), columnList(r.cols), first)
 		}
 		r.files = append(r.files, sf)
 		r.rows += sf.rows
 	}
+	if len(r.files) > 1 && ranks[len(ranks)-1] > 0 {
+		if err := checkDisjoint(r.files); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// checkDisjoint refuses files of one source (equal "source" metadata) that
+// hold the same item index twice: a file and its copy, or stale parts of
+// an earlier sharding, would otherwise be read as more data. Files of
+// different sources may share indices: they number different items.
+func checkDisjoint(files []*storeFile) error {
+	groups := map[string][]*storeFile{}
+	for _, sf := range files {
+		groups[sf.meta["source"]] = append(groups[sf.meta["source"]], sf)
+	}
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		var owner []int32 // 1 + the position in g of the file holding each index
+		for k, sf := range g {
+			c, err := newCursor(sf, 0, nil, 8192)
+			if err != nil {
+				return err
+			}
+			c.row = -1
+			for {
+				ok, err := c.next()
+				if err != nil {
+					c.release()
+					return err
+				}
+				if !ok {
+					break
+				}
+				i := c.curIndex()
+				if i < 0 || i > math.MaxInt32 {
+					c.release()
+					return fmt.Errorf("%s: index %d out of range", sf.path, i)
+				}
+				if int(i) >= len(owner) {
+					owner = slices.Grow(owner, int(i)+1-len(owner))[:int(i)+1]
+				}
+				if prev := owner[i]; prev != 0 {
+					id := strings.Clone(c.curID())
+					c.release()
+					return fmt.Errorf("%s and %s both hold item %d (%q) of %s: a copy, or parts of two runs; remove one",
+						g[prev-1].path, sf.path, i, id, sourceName(sf))
+				}
+				owner[i] = int32(k + 1)
+			}
+			c.release()
+		}
+	}
+	return nil
+}
+
+func sourceName(sf *storeFile) string {
+	if s := sf.meta["source"]; s != "" {
+		return strconv.Quote(s)
+	}
+	return "the same source"
 }
 
 func sameColumn(a, b Column) bool { return a.Name == b.Name && a.Dim == b.Dim }
@@ -525,6 +592,32 @@ func globEscape(s string) string {
 // exactly parts 1…N of one run, else ranks in name order (concatenate).
 func partRanks(paths []string) ([]int, error) {
 	ranks := make([]int, len(paths))
+	// Parts of one output with different shard counts are stale leftovers
+	// of an earlier sharding: name one file of each.
+	firstOfN := map[string]map[int]string{}
+	for _, p := range paths {
+		if m := partName.FindStringSubmatch(filepath.Base(p)); m != nil {
+			nn, _ := strconv.Atoi(m[3])
+			b := m[1] + m[4]
+			if firstOfN[b] == nil {
+				firstOfN[b] = map[int]string{}
+			}
+			if _, ok := firstOfN[b][nn]; !ok {
+				firstOfN[b][nn] = p
+			}
+		}
+	}
+	for _, byN := range firstOfN {
+		if len(byN) > 1 {
+			ns := make([]int, 0, len(byN))
+			for nn := range byN {
+				ns = append(ns, nn)
+			}
+			slices.Sort(ns)
+			return nil, fmt.Errorf("parts of %d shardings: %s (%d shards) and %s (%d shards); remove the stale ones",
+				len(ns), filepath.Base(byN[ns[0]]), ns[0], filepath.Base(byN[ns[1]]), ns[1])
+		}
+	}
 	base, n := "", -1
 	seen := map[int]bool{}
 	for _, p := range paths {

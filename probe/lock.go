@@ -1,0 +1,133 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// LockPath is the lock file of a write to path: a hidden file next to it
+// holding "host pid". Each shard's part file has its own lock, so shards
+// of one output never contend.
+func LockPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock")
+}
+
+// LockedError reports an output that another writer holds.
+type LockedError struct {
+	Path string // the output
+	Lock string // the lock file
+	Host string // the holder's host name
+	PID  int    // the holder's process id on Host
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%s is being written by pid %d on %s (lock %s); wait for that run, or remove the lock if it is gone",
+		e.Path, e.PID, e.Host, e.Lock)
+}
+
+// writeLock is a held lock.
+type writeLock struct {
+	path    string
+	content string
+}
+
+// acquireLock takes the lock of a write to path. The lock file is created
+// exclusively (O_EXCL, which shared file systems honour), so of two
+// writers exactly one wins; the other gets a *LockedError naming the
+// holder. A lock whose holder ran on this host and no longer exists is
+// taken over, and notify is told.
+func acquireLock(path string, notify func(string)) (*writeLock, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: host name: %w", path, err)
+	}
+	lp := LockPath(path)
+	content := fmt.Sprintf("%s %d\n", host, os.Getpid())
+	for attempt := 0; attempt < 3; attempt++ {
+		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			_, werr := f.WriteString(content)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				os.Remove(lp)
+				return nil, fmt.Errorf("lock %s: %w", lp, werr)
+			}
+			return &writeLock{path: lp, content: content}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		held, err := os.ReadFile(lp)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		hHost, hPID, ok := parseLock(string(held))
+		if !ok {
+			// Being written this instant, or damaged: name it rather than guess.
+			return nil, fmt.Errorf("%s: lock %s holds %q, not \"host pid\"; remove it if no run is writing", path, lp, strings.TrimSpace(string(held)))
+		}
+		if hHost != host || processAlive(hPID) {
+			return nil, &LockedError{Path: path, Lock: lp, Host: hHost, PID: hPID}
+		}
+		// A dead holder on this host. Move its lock aside (rename is atomic:
+		// of several takers one moves it), and check that what moved is still
+		// the dead holder's lock, not a fresh one taken in between.
+		aside := fmt.Sprintf("%s.stale-%d", lp, os.Getpid())
+		if err := os.Rename(lp, aside); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		moved, _ := os.ReadFile(aside)
+		if string(moved) != string(held) {
+			os.Rename(aside, lp) // a live lock: put it back
+			continue
+		}
+		os.Remove(aside)
+		notify(fmt.Sprintf("%s: taking over the lock of pid %d on %s, which no longer runs", path, hPID, hHost))
+	}
+	return nil, fmt.Errorf("%s: could not take lock %s: it keeps changing hands", path, lp)
+}
+
+func parseLock(s string) (host string, pid int, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil || pid <= 0 {
+		return "", 0, false
+	}
+	return f[0], pid, true
+}
+
+// processAlive reports whether pid exists on this host. EPERM means it
+// exists under another user.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// release removes the lock if it is still ours.
+func (l *writeLock) release() error {
+	if l == nil {
+		return nil
+	}
+	held, err := os.ReadFile(l.path)
+	if err != nil || string(held) != l.content {
+		return nil // taken over or removed by hand: not ours to remove
+	}
+	return os.Remove(l.path)
+}
