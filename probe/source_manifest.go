@@ -15,8 +15,8 @@ import (
 
 // manifestSource lists images in a CSV or TSV file, in file order.
 type manifestSource struct {
-	file    string
-	dir     string // paths are relative to the manifest's folder
+	file      string
+	dir       string // paths are relative to the manifest's folder
 	items     []Item
 	classes   []string
 	hasLabels bool

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ type storeFile struct {
 	cols []Column
 	meta map[string]string
 	rows int
+	sums map[string]uint32 // MetaChecksums; nil for files written before them
 }
 
 // openStoreFile opens path and checks that it has the store's layout.
@@ -61,13 +63,46 @@ func openStoreFile(path string) (sf *storeFile, err error) {
 	kv := pr.MetaData().KeyValueMetadata()
 	keys, vals := kv.Keys(), kv.Values()
 	for i, k := range keys {
-		if k != "ARROW:schema" {
+		if k != metaArrowSchema {
 			sf.meta[k] = vals[i]
 		}
 	}
 	fail := func(format string, a ...any) (*storeFile, error) {
 		sf.close()
 		return nil, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))
+	}
+	// The row counts size allocations: check the file's against its row groups'.
+	total := int64(0)
+	for g := 0; g < pr.NumRowGroups(); g++ {
+		n := pr.MetaData().RowGroup(g).NumRows()
+		if n < 0 {
+			total = -1
+			break
+		}
+		total += n
+	}
+	if total != pr.NumRows() || total < 0 {
+		sf.close()
+		return nil, fmt.Errorf("%s: the footer's row counts disagree (%d in the file, %d in its row groups): damaged file", path, pr.NumRows(), total)
+	}
+	summed := maps.Clone(sf.meta)
+	if i := slices.Index(keys, metaArrowSchema); i >= 0 {
+		summed[metaArrowSchema] = vals[i]
+	}
+	if sf.sums, err = parseChecksums(path, summed); err != nil {
+		sf.close()
+		return nil, err
+	}
+	switch f, ok := sf.meta[MetaFormat]; {
+	case !ok && sf.meta[MetaColumns] != "":
+		sf.close()
+		return nil, fmt.Errorf("%s: no %q metadata: damaged file", path, MetaFormat)
+	case ok && f != "1" && f != formatValue:
+		sf.close()
+		return nil, fmt.Errorf("%s: store format %q, this program reads 1 and %s", path, f, formatValue)
+	case f == formatValue && sf.sums == nil:
+		sf.close()
+		return nil, fmt.Errorf("%s: no %q metadata: damaged file", path, MetaChecksums)
 	}
 	js, ok := sf.meta[MetaColumns]
 	if !ok {
@@ -129,6 +164,7 @@ type cursor struct {
 	remap []int // record column of each selected vector column
 	seen  int   // rows read so far, checked against the footer at the end
 	owned bool  // close sf on release
+	sums  *checksums
 }
 
 // newCursor reads the fixed columns and the vector columns at positions sel
@@ -155,6 +191,11 @@ func newCursor(sf *storeFile, rank int, sel []int, batchRows int) (*cursor, erro
 		return nil, fmt.Errorf("%s: %w", sf.path, err)
 	}
 	c := &cursor{sf: sf, rank: rank, rr: rr, vecs: make([][]float32, len(sel)), dims: make([]int, len(sel))}
+	names := []string{ColID, ColIndex, ColLabel, ColLabelName, ColSplit}
+	for _, j := range sel {
+		names = append(names, sf.cols[j].Name)
+	}
+	c.sums = newChecksums(names)
 	for k, j := range sel {
 		c.dims[k] = sf.cols[j].Dim
 	}
@@ -200,7 +241,7 @@ func (c *cursor) load() (bool, error) {
 			if c.seen != c.sf.rows {
 				return false, fmt.Errorf("%s: read %d rows, the footer says %d: damaged file", c.sf.path, c.seen, c.sf.rows)
 			}
-			return false, nil
+			return false, c.sums.verify(c.sf.path, c.sf.sums)
 		}
 		rec := c.rr.Record()
 		if rec.NumRows() == 0 {
@@ -246,6 +287,10 @@ func (c *cursor) bind(rec arrow.Record) error {
 			return fmt.Errorf("%s: column %s holds %d values for %d rows of %d", c.sf.path, rec.ColumnName(col), len(all)-start, rec.NumRows(), c.dims[k])
 		}
 		c.vecs[k] = all[start : start+int(rec.NumRows())*c.dims[k]]
+		c.sums.add(numFixed+k, fsl)
+	}
+	for j := 0; j < numFixed; j++ {
+		c.sums.add(j, rec.Column(j))
 	}
 	return nil
 }

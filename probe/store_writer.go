@@ -182,6 +182,9 @@ func (w *Writer) scanPartial() error {
 		}
 		p := filepath.Join(w.partial, name)
 		if err := w.collectIDs(p); err != nil {
+			if strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "corrupt") {
+				return fmt.Errorf("%w; remove %s and resume to recompute its rows", err, p)
+			}
 			return err
 		}
 		first, _ := strconv.ParseInt(m[2], 10, 64)
@@ -206,7 +209,16 @@ func (w *Writer) collectIDs(path string) error {
 	if err := w.sameRun(sf); err != nil {
 		return err
 	}
-	c, err := newCursor(sf, 0, nil, 8192)
+	// Read every column, so that the checksums of the vectors are verified
+	// now rather than at the merge after hours of work; small batches bound
+	// the memory.
+	sel := make([]int, len(sf.cols))
+	rowWidth := 64
+	for j, col := range sf.cols {
+		sel[j] = j
+		rowWidth += 4 * col.Dim
+	}
+	c, err := newCursor(sf, 0, sel, max(1, min(8192, (4<<20)/rowWidth)))
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
