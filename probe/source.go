@@ -1,6 +1,9 @@
 package probe
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"image"
 	"os"
@@ -136,4 +139,42 @@ func SkippedFiles(src Source) (n int, why string) {
 		return s.skipped()
 	}
 	return 0, ""
+}
+
+// Digest identifies what a source lists: the SHA-256 of every item's index,
+// id, label, label name and split, and of the pixels of sources that hold
+// them (IDX). Equal digests mean the same items in the same order with the
+// same labels; image files are not read, so an image replaced in place
+// under the same name keeps the digest.
+func Digest(src Source) string {
+	h := sha256.New()
+	var b []byte
+	for i := 0; i < src.Len(); i++ {
+		it := src.Item(i)
+		b = b[:0]
+		b = binary.LittleEndian.AppendUint64(b, uint64(it.Index))
+		for _, s := range []string{it.ID, it.LabelName, it.Split} {
+			b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+		if it.HasLabel {
+			b = append(b, 1)
+			b = binary.LittleEndian.AppendUint64(b, uint64(it.Label))
+		} else {
+			b = append(b, 0)
+		}
+		h.Write(b)
+		if g, ok := it.Image.(*image.Gray); ok {
+			h.Write(g.Pix)
+		} else if it.Image != nil {
+			bd := it.Image.Bounds()
+			for y := bd.Min.Y; y < bd.Max.Y; y++ {
+				for x := bd.Min.X; x < bd.Max.X; x++ {
+					r, g, bl, a := it.Image.At(x, y).RGBA()
+					h.Write([]byte{byte(r >> 8), byte(g >> 8), byte(bl >> 8), byte(a >> 8)})
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

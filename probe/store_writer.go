@@ -239,7 +239,7 @@ func (w *Writer) collectIDs(path string) error {
 // sameRun checks that a file was written by a run with this writer's
 // identity (WriterOptions.Identity), naming the keys that differ.
 func (w *Writer) sameRun(sf *storeFile) error {
-	var diffs []string
+	var diffs, keys []string
 	for _, k := range w.opt.Identity {
 		got, ok := sf.meta[k]
 		switch {
@@ -247,12 +247,31 @@ func (w *Writer) sameRun(sf *storeFile) error {
 			diffs = append(diffs, k+" (absent there)")
 		case got != w.meta[k]:
 			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", k, abbrev(got), abbrev(w.meta[k])))
+		default:
+			continue
 		}
+		keys = append(keys, k)
 	}
 	if len(diffs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("resume: %s was written by another run: %s differ; use another output or remove it", sf.path, strings.Join(diffs, ", "))
+	return &RunMismatchError{Path: sf.path, Keys: keys, details: diffs}
+}
+
+// RunMismatchError reports a resume onto a file written by another run:
+// the Identity keys whose values differ.
+type RunMismatchError struct {
+	Path    string
+	Keys    []string
+	details []string
+}
+
+func (e *RunMismatchError) Error() string {
+	verb := "differs"
+	if len(e.details) > 1 {
+		verb = "differ"
+	}
+	return fmt.Sprintf("resume: %s was written by another run: %s %s; use another output or remove it", e.Path, strings.Join(e.details, ", "), verb)
 }
 
 // abbrev shortens a metadata value (a digest, a JSON configuration) for a one-line message.
