@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // 1: one writer per output. A second Create on the same path fails at once naming the holder
@@ -84,11 +85,51 @@ func TestWriterLock(t *testing.T) {
 	if err := w2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// A lock held on another host is never taken over: the pid means nothing here.
+	// A lock held on another host is not taken over while its holder refreshes it: the pid
+	// means nothing here.
 	p3 := filepath.Join(dir, "remote.parquet")
 	os.WriteFile(LockPath(p3), []byte(fmt.Sprintf("other-node-7 %d\n", dead.Process.Pid)), 0o644)
 	if _, err := Create(p3, testCols, WriterOptions{}); !errors.As(err, &locked) || locked.Host != "other-node-7" {
 		t.Errorf("lock of another host: %v", err)
+	}
+	// Once it has not been refreshed for LockStale, its holder is gone (a failed node): taken over.
+	old := time.Now().Add(-LockStale - time.Minute)
+	os.Chtimes(LockPath(p3), old, old)
+	notes = nil
+	w3, err := Create(p3, testCols, WriterOptions{Notify: func(s string) { notes = append(notes, s) }})
+	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "other-node-7") {
+		t.Fatalf("stale lock of another host: %v, notices %q", err, notes)
+	}
+	w3.Discard()
+
+	// A restarted container runs as the same pid on the same host name (often pid 1): a lock
+	// naming this process that this process does not hold is a previous incarnation's.
+	p4 := filepath.Join(dir, "restarted.parquet")
+	os.WriteFile(LockPath(p4), []byte(fmt.Sprintf("%s %d\n", host, os.Getpid())), 0o644)
+	notes = nil
+	w4, err := Create(p4, testCols, WriterOptions{Notify: func(s string) { notes = append(notes, s) }})
+	if err != nil || len(notes) != 1 {
+		t.Fatalf("lock of an earlier process with this pid: %v, notices %q", err, notes)
+	}
+	w4.Discard()
+}
+
+// 1: a writer refreshes its lock while it runs, so a lock only ages when its holder is gone.
+func TestLockRefreshed(t *testing.T) {
+	defer func(d time.Duration) { lockRefresh = d }(lockRefresh)
+	lockRefresh = 10 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "emb.parquet")
+	w, err := Create(path, testCols, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Discard()
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(LockPath(path), old, old)
+	time.Sleep(100 * time.Millisecond)
+	st, err := os.Stat(LockPath(path))
+	if err != nil || time.Since(st.ModTime()) > time.Minute {
+		t.Fatalf("lock not refreshed: %v %v", err, st.ModTime())
 	}
 }
 

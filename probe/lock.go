@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // LockPath is the lock file of a write to path: a hidden file next to it
@@ -35,13 +37,16 @@ func (e *LockedError) Error() string {
 type writeLock struct {
 	path    string
 	content string
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // acquireLock takes the lock of a write to path. The lock file is created
 // exclusively (O_EXCL, which shared file systems honour), so of two
 // writers exactly one wins; the other gets a *LockedError naming the
-// holder. A lock whose holder ran on this host and no longer exists is
-// taken over, and notify is told.
+// holder. A lock is taken over, and notify told, when its holder is known
+// to be gone: a pid on this host that no longer runs (or this pid, not held
+// by this process), or a lock not refreshed for LockStale.
 func acquireLock(path string, notify func(string)) (*writeLock, error) {
 	host, err := os.Hostname()
 	if err != nil {
@@ -49,7 +54,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 	}
 	lp := LockPath(path)
 	content := fmt.Sprintf("%s %d\n", host, os.Getpid())
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 4; attempt++ {
 		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			_, werr := f.WriteString(content)
@@ -60,7 +65,10 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 				os.Remove(lp)
 				return nil, fmt.Errorf("lock %s: %w", lp, werr)
 			}
-			return &writeLock{path: lp, content: content}, nil
+			l := &writeLock{path: lp, content: content, stop: make(chan struct{}), done: make(chan struct{})}
+			heldLocks.Store(lp, true)
+			go l.refresh()
+			return l, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("lock: %w", err)
@@ -73,12 +81,33 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 			return nil, fmt.Errorf("lock: %w", err)
 		}
 		hHost, hPID, ok := parseLock(string(held))
+		if !ok && len(held) == 0 && attempt < 2 {
+			time.Sleep(20 * time.Millisecond) // created this instant, its content not yet written
+			continue
+		}
 		if !ok {
 			// Being written this instant, or damaged: name it rather than guess.
 			return nil, fmt.Errorf("%s: lock %s holds %q, not \"host pid\"; remove it if no run is writing", path, lp, strings.TrimSpace(string(held)))
 		}
-		if hHost != host || processAlive(hPID) {
-			return nil, &LockedError{Path: path, Lock: lp, Host: hHost, PID: hPID}
+		var gone string
+		switch {
+		case hHost == host && hPID == os.Getpid():
+			if _, mine := heldLocks.Load(lp); mine {
+				return nil, &LockedError{Path: path, Lock: lp, Host: hHost, PID: hPID}
+			}
+			gone = fmt.Sprintf("pid %d on %s, an earlier process with this pid (a restarted container)", hPID, hHost)
+		case hHost == host && !processAlive(hPID):
+			gone = fmt.Sprintf("pid %d on %s, which no longer runs", hPID, hHost)
+		default:
+			st, err := os.Stat(lp)
+			if err != nil {
+				continue
+			}
+			age := time.Since(st.ModTime())
+			if age <= LockStale {
+				return nil, &LockedError{Path: path, Lock: lp, Host: hHost, PID: hPID}
+			}
+			gone = fmt.Sprintf("pid %d on %s, not refreshed for %s", hPID, hHost, age.Round(time.Second))
 		}
 		// A dead holder on this host. Move its lock aside (rename is atomic:
 		// of several takers one moves it), and check that what moved is still
@@ -96,7 +125,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 			continue
 		}
 		os.Remove(aside)
-		notify(fmt.Sprintf("%s: taking over the lock of pid %d on %s, which no longer runs", path, hPID, hHost))
+		notify(fmt.Sprintf("%s: taking over the lock of %s", path, gone))
 	}
 	return nil, fmt.Errorf("%s: could not take lock %s: it keeps changing hands", path, lp)
 }
@@ -120,14 +149,54 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// release removes the lock if it is still ours.
+// refresh touches the lock every lockRefresh while it is held, so that
+// others can tell a live holder on another host from a dead one.
+func (l *writeLock) refresh() {
+	defer close(l.done)
+	t := time.NewTicker(lockRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if l.ours() {
+				now := time.Now()
+				os.Chtimes(l.path, now, now)
+			}
+		}
+	}
+}
+
+func (l *writeLock) ours() bool {
+	b, err := os.ReadFile(l.path)
+	return err == nil && string(b) == l.content
+}
+
+// release stops the refreshing and removes the lock if it is still ours.
 func (l *writeLock) release() error {
 	if l == nil {
 		return nil
 	}
-	held, err := os.ReadFile(l.path)
-	if err != nil || string(held) != l.content {
+	close(l.stop)
+	<-l.done
+	heldLocks.Delete(l.path)
+	if !l.ours() {
 		return nil // taken over or removed by hand: not ours to remove
 	}
 	return os.Remove(l.path)
 }
+
+// LockStale is how long a lock may go unrefreshed before it is taken over
+// whatever host holds it: a writer refreshes its lock's modification time
+// every lockRefresh, so an older lock belongs to a process that is gone
+// (a failed node, a deleted pod), whose pid cannot be checked from here.
+var LockStale = 2 * time.Minute
+
+var lockRefresh = 20 * time.Second
+
+// heldLocks are the lock files this process holds. A lock naming this host and
+// this pid that is not in heldLocks was left by an earlier process that had the
+// same pid: a container restarted in place runs as the same pid (often 1)
+// under the same host name.
+var heldLocks sync.Map
