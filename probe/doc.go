@@ -28,8 +28,9 @@
 //
 // One writer at a time: Create takes a lock file next to the output
 // (LockPath, "host pid", created exclusively) before it looks at the
-// checkpoints; another writer gets a LockedError naming the holder, and a
-// lock left by a dead process on this host is taken over with a notice.
+// checkpoints; another writer gets a LockedError naming the holder. The
+// holder refreshes the lock; one left by a dead process on this host, or
+// not refreshed for LockStale on any host, is taken over with a notice.
 // WriterOptions.Identity names the metadata keys of a run (weights digest,
 // configuration, source); every checkpoint carries them and a resume whose
 // values differ is refused (RunMismatchError), so rows of two runs never mix.
