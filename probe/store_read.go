@@ -569,14 +569,19 @@ func Open(pathOrDir string) (*Reader, error) {
 	return r, nil
 }
 
-// checkDisjoint refuses files of one source (equal "source" metadata) that
+// checkDisjoint refuses files of one source (equal "source.digest", the
+// digest of the item list, or equal "source" for files without it) that
 // hold the same item index twice: a file and its copy, or stale parts of
 // an earlier sharding, would otherwise be read as more data. Files of
 // different sources may share indices: they number different items.
 func checkDisjoint(files []*storeFile) error {
 	groups := map[string][]*storeFile{}
 	for _, sf := range files {
-		groups[sf.meta["source"]] = append(groups[sf.meta["source"]], sf)
+		key := "source " + sf.meta["source"]
+		if d, ok := sf.meta["source.digest"]; ok {
+			key = "digest " + d
+		}
+		groups[key] = append(groups[key], sf)
 	}
 	for _, g := range groups {
 		if len(g) < 2 {

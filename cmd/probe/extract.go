@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -105,7 +106,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		cols[i] = probe.Column{Name: r.Name, Dim: r.Dim, Description: r.Description(&m.Config)}
 		names[i] = r.Name
 	}
-	meta, err := extractMetadata(m, mf.model, src, shard, strings.Join(names, ","))
+	meta, err := extractMetadata(m, mf.model, *data, src, shard, strings.Join(names, ","))
 	if err != nil {
 		return err
 	}
@@ -117,7 +118,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		Notify:        func(msg string) { fmt.Fprintln(stderr, "probe extract:", msg) },
 	})
 	var mismatch *probe.RunMismatchError
-	if errors.As(err, &mismatch) && slices.Contains(mismatch.Keys, "source.digest") && !slices.Contains(mismatch.Keys, "source") {
+	if errors.As(err, &mismatch) && slices.Contains(mismatch.Keys, "source.digest") && !slices.Contains(mismatch.Keys, "source.path") {
 		return fmt.Errorf("%s: the source changed since the earlier run (items, order or labels differ): %w", *data, err)
 	}
 	if err != nil {
@@ -191,7 +192,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 // runIdentity are the metadata keys that identify an extraction: a resume whose values differ
 // would mix rows of two runs, so it is refused. The model path, program version and time may
 // change between attempts.
-var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source", "source.digest", "shard", "layers"}
+// The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
+// one source) and by the digest of its item list.
+var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers"}
 
 // defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
 // (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
@@ -328,7 +331,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 
 // extractMetadata describes how a file was made: the model and the exact weights (sha256), the
 // config and preprocessor settings, the source, the shard, the program version and the time.
-func extractMetadata(m *core.Model, model string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
+func extractMetadata(m *core.Model, model, data string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
 	cfg, err := json.Marshal(m.Config)
 	if err != nil {
 		return nil, err
@@ -342,6 +345,7 @@ func extractMetadata(m *core.Model, model string, src probe.Source, shard probe.
 		"config.json":              string(cfg),
 		"preprocessor_config.json": string(prep),
 		"source":                   src.Name(),
+		"source.path":              resolvedPath(data),
 		"source.digest":            probe.Digest(src),
 		"shard":                    shard.String(),
 		"layers":                   layers,
@@ -373,6 +377,18 @@ func newPixelBudget(pixels int64) *pixelBudget {
 // weight is what an image of px pixels takes from the budget: all of it for an image larger than
 // the budget (it decodes alone), at least 1 for one whose size is unknown.
 func (b *pixelBudget) weight(px int64) int64 { return max(1, min(px, b.size)) }
+
+// resolvedPath is path made absolute with symbolic links resolved (path itself when that fails).
+func resolvedPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
 
 // imagePixels reads the width and height from an image file's header (0 when it cannot: the
 // decoder then reports the file).

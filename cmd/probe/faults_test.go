@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,8 +97,17 @@ func TestExtractResumeRefusesAnotherRun(t *testing.T) {
 	writeIDX(t, other, 30, 2, 10)
 	check("other source", "source", "extract", "--data", other, "--out", out, "--layers", "decoder", "--quiet", "--model", tinyDir, "--resume")
 
-	// The same run resumes.
-	stdout, e, code := run(t, append(args, "--model", tinyDir, "--resume")...)
+	// The same run resumes, with the data and the model named by other paths.
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(data, link); err != nil {
+		t.Fatal(err)
+	}
+	model := t.TempDir()
+	for _, name := range []string{"config.json", "preprocessor_config.json", "model.safetensors"} {
+		b, _ := os.ReadFile(filepath.Join(tinyDir, name))
+		os.WriteFile(filepath.Join(model, name), b, 0o644)
+	}
+	stdout, e, code := run(t, "extract", "--data", link, "--out", out, "--layers", "decoder", "--quiet", "--model", model, "--resume")
 	if code != 0 || !strings.Contains(stdout, "30 already present") {
 		t.Fatalf("same run: exit %d %s %s", code, stdout, e)
 	}
@@ -108,10 +118,16 @@ func TestExtractLocked(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "f.parquet")
 	host, _ := os.Hostname()
-	os.WriteFile(probe.LockPath(out), []byte(fmt.Sprintf("%s %d\n", host, os.Getpid())), 0o644)
+	holder := exec.Command("sleep", "30") // a live process on this host holds the lock
+	if err := holder.Start(); err != nil {
+		t.Skip("no sleep to hold a lock:", err)
+	}
+	defer holder.Process.Kill()
+	pid := holder.Process.Pid
+	os.WriteFile(probe.LockPath(out), []byte(fmt.Sprintf("%s %d\n", host, pid)), 0o644)
 	_, e, code := run(t, "extract", "--model", tinyDir, "--data", idxDataSet(t, 5), "--out", out, "--resume", "--quiet")
-	if code == 0 || !strings.Contains(e, strconv.Itoa(os.Getpid())) || !strings.Contains(e, host) {
-		t.Fatalf("exit %d, %q should name pid %d on %s", code, e, os.Getpid(), host)
+	if code == 0 || !strings.Contains(e, strconv.Itoa(pid)) || !strings.Contains(e, host) {
+		t.Fatalf("exit %d, %q should name pid %d on %s", code, e, pid, host)
 	}
 }
 
