@@ -39,8 +39,8 @@
 // key-value metadata (MetaChecksums; arrow/go v15 has no Parquet page CRCs).
 // Reading verifies the columns read when a file is read to its end; a resume
 // reads every column of its checkpoints first. Open refuses folders whose
-// files overlap (the same item index in two files of one source, or parts of
-// two shardings) and files whose columns differ.
+// files overlap (the same id in two files of one source, or parts of two
+// shardings) and files whose columns differ.
 //
 // Sources follow torchvision where it has a rule: ImageFolder order and
 // IMG_EXTENSIONS (less .ppm/.pgm, which we do not decode), hidden entries

@@ -254,6 +254,25 @@ func TestOpenRefusesOverlappingFiles(t *testing.T) {
 		t.Errorf("parts of two shardings: %v", err)
 	}
 
+	// Two runs over one folder that changed in between (other digests, shifted indices): the
+	// same ids twice.
+	changed := t.TempDir()
+	writeRows(t, filepath.Join(changed, "old.parquet"), testCols, seq(10), WriterOptions{Metadata: map[string]string{"source.path": "/data/pets", "source.digest": "d1"}})
+	shifted := make([]Row, 0, 10)
+	for i := 0; i < 10; i++ {
+		r := testRow(i, testCols)
+		r.Index = i + 1 // an image added in front
+		shifted = append(shifted, r)
+	}
+	w, _ := Create(filepath.Join(changed, "new.parquet"), testCols, WriterOptions{Metadata: map[string]string{"source.path": "/data/pets", "source.digest": "d2"}})
+	for _, r := range shifted {
+		w.Write(r)
+	}
+	w.Close()
+	if _, err := Open(changed); err == nil || !strings.Contains(err.Error(), "old.parquet") || !strings.Contains(err.Error(), "new.parquet") {
+		t.Errorf("two runs over a changed folder: %v", err)
+	}
+
 	// Files of different sources may share indices: they are different items.
 	ok := t.TempDir()
 	writeRows(t, filepath.Join(ok, "train.parquet"), testCols, seq(10), WriterOptions{Metadata: map[string]string{"source": "idx train"}})
