@@ -52,7 +52,7 @@ fi
 "$work/probe" "\$@" --workers 1 --row-group-mb 0.002 &
 pid=\$!
 until ls "$work/parts/.features-part-2-of-4.parquet.partial"/chunk-* >/dev/null 2>&1; do
-  kill -0 \$pid 2>/dev/null || { echo "probe ended before its first checkpoint" >&2; exit 1; }
+  kill -0 \$pid 2>/dev/null || { echo "probe ended before its first checkpoint" >&2; touch "$work/failed"; exit 1; }
   sleep 0.002
 done
 kill -STOP \$pid
@@ -67,7 +67,11 @@ job=$(PROBE="$work/probe-paused" MODEL=$model DATA=$data OUT=$work/parts/feature
   sbatch --parsable --array=0-3 --cpus-per-task=1 --mem=0 --time=10 --open-mode=append \
   --output="$work/task-%a.log" --chdir="$work" deploy/slurm/extract.sbatch)
 echo "submitted array job $job"
-wait_for "task 1 to pause mid-run" test -e "$work/paused"
+until [ -e "$work/paused" ]; do
+  [ ! -e "$work/failed" ] || fail "task 1 ended before it could be requeued mid-run"
+  [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for task 1 to pause mid-run"
+  sleep 0.05
+done
 scontrol requeue "${job}_1"
 echo "requeued task ${job}_1 while it ran"
 # Slurm holds a requeued job for two minutes (its begin time); let it start again at once.

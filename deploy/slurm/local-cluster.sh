@@ -57,7 +57,8 @@ write_conf() {
   cat >"$CONF.tmp" <<EOF
 $MARK
 ClusterName=perceiverkit
-SlurmctldHost=$host
+# Loopback addresses: the host name need not resolve (bare CI containers).
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -82,7 +83,7 @@ InactiveLimit=0
 MinJobAge=300
 KillWait=10
 MpiDefault=none
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
   mv "$CONF.tmp" "$CONF"
