@@ -74,9 +74,11 @@ until [ -e "$work/paused" ]; do
 done
 scontrol requeue "${job}_1"
 echo "requeued task ${job}_1 while it ran"
-# Slurm holds a requeued job for two minutes (its begin time); let it start again at once.
+# Slurm holds a requeued job for two minutes (its begin time); let it start again in 3 s. Not
+# at once: slurmd refuses a launch whose credential dates from the second the old one was revoked
+# ("Job credential revoked"), and the task would fail.
 wait_for "task 1 to be pending again" sh -c "squeue -h -j ${job}_1 -o %T | grep -q PENDING"
-scontrol update JobId="${job}_1" StartTime=now
+scontrol update JobId="${job}_1" StartTime=now+3
 wait_for "the array to finish" sh -c "[ -z \"\$(squeue -h -j $job 2>/dev/null)\" ]"
 
 for k in 0 1 2 3; do
