@@ -337,8 +337,11 @@ func TestFlippedByteDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "bad.parquet")
-	silent := 0
-	for i := 4; i < len(good)-8; i++ {
+	silent, step := 0, 1
+	if testing.Short() {
+		step = 7 // every region still, in a seventh of the time (the race detector runs -short)
+	}
+	for i := 4; i < len(good)-8; i += step {
 		b := bytes.Clone(good)
 		b[i] ^= 0x01
 		os.WriteFile(bad, b, 0o644)
@@ -354,7 +357,7 @@ func TestFlippedByteDetected(t *testing.T) {
 		}
 		silent++
 	}
-	t.Logf("%d of %d byte flips left the rows unchanged (footer fields the reader does not use)", silent, len(good)-12)
+	t.Logf("%d of %d byte flips left the rows unchanged (footer fields the reader does not use)", silent, (len(good)-12)/step)
 
 	// A checkpoint with a flipped byte in its data stops a resume, naming it.
 	p2 := filepath.Join(dir, "resume.parquet")
