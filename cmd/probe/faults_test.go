@@ -5,14 +5,17 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/perceiverkit/perceiver/probe"
@@ -242,5 +245,21 @@ func TestExportRefusesExistingOut(t *testing.T) {
 	hidden, _ := filepath.Glob(filepath.Join(fresh, ".*"))
 	if len(names) != 3 || len(hidden) != 0 {
 		t.Errorf("export wrote %q %q, want decoder.npy, labels.npy, ids.txt and no temporaries", names, hidden)
+	}
+}
+
+// 15: a write that fails part way (a full disk) leaves neither the file nor its temporary.
+func TestWriteNewFileFailure(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.npy")
+	err := writeNewFile(path, func(w io.Writer) error {
+		w.Write(make([]byte, 3<<20)) // past the buffer: bytes reach the temporary file
+		return syscall.ENOSPC
+	})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %v should wrap ENOSPC and name %s", err, path)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left %v", left)
 	}
 }
