@@ -41,6 +41,14 @@ func TestWriterLock(t *testing.T) {
 		!strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("second writer: %v, want a LockedError naming pid %d on %s", err, os.Getpid(), host)
 	}
+	// The same output spelt another way (through a link to its folder) is the same lock.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(filepath.Join(link, "emb.parquet"), testCols, opt); !errors.As(err, &locked) {
+		t.Fatalf("second writer through a link: %v", err)
+	}
 	// Shards of the same output are separate files with separate locks.
 	for k := 1; k <= 2; k++ {
 		ws, err := Create(PartPath(path, Shard{k, 2}), testCols, opt)

@@ -36,6 +36,7 @@ func (e *LockedError) Error() string {
 // writeLock is a held lock.
 type writeLock struct {
 	path    string
+	key     string // canonical(path), the key in heldLocks
 	content string
 	stop    chan struct{}
 	done    chan struct{}
@@ -53,6 +54,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 		return nil, fmt.Errorf("lock %s: host name: %w", path, err)
 	}
 	lp := LockPath(path)
+	key := canonical(lp)
 	content := fmt.Sprintf("%s %d\n", host, os.Getpid())
 	for attempt := 0; attempt < 4; attempt++ {
 		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -65,8 +67,8 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 				os.Remove(lp)
 				return nil, fmt.Errorf("lock %s: %w", lp, werr)
 			}
-			l := &writeLock{path: lp, content: content, stop: make(chan struct{}), done: make(chan struct{})}
-			heldLocks.Store(lp, true)
+			l := &writeLock{path: lp, key: key, content: content, stop: make(chan struct{}), done: make(chan struct{})}
+			heldLocks.Store(key, true)
 			go l.refresh()
 			return l, nil
 		}
@@ -92,7 +94,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 		var gone string
 		switch {
 		case hHost == host && hPID == os.Getpid():
-			if _, mine := heldLocks.Load(lp); mine {
+			if _, mine := heldLocks.Load(key); mine {
 				return nil, &LockedError{Path: path, Lock: lp, Host: hHost, PID: hPID}
 			}
 			gone = fmt.Sprintf("pid %d on %s, an earlier process with this pid (a restarted container)", hPID, hHost)
@@ -180,7 +182,7 @@ func (l *writeLock) release() error {
 	}
 	close(l.stop)
 	<-l.done
-	heldLocks.Delete(l.path)
+	heldLocks.Delete(l.key)
 	if !l.ours() {
 		return nil // taken over or removed by hand: not ours to remove
 	}
@@ -200,3 +202,16 @@ var lockRefresh = 20 * time.Second
 // same pid: a container restarted in place runs as the same pid (often 1)
 // under the same host name.
 var heldLocks sync.Map
+
+// canonical names a file by its folder's absolute, link-free path, so that
+// two spellings of one output meet in heldLocks.
+func canonical(path string) string {
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return filepath.Join(dir, filepath.Base(path))
+}

@@ -716,7 +716,7 @@ func (r *Reader) Close() error {
 func (r *Reader) Columns() []Column { return slices.Clone(r.cols) }
 
 // Metadata returns the caller's key-value metadata of the first file, with
-// the store's own keys (MetaColumns, MetaFormat).
+// the store's own keys (MetaColumns, MetaFormat, MetaChecksums).
 func (r *Reader) Metadata() map[string]string {
 	m := make(map[string]string, len(r.meta))
 	for k, v := range r.meta {
