@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -230,7 +229,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
 	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
-	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output)")
+	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output); existing files are never replaced")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -260,20 +259,21 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	}
 	switch *format {
 	case "npy":
+		names := []string{"labels.npy", "ids.txt"}
+		for _, c := range t.Columns {
+			names = append(names, c.Name+".npy")
+		}
+		for _, n := range names { // refuse before writing any
+			if err := refuseExisting(filepath.Join(*out, n)); err != nil {
+				return err
+			}
+		}
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return err
 		}
 		write := func(name string, fn func(io.Writer) error) error {
 			path := filepath.Join(*out, name)
-			f, err := outfile.Create(path)
-			if err != nil {
-				return err
-			}
-			if err := fn(f); err != nil {
-				f.Close()
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			if err := f.Close(); err != nil {
+			if err := writeNewFile(path, fn); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "wrote %s\n", path)
@@ -305,19 +305,10 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		for j, c := range t.Columns {
 			cols = append(cols, linear.CSVColumn{Name: c.Name, Floats: t.Vectors[j], Width: c.Dim})
 		}
-		w := stdout
 		if *out != "" {
-			f, err := outfile.Create(*out)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w = f
+			return writeNewFile(*out, func(w io.Writer) error { return linear.WriteCSV(w, cols...) })
 		}
-		if err := linear.WriteCSV(w, cols...); err != nil {
-			return err
-		}
-		return nil
+		return linear.WriteCSV(stdout, cols...)
 	default:
 		return fmt.Errorf("--format %q: want npy or csv", *format)
 	}
