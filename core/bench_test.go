@@ -45,6 +45,25 @@ func TestFLOPsFullSize(t *testing.T) {
 	}
 }
 
+// TestExecutedFLOPs: the work executed is Hugging Face's count less what the exact algebra removes
+// (about 43 GFLOPs for the Fourier model at 224², about 101 in the learned model: its encoder
+// executes one product over the tokens of four, and projects the positions once per model);
+// the conv model, whose encoder is small, executes nearly all of it.
+func TestExecutedFLOPs(t *testing.T) {
+	for kind, want := range map[string][2]float64{"fourier": {355, 368}, "learned": {370, 380}, "conv": {355, 368}} {
+		cfg, _ := FullSizeConfigFor(kind)
+		m, err := New(cfg, preprocess.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hf, ex := m.FLOPs(224, 224)/1e9, m.ExecutedFLOPs(224, 224)/1e9
+		t.Logf("%s: %.1f GFLOPs as Hugging Face computes it, %.1f executed", kind, hf, ex)
+		if ex < want[0] || ex > want[1] || ex > hf {
+			t.Errorf("%s: %.1f GFLOPs executed, want %g…%g and at most Hugging Face's %.1f", kind, ex, want[0], want[1], hf)
+		}
+	}
+}
+
 // BenchmarkForwardFlow runs the full-size optical flow model (deepmind/optical-flow-perceiver's
 // architecture, random weights) on one 368×496 frame pair without maps, as probe flow does.
 func BenchmarkForwardFlow(b *testing.B) {

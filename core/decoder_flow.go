@@ -220,3 +220,25 @@ func (dec *FlowDecoder) separableScores(fs *FlowStage, fp *flowPositions, img []
 		})
 	}
 }
+
+// executedFLOPs counts the decoder's matrix products as decode executes them on n pixels, but for
+// the patch projection it redoes (counted with the stage): per image the latents' keys and values
+// and the folded matrices; per pixel the scores (55 deep on the separable path, d_model deep
+// otherwise), the pooled values through the folded output projection, the MLP and the final layer.
+func (dec *FlowDecoder) executedFLOPs(n, latents, d float64, separable bool) float64 {
+	l := &dec.CrossAttention
+	a := &l.Attention.Self
+	c, qk, v := float64(a.Query.In()), float64(a.Query.Out()), float64(a.Value.Out())
+	f := 2 * latents * d * (qk + v) // keys and values of the latents
+	f += 2 * c * latents * qk       // Wqᵀ·kᵀ
+	f += 2 * latents * v * c        // v·Woᵀ
+	depth := c                      // scores from LN1(tokens)
+	if separable {
+		depth = FlowPatchChannels + 1 // scores from the patches and 1/r
+	}
+	f += 2 * n * depth * latents // scores
+	f += 2 * n * latents * c     // pooled values, output projection folded in
+	f += 4 * n * c * float64(l.MLP.Dense1.Out())
+	f += 2 * n * c * 2 // final layer
+	return f
+}

@@ -36,7 +36,9 @@
 // numbers: with one encoder head (the released model) the key and value projections fold into the
 // queries and the output (every input stage); for pixels with Fourier features, a specialisation
 // of that fold computes the attention over the pixels from each latent's row and column sums,
-// because LayerNorm is affine per pixel and each Fourier channel depends on one axis (encoder.go).
+// because LayerNorm is affine per pixel and each Fourier channel depends on one axis (encoder.go);
+// for learned tokens another needs one product over the tokens instead of two, since the position
+// table's share of every score is the same for every image (encoder_learned.go).
 // The general path, with per-token projections streamed through an online softmax, serves several
 // heads and is tested against the same reference. A linear layer's bias,
 // and a residual, are added in the matrix kernel's epilogue, rounding as PyTorch does.

@@ -119,3 +119,63 @@ func TestConcurrentForward(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnedEncoderMatchesStreaming compares the learned stage's factored encoder
+// (encoder_learned.go) with the single-head fold over streamed tokens and with the per-token
+// projections (both checked against Hugging Face on the fixture), on a random learned model larger
+// than the fixture (48×48 tokens, rows that are not whole AVX-512 vectors) and a batch of two.
+// Tolerance: TestForwardMatchesHuggingFace's, 1e-4 of the largest magnitude per tensor.
+func TestLearnedEncoderMatchesStreaming(t *testing.T) {
+	cfg := loadFixture(t, "learned").Config
+	cfg.ImageSize, cfg.DModel, cfg.NumLatents = 48, 40, 12
+	prep := loadFixture(t, "learned").Preprocessor
+	m, err := NewRandom(cfg, prep, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch, h, w = 2, 48, 48
+	px := make([]float32, batch*3*h*w)
+	for i := range px {
+		px[i] = float32(2 * math.Sin(0.37*float64(i)))
+	}
+	trace := Trace{EncoderAttention: true, HiddenStates: true, Inputs: true}
+	got, err := m.Forward(px, batch, h, w, trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []*bool{&streamTokens, &projectKeys} {
+		*force = true
+		want, err := m.Forward(px, batch, h, w, trace)
+		*force = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, ts := range want.Tensors() {
+			if e := relErr(got.Tensors()[i].Data, ts.Data); !(e <= parityTol) {
+				t.Errorf("%s: relative error %.3g > %g", ts.Name, e, parityTol)
+			} else if i < 3 {
+				t.Logf("%-26s relative error %.2g", ts.Name, e)
+			}
+		}
+	}
+	// The factored encoder caches what it derives from the weights: a new position table must
+	// be seen.
+	pos := append([]float32(nil), m.Weights.Input.(*LearnedStage).Positions.Data...)
+	for i := range pos {
+		pos[i] *= -0.5
+	}
+	m.Weights.Input.(*LearnedStage).Positions.Data = pos
+	after, err := m.Forward(px, batch, h, w, Trace{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamTokens = true
+	want, err := m.Forward(px, batch, h, w, Trace{})
+	streamTokens = false
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(after.Logits, want.Logits); !(e <= parityTol) {
+		t.Errorf("after replacing the positions: logits relative error %.3g", e)
+	}
+}

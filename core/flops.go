@@ -2,10 +2,13 @@ package core
 
 // FLOPs is the number of floating-point operations (multiply and add counted apart) of a forward
 // pass on one h×w image as Hugging Face computes it: the matrix products and convolutions only,
-// which are over 99% of the work; 0 if the model cannot take that size. Our single-head encoder skips the per-pixel key and value projections and computes
-// the attention over the pixels from row and column sums (see encoder.go), and the decoder folds
-// its projections likewise: about 43 of the 406 GFLOPs of a 224² image are not executed, so GFLOPS
-// reported against this count are "effective", comparable with PyTorch's, not the kernels' rate.
+// which are over 99% of the work; 0 if the model cannot take that size. Our single-head encoder
+// skips the per-pixel key and value projections and computes the attention over the pixels from
+// row and column sums (see encoder.go), and the decoder folds its projections likewise: about 43
+// of the 406 GFLOPs of a 224² image are not executed, so GFLOPS reported against this count are
+// "effective", comparable with PyTorch's, not the kernels' rate (ExecutedFLOPs counts that work).
+// The learned model's encoder likewise executes one product over the tokens of the four, and the
+// positions' projection once per model, not per image.
 func (m *Model) FLOPs(h, w int) float64 {
 	c := &m.Config
 	W := &m.Weights
@@ -44,6 +47,78 @@ func (m *Model) FLOPs(h, w int) float64 {
 	if dec := W.Classifier(); dec != nil {
 		da := &dec.CrossAttention.Attention.Self
 		f += 2 * L * D * float64(da.Key.Out()+da.Value.Out())
+	}
+	return f
+}
+
+// ExecutedFLOPs is the number of floating-point operations of the matrix products and convolutions
+// this package executes for one h×w image, on the encoder path Forward takes (see encode): the
+// work the kernels' GFLOPS are read against, where FLOPs is Hugging Face's.
+func (m *Model) ExecutedFLOPs(h, w int) float64 {
+	c := &m.Config
+	W := &m.Weights
+	g, err := W.Input.Grid(h, w)
+	if err != nil {
+		return 0
+	}
+	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(g.Tokens())
+	C := float64(c.DModel)
+	ca := &W.CrossAttention
+	qk, v := float64(ca.Attention.Self.Query.Out()), float64(ca.Attention.Self.Value.Out())
+	var f float64
+	folded := ca.Heads == 1
+	switch s := W.Input.(type) {
+	case *ConvStage:
+		ch, cw := s.convSize(h), s.convSize(w)
+		f += 2 * float64(ch*cw) * float64(s.Conv.Weight.Len())
+	case *FlowStage:
+		f += 2 * N * FlowPatchChannels * float64(s.ConvAfterPatches.Out()) // conv_after_patches
+	case *LearnedStage:
+		f += 2 * float64(h*w) * 3 * float64(s.Conv.Out())
+		if !folded {
+			f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out())
+		}
+	}
+	f += 2 * L * v * D // output projection
+	f += 4 * L * D * float64(ca.MLP.Dense1.Out())
+	switch st := W.Input.(type) {
+	case *FourierStage:
+		if folded { // the separable encoder: products of the marginals by the position features
+			f += 2 * L * (float64(h) + float64(w)) * float64(st.Spec.Channels()) / 2
+		}
+	case *LearnedStage:
+		if folded { // one product of the weights by the position table
+			f += 2 * L * N * float64(st.Projection.Out())
+		}
+	case *FlowStage:
+		if folded { // scores over the patches, pooling of the projected patches (encoder_flow.go)
+			f += 2 * L * N * float64(FlowPatchChannels+st.ConvAfterPatches.Out())
+		}
+	default:
+		if folded { // scores and pooling over LN2(tokens)
+			f += 2 * L * N * C * 2
+		}
+	}
+	if !folded {
+		f += 2*N*C*(qk+v) + 2*L*N*(qk+v)
+	}
+	f += 2 * L * v // the value projection of the pooled tokens (folded), or of the queries
+	for i := range W.SelfAttends {
+		a := &W.SelfAttends[i].Attention.Self
+		qk, v := float64(a.Query.Out()), float64(a.Value.Out())
+		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
+		f += per * float64(c.NumBlocks)
+	}
+	if dec, ok := W.Decoder.(*FlowDecoder); ok {
+		fs := W.Input.(*FlowStage)
+		f += 2 * N * FlowPatchChannels * float64(fs.ConvAfterPatches.Out()) // the decoder remakes its queries
+		f += dec.executedFLOPs(N, L, D, !projectKeys)
+	}
+	if dec := W.Classifier(); dec != nil {
+		f += 2 * L * D * 2 // the folded query's scores and pooling
+		f += 2 * D * float64(dec.CrossAttention.Attention.Self.Value.Out())
+		f += 4 * D * float64(dec.CrossAttention.MLP.Dense1.Out())
+		f += 2 * D * float64(dec.FinalLayer.Out())
 	}
 	return f
 }

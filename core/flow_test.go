@@ -270,3 +270,24 @@ func TestFlowFullSizeLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowFLOPs: Hugging Face's count for one 368×496 pair of the full-size flow model, worked out by
+// hand from the layer shapes (encoder 2·N·322·644 + 2·L·N·644 + … = 560, latent stack 24 × 15.03 =
+// 361, decoder 2·N·322·512 + 2·N·L·1024 + 2·N·512·322 + 4·N·322² + … = 964): about 1,887 GFLOPs.
+// Executed: encoder 92 (patch products 2·L·N·(54+64)), latent stack 361, decoder 363 (scores
+// 2·N·55·L, values 2·N·L·322, MLP): about 816.
+func TestFlowFLOPs(t *testing.T) {
+	cfg, _ := FullSizeConfigFor("flow")
+	m, err := New(cfg, preprocess.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, ex := m.FLOPs(368, 496)/1e9, m.ExecutedFLOPs(368, 496)/1e9
+	t.Logf("%.1f GFLOPs as Hugging Face computes it, %.1f executed", hf, ex)
+	if hf < 1880 || hf > 1895 {
+		t.Errorf("%.1f GFLOPs, want about 1,887", hf)
+	}
+	if ex < 810 || ex > 820 {
+		t.Errorf("%.1f GFLOPs executed, want about 816", ex)
+	}
+}

@@ -62,9 +62,10 @@ type Output struct {
 	Timings struct{ Input, Encoder, Latents, Decoder time.Duration }
 }
 
-// projectKeys turns off the single-head shortcut of the encoder (see encode), so that tests can
-// check the general path against the same reference.
-var projectKeys = false
+// projectKeys turns off the single-head shortcuts of the encoder (see encode), so that tests can
+// check the general path against the same reference; streamTokens keeps the single-head fold but
+// turns off its specialisations to an input stage (separable Fourier pixels, learned tokens).
+var projectKeys, streamTokens = false, false
 
 // pixelChunk is how many pixels the general (several-head) cross-attention streams at a time:
 // large enough for efficient matrix products, small enough that its buffers stay in the low
@@ -225,11 +226,21 @@ func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b i
 	}
 }
 
+// tokenAttention is a single-head encoder attention specialised to an input stage: it computes,
+// for one image img [3, h·w], acc [L, C] = Σ_p w_ip·LN2(x_p) with w_i = softmax_p(kq_i·LN2(x_p)/√d)
+// without forming the tokens x_p, and keeps the raw scores [L, N] (up to a constant per latent) in
+// keep when it is not nil.
+type tokenAttention interface {
+	attend(acc, img, keep []float32)
+}
+
 // encode writes into hidden [B, L, D] the attention half of the encoder cross-attention:
 // latents + Wo·attention(LN1(latents) → LN2(tokens)), choosing the cheapest exact path:
 //
 //   - one head over pixels with Fourier features: the separable encoder (encoder.go), which never
 //     forms the tokens nor a product over them;
+//   - one head over learned tokens: the learned encoder (encoder_learned.go), with one product
+//     over the tokens instead of two;
 //   - one head over any other tokens: the key and value projections folded into the queries and
 //     the output (foldKey), so the latents attend straight over LN2(tokens);
 //   - several heads: keys and values projected per token.
@@ -268,25 +279,33 @@ func (m *Model) encode(hidden, pixels []float32, batch int, g TokenGrid, tr Trac
 	// latents attend with kq = q·Wk over LN2(x), and the value projection is applied once to the
 	// result.
 	folded := heads == 1 && !projectKeys
-	if fs, ok := input.(*FlowStage); ok && folded {
+	if fs, ok := input.(*FlowStage); ok && folded && !streamTokens {
 		m.encodeFlow(fs, pixels, batch, o, ctx, finish)
 		return
 	}
-	if fs, ok := input.(*FourierStage); ok && folded {
-		enc := m.separableFor(fs, h, w)
+	var special tokenAttention
+	if folded && !streamTokens {
+		switch st := input.(type) {
+		case *FourierStage:
+			special = m.separableFor(st, h, w)
+		case *LearnedStage:
+			special = m.learnedFor(st)
+		}
+	}
+	if special != nil {
 		acc := make([]float32, L*C)
 		for b := 0; b < batch; b++ {
 			img := pixels[b*3*h*w : (b+1)*3*h*w]
 			if o.Inputs != nil {
 				t0 := time.Now()
-				fs.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
+				input.Tokens(o.Inputs[b*N*C:(b+1)*N*C], img, h, w)
 				o.Timings.Input += time.Since(t0)
 			}
 			var scores []float32
 			if o.EncoderAttention != nil {
 				scores = o.EncoderAttention[b*L*N : (b+1)*L*N]
 			}
-			enc.attend(acc, img, scores)
+			special.attend(acc, img, scores)
 			if scores != nil {
 				attention.SoftmaxRows(scores, L, N, N)
 			}

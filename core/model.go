@@ -11,6 +11,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // Model is a vision Perceiver (PerceiverForImageClassificationFourier, …Learned or
@@ -33,6 +34,8 @@ type Model struct {
 	encMu       sync.Mutex
 	encoders    map[[2]int]*separableEncoder // the single-head encoder attention per input size,
 	encoderFrom []*float32                   // for the weights starting at these addresses
+	learned     *learnedEncoder              // likewise for the learned stage (one size)
+	learnedFrom []*float32
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).
@@ -173,7 +176,8 @@ func (m *Model) Close() error {
 
 // Save writes the model as a Hugging Face folder: config.json, preprocessor_config.json and
 // model.safetensors (every parameter, float32; buffers the forward pass does not use are left
-// out, and Load does not require them). metadata goes into the safetensors header.
+// out, and Load does not require them). metadata goes into the safetensors header. A target that
+// is not a regular file (a symlink, a device, a FIFO) is refused, never replaced.
 func (m *Model) Save(dir string, metadata map[string]string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -186,10 +190,10 @@ func (m *Model) Save(dir string, metadata map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), cfg, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, ConfigFile), cfg, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, PreprocessorFile), prep, 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, PreprocessorFile), prep, 0o644); err != nil {
 		return err
 	}
 	var ts []*weights.Tensor

@@ -106,13 +106,20 @@ func TestForwardMatchesHuggingFace(t *testing.T) {
 func testForwardMatches(t *testing.T, fixture, kind string) {
 	exp := openExpectedIn(t, fixture)
 	px := exp.Tensors["pixel_values"]
-	for _, file := range []string{"model.safetensors", "pytorch_model.bin", "projected keys"} {
+	for _, file := range []string{"model.safetensors", "pytorch_model.bin", "projected keys", "streamed tokens"} {
 		t.Run(file, func(t *testing.T) {
-			if file == "projected keys" {
+			switch file {
+			case "projected keys":
 				// The general encoder path (per-token key and value projections), which configs
 				// with several cross-attention heads take.
 				projectKeys = true
 				defer func() { projectKeys = false }()
+				file = "model.safetensors"
+			case "streamed tokens":
+				// The single-head fold over streamed tokens, without the specialisations to
+				// Fourier pixels and learned tokens.
+				streamTokens = true
+				defer func() { streamTokens = false }()
 				file = "model.safetensors"
 			}
 			m, err := Load(fixtureWith(t, fixture, file))

@@ -336,20 +336,10 @@ func (w *Weights) assign(f *weights.File) error {
 		}
 	}
 	slices.Sort(unexpected)
-	var parts []string
-	if len(missing) > 0 {
-		parts = append(parts, fmt.Sprintf("%d missing: %s", len(missing), strings.Join(missing, ", ")))
+	if err := mismatchError(f.Path, missing, unexpected, mismatched); err != nil {
+		return err
 	}
-	if len(unexpected) > 0 {
-		parts = append(parts, fmt.Sprintf("%d unexpected: %s", len(unexpected), strings.Join(unexpected, ", ")))
-	}
-	if len(mismatched) > 0 {
-		parts = append(parts, fmt.Sprintf("%d with the wrong shape: %s", len(mismatched), strings.Join(mismatched, "; ")))
-	}
-	if len(parts) > 0 {
-		return fmt.Errorf("%s: %w: %s", f.Path, ErrWeights, strings.Join(parts, "; "))
-	}
-	return nil
+	return checkFinite(w, f.Path)
 }
 
 // ErrWeights marks a weights file whose tensors do not fit the config.

@@ -53,7 +53,7 @@ func (s *FlowStage) PixelChannels() int { return 6 }
 
 func (s *FlowStage) Grid(h, w int) (TokenGrid, error) {
 	if h != s.TrainSize[0] || w != s.TrainSize[1] {
-		return TokenGrid{}, fmt.Errorf("the optical flow model takes frames of its training size %d×%d, not %d×%d (larger frames are tiled)",
+		return TokenGrid{}, fmt.Errorf("the optical flow model takes frames of its training size %d×%d, not %d×%d (probe flow and opticalflow.Compute tile larger frames)",
 			s.TrainSize[0], s.TrainSize[1], h, w)
 	}
 	return TokenGrid{Rows: h, Cols: w, Height: h, Width: w, Stride: 1}, nil

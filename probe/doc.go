@@ -26,6 +26,28 @@
 // rename. A killed run loses at most its buffered rows; WriterOptions.Resume
 // keeps the finished ones and Writer.Done lets the caller skip them.
 //
+// One writer at a time: Create takes a lock file next to the output
+// (LockPath, "host pid", created exclusively) before it looks at the
+// checkpoints; another writer gets a LockedError naming the holder. The
+// holder refreshes the lock; one left by a dead process on this host, or
+// not refreshed for LockStale on any host, is taken over with a notice.
+// WriterOptions.Identity names the metadata keys of a run (weights digest,
+// configuration, source); every checkpoint carries them and a resume whose
+// values differ is refused (RunMismatchError), so rows of two runs never mix.
+//
+// Every file stores CRC-32C checksums of each column's values and of its
+// key-value metadata (MetaChecksums; arrow/go v15 has no Parquet page CRCs).
+// Reading verifies the columns read when a file is read to its end; a resume
+// reads every column of its checkpoints first. Open refuses folders whose
+// files overlap (the same id in two files of one source, or parts of two
+// shardings) and files whose columns differ.
+//
+// Sources follow torchvision where it has a rule: ImageFolder order and
+// IMG_EXTENSIONS (less .ppm/.pgm, which we do not decode), hidden entries
+// included; left-out files are counted (SkippedFiles). Manifest labels are
+// integers kept as given or names numbered in sorted order (LabelScheme).
+// Digest fingerprints a source's item list for resume checks.
+//
 // Files use Snappy compression and version-2 data pages: with version-1
 // pages arrow/go v15 reallocates the repetition-level buffer of a list column
 // once per row, which made 64 MiB row groups write at ~3 MB/s.

@@ -81,6 +81,25 @@ func ExampleOpenSource() {
 	// 2 zebra/1.jpg 1 zebra
 }
 
+func ExampleLabelScheme() {
+	dir, _ := os.MkdirTemp("", "probe-example")
+	defer os.RemoveAll(dir)
+	for _, f := range []string{"zebra/1.jpg", "ant/a.png", "ant/b.gif", "ant/c.ppm"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+	}
+	src, err := probe.OpenSource(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(probe.LabelScheme(src))
+	n, why := probe.SkippedFiles(src)
+	fmt.Println(n, why)
+	// Output:
+	// 2 classes (folder names) numbered in sorted order: 0=ant, 1=zebra
+	// 2 2 files left out (1 .gif, not in torchvision's list; 1 .ppm, in torchvision's list but not decodable here: item numbers differ from torchvision's); listed: .bmp .jpeg .jpg .png .tif .tiff .webp
+}
+
 func ExampleParseShard() {
 	s, err := probe.ParseShard("2/4")
 	if err != nil {

@@ -1,6 +1,9 @@
 package probe
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"image"
 	"os"
@@ -99,4 +102,79 @@ func checkItem(i, n int) {
 	if i < 0 || i >= n {
 		panic(itemPanic{i, n})
 	}
+}
+
+// LabelScheme says how a source numbered its labels, for run summaries:
+// integers kept as given, or names numbered in sorted order (with the first
+// few), or no labels.
+func LabelScheme(src Source) string {
+	if s, ok := src.(interface{ labelScheme() string }); ok {
+		return s.labelScheme()
+	}
+	if c := src.Classes(); c != nil {
+		return namedScheme("classes", c)
+	}
+	return ""
+}
+
+// namedScheme describes names numbered in sorted order: "3 classes numbered in sorted order: 0=ant, 1=bee, 2=wasp".
+func namedScheme(what string, names []string) string {
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for i, n := range names {
+		if i == shown {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d=%s", i, n))
+	}
+	return fmt.Sprintf("%d %s numbered in sorted order: %s", len(names), what, strings.Join(parts, ", "))
+}
+
+// SkippedFiles reports the files a source saw but did not list (a folder's
+// non-image files), with a description by extension; 0 and "" for sources
+// that list everything they hold.
+func SkippedFiles(src Source) (n int, why string) {
+	if s, ok := src.(interface{ skipped() (int, string) }); ok {
+		return s.skipped()
+	}
+	return 0, ""
+}
+
+// Digest identifies what a source lists: the SHA-256 of every item's index,
+// id, label, label name and split, and of the pixels of sources that hold
+// them (IDX). Equal digests mean the same items in the same order with the
+// same labels; image files are not read, so an image replaced in place
+// under the same name keeps the digest.
+func Digest(src Source) string {
+	h := sha256.New()
+	var b []byte
+	for i := 0; i < src.Len(); i++ {
+		it := src.Item(i)
+		b = b[:0]
+		b = binary.LittleEndian.AppendUint64(b, uint64(it.Index))
+		for _, s := range []string{it.ID, it.LabelName, it.Split} {
+			b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+		if it.HasLabel {
+			b = append(b, 1)
+			b = binary.LittleEndian.AppendUint64(b, uint64(it.Label))
+		} else {
+			b = append(b, 0)
+		}
+		h.Write(b)
+		if g, ok := it.Image.(*image.Gray); ok {
+			h.Write(g.Pix)
+		} else if it.Image != nil {
+			bd := it.Image.Bounds()
+			for y := bd.Min.Y; y < bd.Max.Y; y++ {
+				for x := bd.Min.X; x < bd.Max.X; x++ {
+					r, g, bl, a := it.Image.At(x, y).RGBA()
+					h.Write([]byte{byte(r >> 8), byte(g >> 8), byte(bl >> 8), byte(a >> 8)})
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

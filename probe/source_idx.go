@@ -235,3 +235,15 @@ func readIDX(path string) (dims []int, data []byte, err error) {
 	}
 	return dims, data, nil
 }
+
+func (s *idxSource) labelScheme() string {
+	for _, p := range s.parts {
+		if p.labels != nil {
+			if s.classes != nil {
+				return fmt.Sprintf("integer labels from the IDX labels file, as given (names: %s)", strings.Join(s.classes[:min(3, len(s.classes))], ", ")+", …")
+			}
+			return "integer labels from the IDX labels file, as given"
+		}
+	}
+	return "no labels (no IDX labels file)"
+}

@@ -15,10 +15,11 @@ import (
 
 // manifestSource lists images in a CSV or TSV file, in file order.
 type manifestSource struct {
-	file    string
-	dir     string // paths are relative to the manifest's folder
-	items   []Item
-	classes []string
+	file      string
+	dir       string // paths are relative to the manifest's folder
+	items     []Item
+	classes   []string
+	hasLabels bool
 }
 
 func (s *manifestSource) Len() int          { return len(s.items) }
@@ -32,9 +33,9 @@ func (s *manifestSource) Item(i int) Item {
 
 // openManifest reads rows of path[,label][,split]. A first row with a field
 // "path" is a header naming the columns (path, label, split; others
-// are ignored). Labels that are all non-negative integers are class indices;
-// otherwise they are class names, indexed in sorted order. An empty label
-// is unknown.
+// are ignored). Integer labels are kept as given; other labels are class
+// names, numbered in sorted order; a mix of the two is an error. An empty
+// label is unknown.
 func openManifest(file string, sep rune) (Source, error) {
 	f, err := os.Open(file)
 	if err != nil {
@@ -52,6 +53,7 @@ func openManifest(file string, sep rune) (Source, error) {
 	header := false
 	s := &manifestSource{file: file, dir: filepath.Dir(file)}
 	var labels []string
+	var lines []int
 	seen := map[string]int{}
 	for first := true; ; first = false {
 		rec, err := cr.Read()
@@ -104,25 +106,43 @@ func openManifest(file string, sep rune) (Source, error) {
 		}
 		s.items = append(s.items, Item{Index: len(s.items), ID: id, Path: full, Split: field(colSplit)})
 		labels = append(labels, field(colLabel))
+		lines = append(lines, line)
 	}
 	if len(s.items) == 0 {
 		return nil, fmt.Errorf("%s: no rows", file)
 	}
-	return s, s.setLabels(labels)
+	if err := s.setLabels(labels, lines); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func (s *manifestSource) setLabels(labels []string) error {
-	numeric := true
+// setLabels keeps integer labels as given, and numbers names in sorted
+// order. A manifest mixing the two is refused: numbering the names would
+// silently renumber the integers too ("1.0", "2.0", "3" would become 0, 1, 2).
+func (s *manifestSource) setLabels(labels []string, lines []int) error {
+	firstInt, firstName := -1, -1
 	names := map[string]bool{}
-	for _, l := range labels {
+	for i, l := range labels {
 		if l == "" {
 			continue
 		}
-		names[l] = true
-		if v, err := strconv.ParseInt(l, 10, 64); err != nil || v < 0 {
-			numeric = false
+		if _, err := strconv.ParseInt(l, 10, 64); err == nil {
+			if firstInt < 0 {
+				firstInt = i
+			}
+		} else {
+			names[l] = true
+			if firstName < 0 {
+				firstName = i
+			}
 		}
 	}
+	if firstInt >= 0 && firstName >= 0 {
+		return fmt.Errorf("%s:%d: label %q is not an integer, but the label on line %d, %q, is: use integers (kept as given) or names (numbered in sorted order) throughout",
+			s.file, lines[firstName], labels[firstName], lines[firstInt], labels[firstInt])
+	}
+	numeric := firstName < 0
 	if !numeric {
 		for n := range names {
 			s.classes = append(s.classes, n)
@@ -146,5 +166,16 @@ func (s *manifestSource) setLabels(labels []string) error {
 			it.LabelName = l
 		}
 	}
+	s.hasLabels = firstInt >= 0 || firstName >= 0
 	return nil
+}
+
+func (s *manifestSource) labelScheme() string {
+	switch {
+	case s.classes != nil:
+		return namedScheme("label names", s.classes)
+	case s.hasLabels:
+		return "integer labels, kept as given"
+	}
+	return "no labels"
 }

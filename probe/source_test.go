@@ -43,18 +43,19 @@ func TestImageFolderOrderMatchesTorchvision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Order printed by Python's sorted(os.walk(class_dir, followlinks=True))
-	// with sorted file names, torchvision's ImageFolder rule, on this tree.
-	want := []string{"cat/0.png", "cat/z.JPG", "cat/a/1.png", "cat/a-b/2.png", "cat/a/b/3.png", "dog/d.webp"}
+	// Printed by torchvision 0.14.1 (Debian python3-torchvision) on this tree:
+	// find_classes, then make_dataset with IMG_EXTENSIONS. Hidden files and
+	// folders count, as in torchvision (issue 19, defect 21).
+	want := []string{".hidden/h.png", "cat/.x.png", "cat/0.png", "cat/z.JPG", "cat/a/1.png", "cat/a-b/2.png", "cat/a/b/3.png", "dog/d.webp"}
 	if got := ids(src); !reflect.DeepEqual(got, want) {
 		t.Fatalf("ids %q, want %q", got, want)
 	}
-	if got := src.Classes(); !reflect.DeepEqual(got, []string{"cat", "dog"}) {
+	if got := src.Classes(); !reflect.DeepEqual(got, []string{".hidden", "cat", "dog"}) {
 		t.Fatalf("classes %q", got)
 	}
-	it := src.Item(5)
-	if it.Index != 5 || !it.HasLabel || it.Label != 1 || it.LabelName != "dog" || it.Path != filepath.Join(root, "dog", "d.webp") || it.Image != nil {
-		t.Fatalf("item 5 = %+v", it)
+	it := src.Item(7)
+	if it.Index != 7 || !it.HasLabel || it.Label != 2 || it.LabelName != "dog" || it.Path != filepath.Join(root, "dog", "d.webp") || it.Image != nil {
+		t.Fatalf("item 7 = %+v", it)
 	}
 }
 

@@ -53,7 +53,7 @@ const numFixed = 5
 const (
 	MetaColumns = "probe.columns" // JSON array of Column
 	MetaFormat  = "probe.format"  // store layout version
-	formatValue = "1"
+	formatValue = "2"             // 2: with MetaChecksums; 1: without
 )
 
 func isFixedName(s string) bool {
@@ -232,6 +232,8 @@ type parquetSink struct {
 	final, tmp string
 	f          *os.File
 	fw         *pqarrow.FileWriter
+	meta       map[string]string
+	sums       *checksums
 }
 
 func newParquetSink(final, tmp string, schema *arrow.Schema, meta map[string]string) (*parquetSink, error) {
@@ -253,10 +255,19 @@ func newParquetSink(final, tmp string, schema *arrow.Schema, meta map[string]str
 			return nil, fmt.Errorf("%s: metadata %q: %w", tmp, k, err)
 		}
 	}
-	return &parquetSink{final: final, tmp: tmp, f: f, fw: fw}, nil
+	// The checksum of the metadata covers the schema pqarrow stores beside it.
+	summed := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		summed[k] = v
+	}
+	summed[metaArrowSchema] = storedSchema(schema)
+	return &parquetSink{final: final, tmp: tmp, f: f, fw: fw, meta: summed, sums: newChecksums(fieldNames(schema))}, nil
 }
 
 func (s *parquetSink) write(rec arrow.Record) error {
+	for j, col := range rec.Columns() {
+		s.sums.add(j, col)
+	}
 	if err := s.fw.Write(rec); err != nil {
 		return fmt.Errorf("%s: %w", s.tmp, err)
 	}
@@ -265,6 +276,10 @@ func (s *parquetSink) write(rec arrow.Record) error {
 
 // commit writes the footer, syncs, and renames the file into place.
 func (s *parquetSink) commit() error {
+	if err := s.fw.AppendKeyValueMetadata(MetaChecksums, s.sums.encode(s.meta)); err != nil {
+		s.abort()
+		return fmt.Errorf("%s: %w", s.tmp, err)
+	}
 	// FileWriter.Close closes the file too, so sync through a second handle.
 	if err := s.fw.Close(); err != nil {
 		os.Remove(s.tmp)
@@ -304,7 +319,7 @@ func syncPath(path string) error {
 func storeMetadata(cols []Column, user map[string]string) (map[string]string, error) {
 	meta := make(map[string]string, len(user)+2)
 	for k, v := range user {
-		if strings.HasPrefix(k, "probe.") || strings.HasPrefix(k, "ARROW:") {
+		if strings.HasPrefix(k, "probe.") || strings.HasPrefix(k, "ARROW:") || k == "" {
 			return nil, fmt.Errorf("metadata key %q is reserved", k)
 		}
 		meta[k] = v

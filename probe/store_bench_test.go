@@ -4,6 +4,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
 const benchRows = 4096
@@ -71,5 +75,27 @@ func BenchmarkBatches(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Close()
+	}
+}
+
+// BenchmarkChecksumVectors measures the CRC-32C of a vector column (4096 rows of 1024 float32,
+// 16 MiB), the cost the checksums add to every write and read of that column. About 2.5 GB/s
+// here (hardware CRC-32C), against ~20 MB/s writing and ~100 MB/s loading: under 5%.
+func BenchmarkChecksumVectors(b *testing.B) {
+	lb := array.NewFixedSizeListBuilder(memory.DefaultAllocator, 1024, arrow.PrimitiveTypes.Float32)
+	defer lb.Release()
+	vb := lb.ValueBuilder().(*array.Float32Builder)
+	for i := 0; i < 4096; i++ {
+		lb.Append(true)
+		for k := 0; k < 1024; k++ {
+			vb.Append(float32(i*1024 + k))
+		}
+	}
+	a := lb.NewArray()
+	defer a.Release()
+	var scratch []byte
+	b.SetBytes(4096 * 1024 * 4)
+	for i := 0; i < b.N; i++ {
+		sumColumn(0, a, &scratch)
 	}
 }

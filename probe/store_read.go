@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +34,7 @@ type storeFile struct {
 	cols []Column
 	meta map[string]string
 	rows int
+	sums map[string]uint32 // MetaChecksums; nil for files written before them
 }
 
 // openStoreFile opens path and checks that it has the store's layout.
@@ -60,13 +63,46 @@ func openStoreFile(path string) (sf *storeFile, err error) {
 	kv := pr.MetaData().KeyValueMetadata()
 	keys, vals := kv.Keys(), kv.Values()
 	for i, k := range keys {
-		if k != "ARROW:schema" {
+		if k != metaArrowSchema {
 			sf.meta[k] = vals[i]
 		}
 	}
 	fail := func(format string, a ...any) (*storeFile, error) {
 		sf.close()
 		return nil, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))
+	}
+	// The row counts size allocations: check the file's against its row groups'.
+	total := int64(0)
+	for g := 0; g < pr.NumRowGroups(); g++ {
+		n := pr.MetaData().RowGroup(g).NumRows()
+		if n < 0 {
+			total = -1
+			break
+		}
+		total += n
+	}
+	if total != pr.NumRows() || total < 0 {
+		sf.close()
+		return nil, fmt.Errorf("%s: the footer's row counts disagree (%d in the file, %d in its row groups): damaged file", path, pr.NumRows(), total)
+	}
+	summed := maps.Clone(sf.meta)
+	if i := slices.Index(keys, metaArrowSchema); i >= 0 {
+		summed[metaArrowSchema] = vals[i]
+	}
+	if sf.sums, err = parseChecksums(path, summed); err != nil {
+		sf.close()
+		return nil, err
+	}
+	switch f, ok := sf.meta[MetaFormat]; {
+	case !ok && sf.meta[MetaColumns] != "":
+		sf.close()
+		return nil, fmt.Errorf("%s: no %q metadata: damaged file", path, MetaFormat)
+	case ok && f != "1" && f != formatValue:
+		sf.close()
+		return nil, fmt.Errorf("%s: store format %q, this program reads 1 and %s", path, f, formatValue)
+	case f == formatValue && sf.sums == nil:
+		sf.close()
+		return nil, fmt.Errorf("%s: no %q metadata: damaged file", path, MetaChecksums)
 	}
 	js, ok := sf.meta[MetaColumns]
 	if !ok {
@@ -128,6 +164,7 @@ type cursor struct {
 	remap []int // record column of each selected vector column
 	seen  int   // rows read so far, checked against the footer at the end
 	owned bool  // close sf on release
+	sums  *checksums
 }
 
 // newCursor reads the fixed columns and the vector columns at positions sel
@@ -154,6 +191,11 @@ func newCursor(sf *storeFile, rank int, sel []int, batchRows int) (*cursor, erro
 		return nil, fmt.Errorf("%s: %w", sf.path, err)
 	}
 	c := &cursor{sf: sf, rank: rank, rr: rr, vecs: make([][]float32, len(sel)), dims: make([]int, len(sel))}
+	names := []string{ColID, ColIndex, ColLabel, ColLabelName, ColSplit}
+	for _, j := range sel {
+		names = append(names, sf.cols[j].Name)
+	}
+	c.sums = newChecksums(names)
 	for k, j := range sel {
 		c.dims[k] = sf.cols[j].Dim
 	}
@@ -199,7 +241,7 @@ func (c *cursor) load() (bool, error) {
 			if c.seen != c.sf.rows {
 				return false, fmt.Errorf("%s: read %d rows, the footer says %d: damaged file", c.sf.path, c.seen, c.sf.rows)
 			}
-			return false, nil
+			return false, c.sums.verify(c.sf.path, c.sf.sums)
 		}
 		rec := c.rr.Record()
 		if rec.NumRows() == 0 {
@@ -245,6 +287,10 @@ func (c *cursor) bind(rec arrow.Record) error {
 			return fmt.Errorf("%s: column %s holds %d values for %d rows of %d", c.sf.path, rec.ColumnName(col), len(all)-start, rec.NumRows(), c.dims[k])
 		}
 		c.vecs[k] = all[start : start+int(rec.NumRows())*c.dims[k]]
+		c.sums.add(numFixed+k, fsl)
+	}
+	for j := 0; j < numFixed; j++ {
+		c.sums.add(j, rec.Column(j))
 	}
 	return nil
 }
@@ -506,13 +552,83 @@ func Open(pathOrDir string) (*Reader, error) {
 		if len(r.files) == 0 {
 			r.cols, r.meta = sf.cols, sf.meta
 		} else if !slices.EqualFunc(sf.cols, r.cols, sameColumn) {
+			first := r.files[0].path
+			sf.close()
 			r.Close()
-			return nil, fmt.Errorf("%s: columns differ from %s", p, r.files[0].path)
+			return nil, fmt.Errorf("%s: columns %s differ from %s in %s; read them separately", p, columnList(sf.cols), columnList(r.cols), first)
 		}
 		r.files = append(r.files, sf)
 		r.rows += sf.rows
 	}
+	if len(r.files) > 1 && ranks[len(ranks)-1] > 0 {
+		if err := checkDisjoint(r.files); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// checkDisjoint refuses files of one source that hold the same item twice:
+// a file and its copy, parts of two shardings, or two runs over the same
+// folder would otherwise be read as more data (and test rows could leak
+// into training). Files are of one source when their "source.path" (or,
+// failing that, "source.digest", then "source") metadata are equal; files
+// of different sources may share ids. Ids are compared by a 64-bit hash,
+// so the check holds 12 bytes per row whatever the ids' length.
+func checkDisjoint(files []*storeFile) error {
+	groups := map[string][]*storeFile{}
+	for _, sf := range files {
+		key := "source " + sf.meta["source"]
+		if p, ok := sf.meta["source.path"]; ok {
+			key = "path " + p
+		} else if d, ok := sf.meta["source.digest"]; ok {
+			key = "digest " + d
+		}
+		groups[key] = append(groups[key], sf)
+	}
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		owner := map[uint64]int32{} // id hash → 1 + the position in g of its file
+		for k, sf := range g {
+			c, err := newCursor(sf, 0, nil, 8192)
+			if err != nil {
+				return err
+			}
+			c.row = -1
+			for {
+				ok, err := c.next()
+				if err != nil {
+					c.release()
+					return err
+				}
+				if !ok {
+					break
+				}
+				h := maphash.String(idSeed, c.curID())
+				if prev, dup := owner[h]; dup && int(prev) != k+1 {
+					id := strings.Clone(c.curID())
+					c.release()
+					return fmt.Errorf("%s and %s both hold %q of %s: a copy, or parts of two runs; remove one",
+						g[prev-1].path, sf.path, id, sourceName(sf))
+				}
+				owner[h] = int32(k + 1)
+			}
+			c.release()
+		}
+	}
+	return nil
+}
+
+var idSeed = maphash.MakeSeed()
+
+func sourceName(sf *storeFile) string {
+	if s := sf.meta["source"]; s != "" {
+		return strconv.Quote(s)
+	}
+	return "the same source"
 }
 
 func sameColumn(a, b Column) bool { return a.Name == b.Name && a.Dim == b.Dim }
@@ -525,6 +641,32 @@ func globEscape(s string) string {
 // exactly parts 1…N of one run, else ranks in name order (concatenate).
 func partRanks(paths []string) ([]int, error) {
 	ranks := make([]int, len(paths))
+	// Parts of one output with different shard counts are stale leftovers
+	// of an earlier sharding: name one file of each.
+	firstOfN := map[string]map[int]string{}
+	for _, p := range paths {
+		if m := partName.FindStringSubmatch(filepath.Base(p)); m != nil {
+			nn, _ := strconv.Atoi(m[3])
+			b := m[1] + m[4]
+			if firstOfN[b] == nil {
+				firstOfN[b] = map[int]string{}
+			}
+			if _, ok := firstOfN[b][nn]; !ok {
+				firstOfN[b][nn] = p
+			}
+		}
+	}
+	for _, byN := range firstOfN {
+		if len(byN) > 1 {
+			ns := make([]int, 0, len(byN))
+			for nn := range byN {
+				ns = append(ns, nn)
+			}
+			slices.Sort(ns)
+			return nil, fmt.Errorf("parts of %d shardings: %s (%d shards) and %s (%d shards); remove the stale ones",
+				len(ns), filepath.Base(byN[ns[0]]), ns[0], filepath.Base(byN[ns[1]]), ns[1])
+		}
+	}
 	base, n := "", -1
 	seen := map[int]bool{}
 	for _, p := range paths {
@@ -574,7 +716,7 @@ func (r *Reader) Close() error {
 func (r *Reader) Columns() []Column { return slices.Clone(r.cols) }
 
 // Metadata returns the caller's key-value metadata of the first file, with
-// the store's own keys (MetaColumns, MetaFormat).
+// the store's own keys (MetaColumns, MetaFormat, MetaChecksums).
 func (r *Reader) Metadata() map[string]string {
 	m := make(map[string]string, len(r.meta))
 	for k, v := range r.meta {

@@ -32,6 +32,14 @@ type WriterOptions struct {
 	// Metadata is stored as Parquet key-value metadata of the output. Keys
 	// starting with "probe." or "ARROW:" are reserved.
 	Metadata map[string]string
+	// Identity names the Metadata keys that identify the run (the weights'
+	// digest, the configuration, the source): they are stored in every
+	// checkpoint too, and Resume refuses checkpoints or an output whose
+	// values differ, naming the keys, so rows of two runs never mix.
+	Identity []string
+	// Notify receives notices, such as the takeover of a lock left by a
+	// process that no longer runs. Nil prints them to standard error.
+	Notify func(msg string)
 }
 
 // Writer streams rows into a Parquet file crash-safely. Rows are buffered
@@ -56,6 +64,8 @@ type Writer struct {
 	next     int     // number of the next checkpoint
 	err      error   // sticky: a failed flush poisons the writer
 	closed   bool
+	lock     *writeLock
+	fresh    bool // the checkpoint folder was created by this run
 }
 
 // PartialDir is the hidden folder holding the checkpoints of an unfinished
@@ -85,6 +95,29 @@ func Create(path string, cols []Column, opt WriterOptions) (*Writer, error) {
 	if opt.RowGroupBytes <= 0 {
 		opt.RowGroupBytes = DefaultRowGroupBytes
 	}
+	if opt.Notify == nil {
+		opt.Notify = func(msg string) { fmt.Fprintln(os.Stderr, "probe:", msg) }
+	}
+	for _, k := range opt.Identity {
+		if _, ok := meta[k]; !ok {
+			return nil, fmt.Errorf("%s: identity key %q is not in the metadata", path, k)
+		}
+	}
+	// One writer per output, taken before anything on disk is looked at.
+	lock, err := acquireLock(path, opt.Notify)
+	if err != nil {
+		return nil, err
+	}
+	w, err := create(path, cols, opt, meta)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	w.lock = lock
+	return w, nil
+}
+
+func create(path string, cols []Column, opt WriterOptions, meta map[string]string) (*Writer, error) {
 	w := &Writer{
 		path:    path,
 		partial: PartialDir(path),
@@ -95,7 +128,7 @@ func Create(path string, cols []Column, opt WriterOptions) (*Writer, error) {
 		done:    map[string]struct{}{},
 		next:    1,
 	}
-	_, err = os.Stat(path)
+	_, err := os.Stat(path)
 	switch {
 	case err == nil && !opt.Resume:
 		return nil, fmt.Errorf("%s already exists; remove it or resume", path)
@@ -114,6 +147,8 @@ func Create(path string, cols []Column, opt WriterOptions) (*Writer, error) {
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
+	default:
+		w.fresh = true
 	}
 	if w.existing {
 		if err := w.collectIDs(path); err != nil {
@@ -147,6 +182,9 @@ func (w *Writer) scanPartial() error {
 		}
 		p := filepath.Join(w.partial, name)
 		if err := w.collectIDs(p); err != nil {
+			if strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "corrupt") {
+				return fmt.Errorf("%w; remove %s and resume to recompute its rows", err, p)
+			}
 			return err
 		}
 		first, _ := strconv.ParseInt(m[2], 10, 64)
@@ -168,7 +206,19 @@ func (w *Writer) collectIDs(path string) error {
 	if !slices.EqualFunc(sf.cols, w.cols, sameColumn) {
 		return fmt.Errorf("resume: %s has columns %s, this run writes %s", path, columnList(sf.cols), columnList(w.cols))
 	}
-	c, err := newCursor(sf, 0, nil, 8192)
+	if err := w.sameRun(sf); err != nil {
+		return err
+	}
+	// Read every column, so that the checksums of the vectors are verified
+	// now rather than at the merge after hours of work; small batches bound
+	// the memory.
+	sel := make([]int, len(sf.cols))
+	rowWidth := 64
+	for j, col := range sf.cols {
+		sel[j] = j
+		rowWidth += 4 * col.Dim
+	}
+	c, err := newCursor(sf, 0, sel, max(1, min(8192, (4<<20)/rowWidth)))
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -184,6 +234,52 @@ func (w *Writer) collectIDs(path string) error {
 		}
 		w.done[strings.Clone(c.curID())] = struct{}{}
 	}
+}
+
+// sameRun checks that a file was written by a run with this writer's
+// identity (WriterOptions.Identity), naming the keys that differ.
+func (w *Writer) sameRun(sf *storeFile) error {
+	var diffs, keys []string
+	for _, k := range w.opt.Identity {
+		got, ok := sf.meta[k]
+		switch {
+		case !ok:
+			diffs = append(diffs, k+" (absent there)")
+		case got != w.meta[k]:
+			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", k, abbrev(got), abbrev(w.meta[k])))
+		default:
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return &RunMismatchError{Path: sf.path, Keys: keys, details: diffs}
+}
+
+// RunMismatchError reports a resume onto a file written by another run:
+// the Identity keys whose values differ.
+type RunMismatchError struct {
+	Path    string
+	Keys    []string
+	details []string
+}
+
+func (e *RunMismatchError) Error() string {
+	verb := "differs"
+	if len(e.details) > 1 {
+		verb = "differ"
+	}
+	return fmt.Sprintf("resume: %s was written by another run: %s %s; use another output or remove it", e.Path, strings.Join(e.details, ", "), verb)
+}
+
+// abbrev shortens a metadata value (a digest, a JSON configuration) for a one-line message.
+func abbrev(s string) string {
+	if len(s) <= 40 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:16]+"…") + fmt.Sprintf(" (%d bytes)", len(s))
 }
 
 func columnList(cols []Column) string {
@@ -280,8 +376,8 @@ func (w *Writer) flush() error {
 	}
 	first := w.buf[0].Index
 	name := filepath.Join(w.partial, fmt.Sprintf("chunk-%06d-%d.parquet", w.next, first))
-	meta := map[string]string{MetaColumns: w.meta[MetaColumns], MetaFormat: formatValue}
-	sink, err := newParquetSink(name, name+".tmp", w.schema, meta)
+	// Checkpoints carry the run's metadata, identity included, so a resume can check them.
+	sink, err := newParquetSink(name, name+".tmp", w.schema, w.meta)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -317,10 +413,30 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.closed = true
+	defer w.lock.release()
 	if w.err != nil {
 		return w.err
 	}
 	return w.flush()
+}
+
+// Discard stops without writing: the buffered rows are dropped, and the
+// checkpoint folder is removed when this run created it (checkpoints of an
+// earlier run are kept). For a run that produced nothing worth keeping.
+func (w *Writer) Discard() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	defer w.lock.release()
+	clear(w.buf)
+	w.buf = nil
+	if w.fresh && len(w.chunks) == 0 {
+		return os.RemoveAll(w.partial)
+	}
+	return nil
 }
 
 // Close checkpoints the buffered rows, merges all rows ordered by index into
@@ -333,6 +449,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	defer w.lock.release()
 	if w.err != nil {
 		return w.err
 	}

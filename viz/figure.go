@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,6 +20,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgpdf"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // Scale is the colour scale a figure's colour bar shows.
@@ -81,7 +82,7 @@ func isFormat(format string) bool {
 }
 
 func saveFile(path string, write func(io.Writer) error) (err error) {
-	file, err := os.Create(path)
+	file, err := outfile.Create(path)
 	if err != nil {
 		return err // already names the path
 	}

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perceiverkit/perceiver/core/weights"
 )
@@ -181,5 +188,77 @@ func TestLayersCatalogue(t *testing.T) {
 	}
 	if len(seen) != 56 {
 		t.Errorf("%d Hugging Face indices named, want 56", len(seen))
+	}
+}
+
+// TestHubIdsOfEveryArchitecture downloads deepmind/vision-perceiver-learned and -conv from a local
+// stand-in for the hub (HF_ENDPOINT on loopback) whose main branch, like the real conv repository's,
+// holds pytorch_model.bin and no model.safetensors, then classifies with each hub id.
+func TestHubIdsOfEveryArchitecture(t *testing.T) {
+	const commit = "3333333333333333333333333333333333333333"
+	repos := map[string]string{"deepmind/vision-perceiver-learned": archFixtures["learned"], "deepmind/vision-perceiver-conv": archFixtures["conv"]}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 5)
+		dir, ok := repos[strings.Join(parts[:min(2, len(parts))], "/")]
+		if len(parts) != 5 || parts[2] != "resolve" || !ok {
+			w.Header().Set("X-Error-Code", "RepoNotFound")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("X-Repo-Commit", commit)
+		file := parts[4]
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || file == "model.safetensors" {
+			w.Header().Set("X-Error-Code", "EntryNotFound")
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		sum := sha256.Sum256(data)
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		http.ServeContent(w, r, file, time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	t.Setenv("HF_HUB_OFFLINE", "")
+	for id, dir := range repos {
+		exp := fixtureExpected(t, dir)
+		out, errOut, code := run(t, "classify", "--model", id, "--json", "--top", "1", filepath.Join(dir, exp.Metadata["image"]))
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", id, code, errOut)
+		}
+		var got struct{ Top []prediction }
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%s: %v: %s", id, err, out)
+		}
+		if want := argmax(exp.Tensors["logits"].Data); got.Top[0].Index != want {
+			t.Errorf("%s: top %+v, want class %d", id, got.Top, want)
+		}
+	}
+}
+
+// TestExtractEveryArchitecture: extract runs the learned and conv models over an image folder,
+// and each row's logits and decoder output equal, bit for bit, what dump writes for that image.
+func TestExtractEveryArchitecture(t *testing.T) {
+	data := imageFolder(t)
+	for kind, dir := range archFixtures {
+		t.Run(kind, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "feat.parquet")
+			if _, stderr, code := run(t, "extract", "--model", dir, "--data", data, "--out", out, "--layers", "all", "--batch", "2", "--quiet"); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			tab, _ := loadTable(t, out)
+			if tab.Len() != 4 {
+				t.Fatalf("%d rows, want 4", tab.Len())
+			}
+			dump := filepath.Join(t.TempDir(), "dump.safetensors")
+			runOK(t, "dump", "--model", dir, "--image", filepath.Join(data, "man/camera.png"), "--out", dump)
+			f := openRaw(t, dump)
+			for column, tensor := range map[string]string{"logits": "logits", "decoder": "decoder_output"} {
+				if got := rowOf(t, tab, "man/camera.png", column); !slices.Equal(got, f.Tensors[tensor].Data) {
+					t.Errorf("%s differs from the dump:\n got %v\nwant %v", column, got, f.Tensors[tensor].Data)
+				}
+			}
+		})
 	}
 }

@@ -126,8 +126,11 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		maps, err := computeAttentionMaps(m, img.Pixels, img.H, img.W, opt.maps)
+		if err == nil {
+			err = maps.checkFinite()
+		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: model %s: %w", path, source, err)
 		}
 		if err := os.MkdirAll(dirs[i], 0o755); err != nil {
 			return fmt.Errorf("output folder: %w", err)
@@ -182,8 +185,9 @@ func parseMapNames(s string) (map[string]bool, error) {
 
 // latentSpec is --latents: either the top K latents by decoder attention, or a list.
 type latentSpec struct {
-	top  int   // > 0: the top K
-	list []int // otherwise: these latents, in this order
+	top    int      // > 0: the top K
+	ranges [][2]int // otherwise: these ranges lo-hi (inclusive), in this order
+	list   []int    // the ranges' latents, set by check once their bounds are known good
 }
 
 func parseLatentSpec(s string) (latentSpec, error) {
@@ -195,8 +199,9 @@ func parseLatentSpec(s string) (latentSpec, error) {
 		}
 		return latentSpec{top: n}, nil
 	}
-	var list []int
-	seen := map[int]bool{}
+	// Ranges stay ranges until check has bounded them by the model's latents: listing
+	// 0-2000000000 first would exhaust memory before the range is found wrong.
+	var ranges [][2]int
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
@@ -208,25 +213,30 @@ func parseLatentSpec(s string) (latentSpec, error) {
 		if errA != nil || errB != nil || a < 0 || b < a {
 			return latentSpec{}, fmt.Errorf("--latents %q: %q is not a latent index or range a-b (want e.g. 3,17,200 or 0-7 or top:8)", s, part)
 		}
-		for l := a; l <= b; l++ {
-			if seen[l] {
-				return latentSpec{}, fmt.Errorf("--latents %q: latent %d listed twice", s, l)
-			}
-			seen[l] = true
-			list = append(list, l)
-		}
+		ranges = append(ranges, [2]int{a, b})
 	}
-	return latentSpec{list: list}, nil
+	return latentSpec{ranges: ranges}, nil
 }
 
-// check reports latents the model does not have.
-func (s latentSpec) check(latents int) error {
+// check reports latents the model does not have, or listed twice, and lists the chosen latents.
+func (s *latentSpec) check(latents int) error {
 	if s.top > latents {
 		return fmt.Errorf("--latents top:%d: the model has only %d latents", s.top, latents)
 	}
-	for _, l := range s.list {
-		if l >= latents {
-			return fmt.Errorf("--latents: latent %d out of range (the model has latents 0-%d)", l, latents-1)
+	for _, r := range s.ranges {
+		if r[1] >= latents {
+			return fmt.Errorf("--latents: latent %d out of range (the model has latents 0-%d)", r[1], latents-1)
+		}
+	}
+	s.list = s.list[:0]
+	seen := make([]bool, latents)
+	for _, r := range s.ranges {
+		for l := r[0]; l <= r[1]; l++ {
+			if seen[l] {
+				return fmt.Errorf("--latents: latent %d listed twice", l)
+			}
+			seen[l] = true
+			s.list = append(s.list, l)
 		}
 	}
 	return nil
@@ -320,6 +330,19 @@ func computeAttentionMaps(m *core.Model, pixels []float32, h, w int, want map[st
 		attention.WeightedMap(r.Rollout, r.RolloutW, r.Cross, L, n)
 	}
 	return r, nil
+}
+
+// checkFinite refuses maps holding NaN or ±Inf, before anything is drawn or written.
+func (r *attentionMaps) checkFinite() error {
+	for _, m := range []struct {
+		name string
+		v    []float32
+	}{{"encoder cross-attention", r.Cross}, {"decoder attention", r.Decoder}, {"rollout weights", r.RolloutW}} {
+		if err := checkFinite(m.name, m.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // minDisplay is the smallest long side, in pixels, a map is drawn at: small inputs (tests' tiny

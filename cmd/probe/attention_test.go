@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -442,5 +443,27 @@ func BenchmarkAttentionOutputs224(b *testing.B) {
 		if err := writeAttentionOutputs(io.Discard, dir, "x.png", img, maps, opt, map[string]string{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLatentSpecHugeRange: a range far past the model's latents is refused by its bounds, without
+// listing its members first (`--latents 0-2000000000` exhausted memory; issue 19 item 14).
+func TestLatentSpecHugeRange(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	spec, err := parseLatentSpec("5,0-2000000")
+	if err == nil {
+		err = spec.check(8)
+	}
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("err = %v, want out of range", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Errorf("parsing and checking allocated %d bytes, want < 4 MiB", got)
+	}
+	_, errOut, code := run(t, "attention", "--model", tinyDir, "--out", t.TempDir(), "--latents", "0-2000000000", tinyImage)
+	if code != 1 || !strings.Contains(errOut, "out of range") {
+		t.Errorf("--latents 0-2000000000: exit %d, %q", code, errOut)
 	}
 }

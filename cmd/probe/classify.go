@@ -55,6 +55,10 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		if err := checkFinite("logits", out.Logits); err != nil {
+			skips.Add(path, fmt.Errorf("%s: model %s: %w", path, mf.model, err))
+			continue
+		}
 		preds := topK(out.Logits, labels, *top)
 		if *asJSON {
 			if err := enc.Encode(struct {

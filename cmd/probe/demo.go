@@ -2,7 +2,6 @@ package main
 
 import (
 	"embed"
-	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
-	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -52,7 +51,7 @@ func demoModel() (*core.Model, error) {
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("demo", "usage: probe demo [--out DIR]", stderr)
-	out := flags.String("out", "perceiver-demo", "output folder (the demo replaces its own files in it)")
+	out := flags.String("out", "perceiver-demo", "output folder: new, empty, or an earlier demo's (whose files alone are replaced)")
 	if err := flags.Parse(args); err != nil {
 		return errUsage
 	}
@@ -61,15 +60,16 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	start := time.Now()
-	dirs := struct{ model, data, features, attention, report string }{
-		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "features.parquet"),
-		filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
+	dirs := struct{ model, data, images, features, attention, report string }{
+		filepath.Join(*out, "model"), filepath.Join(*out, "data"), filepath.Join(*out, "images"),
+		filepath.Join(*out, "features.parquet"), filepath.Join(*out, "attention"), filepath.Join(*out, "report"),
 	}
-	// Only the demo's own outputs are replaced.
-	for _, p := range []string{dirs.model, dirs.data, dirs.features, probe.PartialDir(dirs.features), dirs.attention, dirs.report} {
-		if err := os.RemoveAll(p); err != nil {
-			return err
-		}
+	// Only files an earlier demo wrote (listed in its manifest) are replaced; a folder holding
+	// anything else is refused.
+	partial := probe.PartialDir(dirs.features)
+	manifest, err := prepareDemoDir(*out, []string{dirs.model, dirs.data, dirs.images, dirs.features, partial, dirs.attention, dirs.report})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, "probe demo: the model below has RANDOM weights (deterministic, seed 2026), not pretrained ones.")
 	fmt.Fprintln(stdout, "It shows the pipeline end to end; its predictions and maps carry no meaning.")
@@ -78,12 +78,21 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := manifest.begin(dirs.model); err != nil {
+		return err
+	}
 	if err := saveModel(dirs.model, m); err != nil {
+		return err
+	}
+	if err := manifest.done(dirs.model); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams())
 
 	data := filepath.Join(dirs.data, "fashion-mnist")
+	if err := manifest.begin(dirs.data); err != nil {
+		return err
+	}
 	if err := copyEmbedded(data); err != nil {
 		return err
 	}
@@ -95,53 +104,51 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := savePNG(sample, src.Item(src.Len()-1)); err != nil {
 		return err
 	}
+	if err := manifest.done(dirs.data); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "2. data       %s (%d Fashion-MNIST images, MIT licence)\n", data, src.Len())
+	n, err := saveDemoImages(dirs.images, src, 30)
+	if err != nil {
+		return err
+	}
+	if err := manifest.done(dirs.images); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "             %s (the last %d as PNG files, for probe serve)\n", dirs.images, n)
 
 	steps := []struct {
-		title string
-		args  []string
+		title   string
+		args    []string
+		outputs []string
 	}{
-		{"3. features   " + dirs.features, []string{"extract", "--model", dirs.model, "--data", data, "--out", dirs.features, "--layers", "all", "--batch", "32", "--quiet"}},
-		{"4. heatmaps   " + dirs.attention, []string{"attention", "--model", dirs.model, "--image", sample, "--out", dirs.attention, "--overlay"}},
-		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}},
+		{"3. features   " + dirs.features, []string{"extract", "--model", dirs.model, "--data", data, "--out", dirs.features, "--layers", "all", "--batch", "32", "--quiet"}, []string{dirs.features, partial}},
+		{"4. heatmaps   " + dirs.attention, []string{"attention", "--model", dirs.model, "--image", sample, "--out", dirs.attention, "--overlay"}, []string{dirs.attention}},
+		{"5. probe      " + dirs.report, []string{"linear", "--features", dirs.features, "--report", dirs.report, "--C", "0.01,0.1,1,10"}, []string{dirs.report}},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(stdout, "%s\n   $ probe %s\n", s.title, strings.Join(s.args, " "))
+		if err := manifest.begin(s.outputs...); err != nil {
+			return err
+		}
 		cmd := commands[s.args[0]]
 		if err := cmd.run(s.args[1:], io.Discard, stderr); err != nil {
 			return fmt.Errorf("%s: %w", s.args[0], err)
 		}
+		if err := manifest.done(s.outputs...); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "\ndone in %s. Open %s for the layer-by-layer probe and %s for the maps.\n",
 		time.Since(start).Round(time.Millisecond), filepath.Join(dirs.report, "report.md"), dirs.attention)
+	fmt.Fprintf(stdout, "Explore them in the browser: probe serve --model %s --images %s --features %s\n", dirs.model, dirs.images, dirs.features)
 	fmt.Fprintln(stdout, "With the real checkpoint: probe classify --model deepmind/vision-perceiver-fourier IMAGE")
 	return nil
 }
 
 // saveModel writes a model folder that every command (and Hugging Face) can load.
 func saveModel(dir string, m *core.Model) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	cfg, err := json.MarshalIndent(m.Config, "", "  ")
-	if err != nil {
-		return err
-	}
-	prep, err := json.MarshalIndent(m.Preprocessor, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, core.ConfigFile), cfg, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, core.PreprocessorFile), prep, 0o644); err != nil {
-		return err
-	}
-	var ts []*weights.Tensor
-	for _, p := range m.Weights.Params() {
-		ts = append(ts, &weights.Tensor{Name: p.Name, DType: "F32", Shape: p.Param.Shape, Data: p.Param.Data})
-	}
-	return weights.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt", "note": "random weights, seed 2026"})
+	return m.Save(dir, map[string]string{"note": "random weights, seed 2026"})
 }
 
 func copyEmbedded(dst string) error {
@@ -157,15 +164,37 @@ func copyEmbedded(dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+		if err := outfile.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// saveDemoImages writes the source's last n images (the test split) as PNG files named by
+// index and class, e.g. 0699-ankle-boot.png, and returns how many it wrote.
+func saveDemoImages(dir string, src probe.Source, n int) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	n = min(n, src.Len())
+	for i := src.Len() - n; i < src.Len(); i++ {
+		it := src.Item(i)
+		class := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, strings.ToLower(it.LabelName))
+		if err := savePNG(filepath.Join(dir, fmt.Sprintf("%04d-%s.png", i, class)), it); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
 func savePNG(path string, it probe.Item) error {
-	f, err := os.Create(path)
+	f, err := outfile.Create(path)
 	if err != nil {
 		return err
 	}

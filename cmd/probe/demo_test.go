@@ -57,8 +57,46 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: test top-1 %.3f is near chance", r.Column, r.Test.Top1)
 		}
 	}
+	// A file of the user's inside one of the demo's folders survives a second run, which
+	// refuses rather than mix it into the demo's outputs (issue 19 item 3).
+	mine := filepath.Join(out, "report", "my-notes.txt")
+	os.WriteFile(mine, []byte("mine"), 0o644)
+	if _, stderr, code := run(t, "demo", "--out", out); code == 0 || !strings.Contains(stderr, filepath.Join(out, "report")) {
+		t.Errorf("second run with a user file in report/: exit %d, want a refusal naming the folder: %s", code, stderr)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "mine" {
+		t.Fatalf("the user's file was removed or changed: %v", err)
+	}
+	os.Remove(mine)
 	// A second run replaces its own outputs instead of refusing.
 	if _, stderr, code := run(t, "demo", "--out", out); code != 0 {
 		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	if tab, _ := loadTable(t, filepath.Join(out, "features.parquet")); tab.Len() != 700 {
+		t.Errorf("second run: %d rows, want 700", tab.Len())
+	}
+}
+
+// TestDemoKeepsOtherFiles: `probe demo --out DIR` on a folder that is not a previous demo output
+// and is not empty (`--out .` in a project) refuses and removes nothing (issue 19 item 3).
+func TestDemoKeepsOtherFiles(t *testing.T) {
+	out := t.TempDir()
+	files := map[string]string{"data/train.csv": "path,label\n", "model/config.json": "{}", "notes.txt": "x"}
+	for name, content := range files {
+		os.MkdirAll(filepath.Join(out, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(out, name), []byte(content), 0o644)
+	}
+	_, stderr, code := run(t, "demo", "--out", out)
+	if code == 0 || !strings.Contains(stderr, out) {
+		t.Errorf("exit %d, want a refusal naming %s: %s", code, out, stderr)
+	}
+	for name, content := range files {
+		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != content {
+			t.Errorf("%s removed or changed (%v)", name, err)
+		}
+	}
+	// A missing or empty folder is fine; only the first step is checked here.
+	if _, stderr, code := run(t, "demo", "--out", filepath.Join(out, "new", "demo")); code != 0 {
+		t.Errorf("a new folder: exit %d: %s", code, stderr)
 	}
 }

@@ -66,6 +66,11 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tensors := append([]*weights.Tensor{px}, res.Tensors()...)
+	for _, t := range tensors {
+		if err := checkFinite(t.Name, t.Data); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", source, mf.model, err)
+		}
+	}
 	g := res.Grid
 	meta := map[string]string{
 		"producer":    "perceiverkit probe dump",

@@ -1,23 +1,32 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 )
@@ -30,7 +39,7 @@ func init() {
 var errInterrupted = errors.New("interrupted")
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--shard K/N] [--resume] [--quiet]", stderr)
+	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	data := fs.String("data", "", "data set: an image folder (class/xxx.jpg or flat), a .csv/.tsv manifest (path[,label][,split]), or IDX files (MNIST format)")
@@ -43,6 +52,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run (or complete an existing file), skipping ids already written")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	rowGroupMB := fs.Float64("row-group-mb", 64, "rows buffered before a row group is written (MB)")
+	decodeMpx := fs.Float64("decode-mpx", defaultDecodeMpx, "million pixels being decoded at once over all workers (an image larger than this decodes alone)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -50,8 +60,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) {
-		return fmt.Errorf("--batch, --workers and --row-group-mb must be positive")
+	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) || !(*decodeMpx > 0) {
+		return fmt.Errorf("--batch, --workers, --row-group-mb and --decode-mpx must be positive")
 	}
 
 	shard := probe.Whole
@@ -75,6 +85,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if src.Len() == 0 {
+		return fmt.Errorf("%s: no items; nothing written", *data)
+	}
 	m, err := mf.open(stderr)
 	if err != nil {
 		return err
@@ -89,18 +102,30 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cols := make([]probe.Column, len(reps))
+	names := make([]string, len(reps))
 	for i, r := range reps {
 		cols[i] = probe.Column{Name: r.Name, Dim: r.Dim, Description: r.Description(&m.Config)}
+		names[i] = r.Name
 	}
-	meta, err := extractMetadata(m, mf.model, src, shard, list)
+	meta, err := extractMetadata(m, mf.model, *data, src, shard, strings.Join(names, ","))
 	if err != nil {
+		return err
+	}
+	// The store renames its result over path: a symlink or device there must stay.
+	if err := outfile.CheckTarget(path); err != nil {
 		return err
 	}
 	w, err := probe.Create(path, cols, probe.WriterOptions{
 		RowGroupBytes: int64(*rowGroupMB * (1 << 20)),
 		Resume:        *resume,
 		Metadata:      meta,
+		Identity:      runIdentity,
+		Notify:        func(msg string) { fmt.Fprintln(stderr, "probe extract:", msg) },
 	})
+	var mismatch *probe.RunMismatchError
+	if errors.As(err, &mismatch) && slices.Contains(mismatch.Keys, "source.digest") && !slices.Contains(mismatch.Keys, "source.path") {
+		return fmt.Errorf("%s: the source changed since the earlier run (items, order or labels differ): %w", *data, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -127,9 +152,22 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	bar := progress.New(barOut, int64(len(todo)), "extract", progress.Unit("img"))
 	skips := preprocess.NewSkips(stderr)
 	start := time.Now()
-	done, forward, runErr := extractItems(ctx, m, src, todo, reps, w, *batch, *workers, mf.decodeOptions(), skips, bar)
+	budget := newPixelBudget(int64(*decodeMpx * 1e6))
+	done, forward, runErr := extractItems(ctx, m, src, todo, reps, w, *batch, *workers, budget, mf.decodeOptions(), skips, bar)
 	bar.Finish()
 	elapsed := time.Since(start)
+
+	if runErr == nil && done == 0 && already == 0 && len(todo) > 0 {
+		// Every item failed: an empty file would look like a finished run.
+		if err := w.Discard(); err != nil {
+			fmt.Fprintf(stderr, "probe extract: %v\n", err)
+		}
+		why := ""
+		if list := skips.List(); len(list) > 0 {
+			why = fmt.Sprintf(" (the first: %v)", list[0].Err)
+		}
+		return fmt.Errorf("all %d items failed%s; nothing written to %s", len(todo), why, path)
+	}
 
 	if runErr != nil {
 		// Keep every finished row for --resume; the output path is never left half-written.
@@ -147,14 +185,38 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	rate := float64(done) / elapsed.Seconds()
 	fmt.Fprintf(stdout, "wrote %s: %d new rows, %d already present, %d skipped bad files, %s (%.2f images/s, %.1f%% of the time in the forward pass)\n",
 		path, done, already, skips.Count(), elapsed.Round(time.Millisecond), rate, 100*forward.Seconds()/elapsed.Seconds())
+	if scheme := probe.LabelScheme(src); scheme != "" {
+		fmt.Fprintf(stdout, "labels: %s\n", scheme)
+	}
+	if n, why := probe.SkippedFiles(src); n > 0 {
+		fmt.Fprintf(stdout, "source: %s\n", why)
+	}
 	return nil
 }
+
+// runIdentity are the metadata keys that identify an extraction: a resume whose values differ
+// would mix rows of two runs, so it is refused. The model path, program version and time may
+// change between attempts.
+// The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
+// one source) and by the digest of its item list.
+var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers"}
+
+// defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
+// (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
+const defaultDecodeMpx = 100
+
+// decodePeak records the most pixels decoding at once, for tests.
+var decodePeak atomic.Int64
 
 // extractItems decodes and preprocesses the items on worker goroutines and runs the model on
 // batches as they fill, writing one row per image. It returns how many rows it wrote and the time
 // spent in forward passes.
+//
+// Decoding a large image takes memory in proportion to its pixels, so besides the worker count
+// the pixels being decoded at once are bounded by budget (a FIFO weighted semaphore, so a large
+// image waits its turn and then runs alone, not starved by small ones).
 func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []int, reps []core.Representation,
-	w *probe.Writer, batch, workers int, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, time.Duration, error) {
+	w *probe.Writer, batch, workers int, budget *pixelBudget, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, time.Duration, error) {
 	type prepared struct {
 		item probe.Item
 		res  *preprocess.Result
@@ -174,6 +236,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			}
 		}
 	}()
+	var inflight atomic.Int64
 	var wg sync.WaitGroup
 	for k := 0; k < workers; k++ {
 		wg.Add(1)
@@ -186,7 +249,17 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 				if it.Image != nil {
 					res, err = m.Preprocessor.Process(preprocess.FromImage(it.Image))
 				} else {
+					px := imagePixels(it.Path)
+					weight := budget.weight(px)
+					if budget.sem.Acquire(ctx, weight) != nil {
+						return
+					}
+					n := inflight.Add(px)
+					for p := decodePeak.Load(); n > p && !decodePeak.CompareAndSwap(p, n); p = decodePeak.Load() {
+					}
 					res, err = m.Preprocessor.LoadImage(it.Path, opt)
+					inflight.Add(-px)
+					budget.sem.Release(weight)
 				}
 				if err != nil {
 					skips.Add(it.ID, err)
@@ -229,6 +302,9 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			row := make([][]float32, len(reps))
 			for i, r := range reps {
 				row[i] = vecs[i][b*r.Dim : (b+1)*r.Dim]
+				if err := checkFinite(r.Name, row[i]); err != nil {
+					return fmt.Errorf("%s: weights %s: %w; stopped before writing it (finished rows kept for --resume)", p.item.ID, m.WeightsPath(), err)
+				}
 			}
 			if err := w.Write(p.item.Row(row)); err != nil {
 				return err
@@ -263,7 +339,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 
 // extractMetadata describes how a file was made: the model and the exact weights (sha256), the
 // config and preprocessor settings, the source, the shard, the program version and the time.
-func extractMetadata(m *core.Model, model string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
+func extractMetadata(m *core.Model, model, data string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
 	cfg, err := json.Marshal(m.Config)
 	if err != nil {
 		return nil, err
@@ -277,6 +353,8 @@ func extractMetadata(m *core.Model, model string, src probe.Source, shard probe.
 		"config.json":              string(cfg),
 		"preprocessor_config.json": string(prep),
 		"source":                   src.Name(),
+		"source.path":              resolvedPath(data),
+		"source.digest":            probe.Digest(src),
 		"shard":                    shard.String(),
 		"layers":                   layers,
 		"program":                  "perceiverkit probe " + version(),
@@ -291,6 +369,52 @@ func extractMetadata(m *core.Model, model string, src probe.Source, shard probe.
 		meta["weights.sha256"] = sum
 	}
 	return meta, nil
+}
+
+// pixelBudget bounds the pixels being decoded at once.
+type pixelBudget struct {
+	sem  *semaphore.Weighted
+	size int64
+}
+
+func newPixelBudget(pixels int64) *pixelBudget {
+	pixels = max(pixels, 1)
+	return &pixelBudget{sem: semaphore.NewWeighted(pixels), size: pixels}
+}
+
+// weight is what an image of px pixels takes from the budget: all of it for an image larger than
+// the budget (it decodes alone), at least 1 for one whose size is unknown.
+func (b *pixelBudget) weight(px int64) int64 { return max(1, min(px, b.size)) }
+
+// resolvedPath is path made absolute with symbolic links resolved (path itself when that fails).
+func resolvedPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
+// imagePixels reads the width and height from an image file's header (0 when it cannot: the
+// decoder then reports the file).
+func imagePixels(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var cfg image.Config
+	func() {
+		defer func() { recover() }() // a hostile header must not stop the run; LoadImage reports it
+		cfg, _, err = image.DecodeConfig(bufio.NewReader(f))
+	}()
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0
+	}
+	return int64(cfg.Width) * int64(cfg.Height)
 }
 
 func sha256File(path string) (string, error) {

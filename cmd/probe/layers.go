@@ -6,8 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/perceiverkit/perceiver/core"
 )
 
 func init() {
@@ -38,13 +36,7 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	var m *core.Model
-	var err error
-	if *random {
-		m, err = randomFullSize(*arch, 1)
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, err := mf.openOrRandom(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}

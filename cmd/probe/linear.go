@@ -135,8 +135,10 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 	var classes []string
 	switch labelCol {
 	case "label":
-		names := map[int]string{}
-		maxLabel := -1
+		// Classes are the distinct label values, in increasing order: sizing them by the largest
+		// value allocates per possible label (ImageNet synset offsets, or 2^40, exhaust memory).
+		names := map[int64]string{}
+		var values []int64
 		for i := range t.IDs {
 			if !t.HasLabel[i] {
 				continue
@@ -144,21 +146,28 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 			if t.Labels[i] < 0 {
 				return nil, 0, fmt.Errorf("row %s: negative label %d", t.IDs[i], t.Labels[i])
 			}
-			l := int(t.Labels[i])
+			l := t.Labels[i]
 			keep = append(keep, i)
-			y = append(y, l)
-			maxLabel = max(maxLabel, l)
-			if t.LabelNames[i] != "" {
+			if _, seen := names[l]; !seen || names[l] == "" {
+				if !seen {
+					values = append(values, l)
+				}
 				names[l] = t.LabelNames[i]
 			}
 		}
-		classes = make([]string, maxLabel+1)
-		for l := range classes {
-			if n, ok := names[l]; ok {
-				classes[l] = n
+		slices.Sort(values)
+		class := make(map[int64]int, len(values))
+		classes = make([]string, len(values))
+		for c, l := range values {
+			class[l] = c
+			if names[l] != "" {
+				classes[c] = names[l]
 			} else {
-				classes[l] = strconv.Itoa(l)
+				classes[c] = strconv.FormatInt(l, 10)
 			}
+		}
+		for _, i := range keep {
+			y = append(y, class[t.Labels[i]])
 		}
 	case "label_name":
 		index := map[string]int{}
@@ -220,7 +229,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
 	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
-	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output)")
+	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output); existing files are never replaced")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -250,20 +259,21 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	}
 	switch *format {
 	case "npy":
+		names := []string{"labels.npy", "ids.txt"}
+		for _, c := range t.Columns {
+			names = append(names, c.Name+".npy")
+		}
+		for _, n := range names { // refuse before writing any
+			if err := refuseExisting(filepath.Join(*out, n)); err != nil {
+				return err
+			}
+		}
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return err
 		}
 		write := func(name string, fn func(io.Writer) error) error {
 			path := filepath.Join(*out, name)
-			f, err := os.Create(path)
-			if err != nil {
-				return err
-			}
-			if err := fn(f); err != nil {
-				f.Close()
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			if err := f.Close(); err != nil {
+			if err := writeNewFile(path, fn); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "wrote %s\n", path)
@@ -295,19 +305,10 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		for j, c := range t.Columns {
 			cols = append(cols, linear.CSVColumn{Name: c.Name, Floats: t.Vectors[j], Width: c.Dim})
 		}
-		w := stdout
 		if *out != "" {
-			f, err := os.Create(*out)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w = f
+			return writeNewFile(*out, func(w io.Writer) error { return linear.WriteCSV(w, cols...) })
 		}
-		if err := linear.WriteCSV(w, cols...); err != nil {
-			return err
-		}
-		return nil
+		return linear.WriteCSV(stdout, cols...)
 	default:
 		return fmt.Errorf("--format %q: want npy or csv", *format)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/hub"
@@ -21,7 +22,7 @@ type modelFlags struct {
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "model folder (config.json, preprocessor_config.json, model.safetensors or pytorch_model.bin) or hub id org/name[@revision]")
-	fs.BoolVar(&f.exif, "exif-orientation", false, "rotate images as their EXIF orientation says (Hugging Face does not; off for parity)")
+	fs.BoolVar(&f.exif, "exif-orientation", false, "rotate JPEG, PNG and WebP images as their EXIF orientation says (Hugging Face does not; off for parity); TIFFs are always rotated, as Pillow does on load")
 	fs.Int64Var(&f.maxPixels, "max-pixels", preprocess.DefaultMaxPixels, "refuse images with more pixels than this, before decoding (decompression bombs); negative: no limit")
 }
 
@@ -36,7 +37,23 @@ func (f *modelFlags) open(stderr io.Writer) (*core.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return core.Load(dir)
+	m, err := core.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	// core.Load falls back to the processor's defaults, as transformers does; predictions change
+	// if the model was trained with other settings, so say which were used. The optical flow model
+	// uses no image processor (its frames are only rescaled to [−1, 1]).
+	if _, flow := m.TrainSize(); !flow && !fileExists(filepath.Join(dir, core.PreprocessorFile)) {
+		p := filepath.Join(dir, core.PreprocessorFile)
+		fmt.Fprintf(stderr, "warning: %s is missing: using PerceiverImageProcessor's defaults (%v)\n", p, m.Preprocessor)
+	}
+	return m, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
@@ -56,4 +73,13 @@ func randomFullSize(kind string, seed uint64) (*core.Model, error) {
 		return nil, fmt.Errorf("--arch: %w", err)
 	}
 	return core.NewRandom(cfg, preprocess.DefaultConfig(), seed)
+}
+
+// openOrRandom is the model of a command that takes --model or --random [--arch KIND]: the named
+// model, or the full-size architecture of that kind with random weights (seed 1).
+func (f *modelFlags) openOrRandom(random bool, arch string, stderr io.Writer) (*core.Model, error) {
+	if random {
+		return randomFullSize(arch, 1)
+	}
+	return f.open(stderr)
 }

@@ -19,7 +19,9 @@
 // (X-Linked-Etag for LFS files, else ETag) and the size (X-Linked-Size, else
 // Content-Length); relative redirects (renamed repositories) are followed, an
 // absolute one is the CDN location of an LFS blob. The download goes to
-// blobs/<etag>.incomplete, resumes with a Range request, is checked against
+// blobs/<etag>.incomplete, resumes with a Range request, is abandoned (kept for
+// the next run, ErrStalled naming the file) when nothing arrives for
+// Options.ReadTimeout (HF_HUB_DOWNLOAD_TIMEOUT, default 10 s), is checked against
 // the etag (sha256 of the content for LFS, git's blob sha1 otherwise) and only
 // then renamed into place. The weights are model.safetensors when the
 // repository has it, else pytorch_model.bin; the hub reports absence as 404

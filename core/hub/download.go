@@ -277,8 +277,24 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 	// The token is for the hub, not for a CDN the blob is served from.
 	withToken := endpoint != nil && loc.Host == endpoint.Host
 
+	// A server that stops sending with the connection open would hold us forever: the request
+	// is cancelled when no byte (nor the reply's headers) arrives for ReadTimeout.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timeout := c.opt.ReadTimeout
+	idle := time.AfterFunc(timeout, func() { cancel(ErrStalled) })
+	defer idle.Stop()
+	interrupted := func(err error) error {
+		if errors.Is(context.Cause(rctx), ErrStalled) && ctx.Err() == nil {
+			return fmt.Errorf("hub: %s: download of %s %w: nothing received for %s, at %d of %d bytes; run again to resume",
+				c.repo, file, ErrStalled, timeout, *have, meta.size)
+		}
+		return c.interrupted(ctx, file, *have, meta.size, err)
+	}
+
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, meta.location, nil)
+		idle.Reset(timeout)
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, meta.location, nil)
 		if err != nil {
 			return fmt.Errorf("hub: %s: %s: %w", c.repo, file, err)
 		}
@@ -288,7 +304,7 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 		}
 		resp, err := c.opt.Client.Do(req)
 		if err != nil {
-			return c.interrupted(ctx, file, *have, meta.size, err)
+			return interrupted(err)
 		}
 		retry := false
 		switch {
@@ -325,7 +341,7 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 		}
 
 		bar := progress.New(c.opt.Progress, meta.size, file, progress.Bytes(), progress.Start(*have))
-		n, werr, rerr := copyBody(f, resp.Body, bar)
+		n, werr, rerr := copyBody(f, idleReader{resp.Body, idle, timeout}, bar)
 		bar.Finish()
 		resp.Body.Close()
 		*have += n
@@ -333,10 +349,25 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 			return fmt.Errorf("hub: %s: writing %s: %w", c.repo, f.Name(), werr)
 		}
 		if rerr != nil {
-			return c.interrupted(ctx, file, *have, meta.size, rerr)
+			return interrupted(rerr)
 		}
 		return nil
 	}
+}
+
+// idleReader restarts the idle timer whenever bytes arrive.
+type idleReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	timeout time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.timeout)
+	}
+	return n, err
 }
 
 func (c *repoCache) interrupted(ctx context.Context, file string, have, size int64, err error) error {

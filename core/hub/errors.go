@@ -22,3 +22,7 @@ var (
 	// ErrBadModel: the argument is neither a folder nor a hub id.
 	ErrBadModel = errors.New("not a folder or hub id")
 )
+
+// ErrStalled: a download received nothing for Options.ReadTimeout; the bytes received are kept
+// and the next run resumes from them.
+var ErrStalled = errors.New("download stalled")

@@ -71,6 +71,8 @@ type fakeHub struct {
 	cutAfter map[string]int64 // sha256 → bytes sent before dropping the connection, once
 	served   map[string]int64 // sha256 → body bytes sent by the CDN
 	noRanges bool             // CDN ignores Range, as some proxies do
+	stallAt  map[string]int64 // sha256 → bytes sent before the CDN stops sending (connection open), once
+	release  chan struct{}    // closed at cleanup: ends stalled handlers
 }
 
 const (
@@ -109,11 +111,14 @@ func newFakeHub(t testing.TB) *fakeHub {
 		renamed:  map[string]string{"old-org/perceiver": "deepmind/vision-perceiver-fourier"},
 		cutAfter: map[string]int64{},
 		served:   map[string]int64{},
+		stallAt:  map[string]int64{},
+		release:  make(chan struct{}),
 	}
 	h.repos["acme/private"].private = true
 	h.repos["acme/gated"].gated = true
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
+	t.Cleanup(func() { close(h.release) }) // runs first: no handler outlives the test
 	return h
 }
 
@@ -221,6 +226,8 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request, sha string) {
 	corrupt, noRanges := h.corrupt, h.noRanges
 	cut, cutting := h.cutAfter[sha]
 	delete(h.cutAfter, sha)
+	stall, stalling := h.stallAt[sha]
+	delete(h.stallAt, sha)
 	h.mu.Unlock()
 	if corrupt {
 		content = append([]byte(nil), content...)
@@ -239,6 +246,17 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request, sha string) {
 		cw.Write(content[:cut])
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler) // drops the connection mid-body
+	}
+	if stalling && r.Header.Get("Range") == "" {
+		w.Header().Set("Content-Length", fmt.Sprint(len(content)))
+		w.WriteHeader(http.StatusOK)
+		cw.Write(content[:stall])
+		w.(http.Flusher).Flush()
+		select { // keeps the connection open, sending nothing
+		case <-r.Context().Done():
+		case <-h.release:
+		}
+		return
 	}
 	if noRanges {
 		r.Header.Del("Range")

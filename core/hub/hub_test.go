@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const perceiver = "deepmind/vision-perceiver-fourier"
@@ -300,5 +301,49 @@ func TestUnreachableFallsBackToCache(t *testing.T) {
 	_, err = Resolve(context.Background(), perceiver, opt)
 	if !errors.Is(err, ErrNotCached) || !strings.Contains(err.Error(), "cannot reach") {
 		t.Errorf("hub down, empty cache: %v", err)
+	}
+}
+
+// TestStalledDownloadTimesOut: a CDN that stops sending mid-file with the connection open hung
+// Resolve (and `probe classify`) forever. With a read timeout the download ends naming the file,
+// keeps what it received, and the next run resumes from there (issue 19 item 13).
+func TestStalledDownloadTimesOut(t *testing.T) {
+	h := newFakeHub(t)
+	opt := h.options(t)
+	opt.ReadTimeout = 300 * time.Millisecond
+	sha := testFiles["pytorch_model.bin"].sha256
+	const stall = 40_000
+	h.stallAt[sha] = stall
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Resolve(context.Background(), perceiver, opt)
+		errc <- err
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(20 * time.Second): // far above the timeout: only a hang gets here
+		t.Fatal("Resolve still waiting on a stalled download after 20 s")
+	}
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "pytorch_model.bin") || !strings.Contains(err.Error(), "run again to resume") {
+		t.Fatalf("err = %v, want ErrStalled naming pytorch_model.bin and saying it resumes", err)
+	}
+	inc := filepath.Join(repoRoot(opt, perceiver), "blobs", sha+".incomplete")
+	if st, err := os.Stat(inc); err != nil || st.Size() != stall {
+		t.Fatalf("partial file %s: %v, want the %d bytes received", inc, err, stall)
+	}
+	dir, err := Resolve(context.Background(), perceiver, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSnapshot(t, opt, perceiver, dir, commitMain, "pytorch_model.bin")
+	want := "bytes=" + strconv.Itoa(stall) + "-"
+	var ranged bool
+	for _, r := range h.log() {
+		ranged = ranged || (strings.HasPrefix(r.path, "/cdn/") && r.rangeHdr == want)
+	}
+	if !ranged {
+		t.Errorf("the second run did not resume with Range %q", want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // buildPythonCache lays out a cache exactly as huggingface_hub's
@@ -155,6 +156,8 @@ func TestOptionsFromEnv(t *testing.T) {
 			Options{Endpoint: "https://huggingface.co", CacheDir: home + "/c", Token: "hf_env", Offline: true}},
 		{map[string]string{"HOME": home, "HUGGINGFACE_HUB_CACHE": "/legacy", "HF_HUB_OFFLINE": "0"},
 			Options{Endpoint: "https://huggingface.co", CacheDir: "/legacy"}},
+		{map[string]string{"HOME": home, "HF_HUB_DOWNLOAD_TIMEOUT": "2.5"},
+			Options{Endpoint: "https://huggingface.co", CacheDir: home + "/.cache/huggingface/hub", ReadTimeout: 2500 * time.Millisecond}},
 	}
 	for i, c := range cases {
 		got := OptionsFromEnv(func(k string) string { return c.env[k] })

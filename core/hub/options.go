@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultEndpoint is the Hugging Face hub.
@@ -22,6 +24,10 @@ type Options struct {
 	Revision string    // used when the id has no @revision; "" means "main"
 	Progress io.Writer // download progress bars; nil draws none, and non-terminals stay silent
 	Client   *http.Client
+	// ReadTimeout ends a download that receives no byte for this long (a stalled server or
+	// connection), naming the file; the partial file is kept for the next run to resume. 0 means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
 
 // OptionsFromEnv reads huggingface_hub's environment variables through getenv
@@ -30,7 +36,7 @@ type Options struct {
 // $HF_HOME/token); HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else
 // $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
 // ~/.cache/huggingface/hub; HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set to
-// 1, ON, YES or TRUE (any case).
+// 1, ON, YES or TRUE (any case); HF_HUB_DOWNLOAD_TIMEOUT (seconds) as ReadTimeout.
 func OptionsFromEnv(getenv func(string) string) Options {
 	expand := func(p string) string {
 		if p == "~" || strings.HasPrefix(p, "~/") {
@@ -82,6 +88,9 @@ func OptionsFromEnv(getenv func(string) string) Options {
 		}
 	}
 	o.Offline = isTrue(getenv("HF_HUB_OFFLINE")) || isTrue(getenv("TRANSFORMERS_OFFLINE"))
+	if s, err := strconv.ParseFloat(strings.TrimSpace(getenv("HF_HUB_DOWNLOAD_TIMEOUT")), 64); err == nil && s > 0 && s < 1e6 {
+		o.ReadTimeout = time.Duration(s * float64(time.Second))
+	}
 	return o
 }
 
@@ -113,8 +122,15 @@ func (o Options) withDefaults() Options {
 	if o.Client == nil {
 		o.Client = http.DefaultClient
 	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
 	return o
 }
+
+// DefaultReadTimeout is how long a download may receive nothing before it is abandoned (and
+// left to resume): huggingface_hub's default HF_HUB_DOWNLOAD_TIMEOUT.
+const DefaultReadTimeout = 10 * time.Second
 
 // repoPart is one side of "org/name", as the hub allows it: word characters,
 // '-' and '.', not starting or ending with '-' or '.'.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 )
 
 // Size is a height and width in pixels. In JSON it is either an integer (a
@@ -190,4 +191,27 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// String describes the chain the settings make, for messages: e.g. "centre crop 256×256,
+// resize 224×224 bicubic, rescale ×0.00392157, normalise mean [0.485 0.456 0.406] std
+// [0.229 0.224 0.225]".
+func (c Config) String() string {
+	var steps []string
+	if c.DoCenterCrop {
+		steps = append(steps, fmt.Sprintf("centre crop %d×%d", c.CropSize.Height, c.CropSize.Width))
+	}
+	if c.DoResize {
+		steps = append(steps, fmt.Sprintf("resize %d×%d %v", c.Size.Height, c.Size.Width, c.Resample))
+	}
+	if c.DoRescale {
+		steps = append(steps, fmt.Sprintf("rescale ×%.6g", c.RescaleFactor))
+	}
+	if c.DoNormalize {
+		steps = append(steps, fmt.Sprintf("normalise mean %v std %v", c.ImageMean[:], c.ImageStd[:]))
+	}
+	if len(steps) == 0 {
+		return "no preprocessing"
+	}
+	return strings.Join(steps, ", ")
 }

@@ -38,9 +38,10 @@ type Options struct {
 	// MaxPixels refuses images whose declared width×height exceeds it, before
 	// decoding. 0 means DefaultMaxPixels; a negative value disables the check.
 	MaxPixels int64
-	// ApplyEXIFOrientation rotates/flips the image as its EXIF Orientation tag
-	// says (Pillow's ImageOps.exif_transpose). Off by default, because Hugging
-	// Face's processor does not do it and predictions would differ.
+	// ApplyEXIFOrientation rotates/flips a JPEG, PNG or WebP image as its EXIF
+	// Orientation tag says (Pillow's ImageOps.exif_transpose). Off by default,
+	// because Hugging Face's processor does not do it and predictions would
+	// differ. TIFFs are always oriented, once, as Pillow does on load.
 	ApplyEXIFOrientation bool
 }
 
@@ -103,7 +104,13 @@ func decodeBytes(data []byte, name string, opt Options) (*RGB, error) {
 		if errors.Is(err, image.ErrFormat) {
 			return nil, fmt.Errorf("%s: not a PNG, JPEG, GIF, BMP, TIFF or WebP image: %w", name, ErrInvalidImage)
 		}
+		if v := unsupportedVariant(err, format, data); v != "" {
+			return nil, unsupportedError(name, format, v)
+		}
 		return nil, fmt.Errorf("%s: bad image header (%v): %w", name, err, ErrInvalidImage)
+	}
+	if v := unsupportedBefore(data, format); v != "" {
+		return nil, unsupportedError(name, format, v)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("%s: %s image has zero size %dx%d: %w", name, format, cfg.Width, cfg.Height, ErrInvalidImage)
@@ -115,6 +122,9 @@ func decodeBytes(data []byte, name string, opt Options) (*RGB, error) {
 	var decoded image.Image
 	guard(&err, func() { decoded, _, err = image.Decode(bytes.NewReader(data)) })
 	if err != nil {
+		if v := unsupportedVariant(err, format, data); v != "" {
+			return nil, unsupportedError(name, format, v)
+		}
 		return nil, fmt.Errorf("%s: decode %s (%v): %w", name, format, err, ErrInvalidImage)
 	}
 	b := decoded.Bounds()
@@ -128,7 +138,14 @@ func decodeBytes(data []byte, name string, opt Options) (*RGB, error) {
 	if img == nil {
 		img = toRGB(decoded, sourceInfo{format: format, png: pngHeader(data, format)})
 	}
-	if opt.ApplyEXIFOrientation {
+	if format == "tiff" && tiffFaxInverted(data) {
+		for i, v := range img.Pix {
+			img.Pix[i] = 255 - v
+		}
+	}
+	// Pillow applies a TIFF's orientation when it loads the file, and so sees Hugging Face; for
+	// the other formats only exif_transpose (ApplyEXIFOrientation) does.
+	if opt.ApplyEXIFOrientation || format == "tiff" {
 		if o := exifOrientation(data, format); o > 1 {
 			img = orient(img, o)
 		}
@@ -161,3 +178,7 @@ func pngHeader(data []byte, format string) pngInfo {
 	}
 	return pngInfo{ok: true, bitDepth: data[24], colorType: data[25]}
 }
+
+// ErrUnsupported marks a valid image in a variant the decoders do not handle
+// (CMYK or grey+alpha TIFF, animated WebP, …). Test with errors.Is.
+var ErrUnsupported = errors.New("unsupported image")

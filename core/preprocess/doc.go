@@ -21,14 +21,20 @@
 // libwebp's chroma upsampling and BT.601 tables, redone here). JPEG goes
 // through Go's IDCT but libjpeg-turbo's chroma upsampling and YCbCr→RGB tables,
 // so a few per cent of the bytes differ by 1-3 (mean |Δ| about 0.03; the tests
-// measure it). CMYK TIFF is not supported by the Go decoder and is refused.
+// measure it). 1-bit CCITT Group 3/4 TIFFs stored BlackIsZero, which the Go
+// decoder inverts, are flipped back. Valid images in variants the decoders do not
+// read (CMYK or grey+alpha TIFF, CCITT Group 3 2-D, animated WebP, 12-bit JPEG, …)
+// are refused with ErrUnsupported, naming the variant and what is supported.
 //
-// EXIF orientation is ignored by default because Hugging Face ignores it; set
-// Options.ApplyEXIFOrientation to honour it. Dimensions are read from the header
+// Orientation follows Pillow per format: a TIFF's Orientation tag is applied
+// always, because Pillow applies it when it loads the file (so Hugging Face sees
+// the rotated image); for JPEG, PNG and WebP the EXIF orientation is ignored by
+// default because Hugging Face ignores it; set Options.ApplyEXIFOrientation to
+// honour it (a TIFF is still rotated once). Dimensions are read from the header
 // and images over Options.MaxPixels (default DefaultMaxPixels) are refused before
 // any pixel is decoded.
 //
 // Errors name the file: I/O errors wrap the os error, bad images wrap
-// ErrInvalidImage, oversize images wrap ErrTooLarge, so a batch command can
+// ErrInvalidImage, valid but unsupported ones ErrUnsupported, oversize images wrap ErrTooLarge, so a batch command can
 // report the path and reason, skip the file and go on (see Skips).
 package preprocess

@@ -169,3 +169,8 @@ func ExampleSkips() {
 	// skip: read image: open missing.png: no such file or directory
 	// skipped: 1
 }
+
+func ExampleConfig_String() {
+	fmt.Println(preprocess.DefaultConfig())
+	// Output: centre crop 256×256, resize 224×224 bicubic, rescale ×0.00392157, normalise mean [0.485 0.456 0.406] std [0.229 0.224 0.225]
+}

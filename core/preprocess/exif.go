@@ -85,46 +85,6 @@ func webpExif(d []byte) []byte {
 	return nil
 }
 
-// tiffOrientation reads tag 0x0112 from the first IFD of TIFF-structured data.
-func tiffOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 0
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 0
-	}
-	off := int64(bo.Uint32(t[4:]))
-	if off < 8 || off+2 > int64(len(t)) {
-		return 0
-	}
-	n := int64(bo.Uint16(t[off:]))
-	for e := int64(0); e < n; e++ {
-		p := off + 2 + 12*e
-		if p+12 > int64(len(t)) {
-			return 0
-		}
-		if bo.Uint16(t[p:]) != 0x0112 {
-			continue
-		}
-		// SHORT, count 1: the value sits in the first two bytes of the field.
-		if bo.Uint16(t[p+2:]) != 3 {
-			return 0
-		}
-		v := int(bo.Uint16(t[p+8:]))
-		if v < 1 || v > 8 {
-			return 0
-		}
-		return v
-	}
-	return 0
-}
-
 // orient applies an EXIF orientation as Pillow's ImageOps.exif_transpose does
 // (2 mirror, 3 rotate 180°, 4 flip, 5 transpose, 6 rotate 90° clockwise,
 // 7 transverse, 8 rotate 90° counter-clockwise).

@@ -1,8 +1,10 @@
 package preprocess
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +43,15 @@ func TestFormatsMatchPillow(t *testing.T) {
 		{"q90_420.jpg", false, 0.5}, // libjpeg h2v2 fancy upsampling
 		{"lossy.webp", true, 0},     // libwebp's fancy upsampling and BT.601 tables
 		{"orient6.jpg", false, 0.5}, // orientation ignored by default
+		// Pillow applies a TIFF's Orientation tag when it loads the file (generate_tiff.py).
+		{"orient2.tiff", true, 0},
+		{"orient6.tiff", true, 0},
+		{"orient8.tiff", true, 0},
+		// 1-bit CCITT fax compression, both PhotometricInterpretation values.
+		{"g3_black0.tiff", true, 0},
+		{"g4_black0.tiff", true, 0},
+		{"g3_white0.tiff", true, 0},
+		{"g4_white0.tiff", true, 0},
 	}
 	dir := filepath.Join("..", "..", "testdata", "preprocess", "formats")
 	for _, tc := range cases {
@@ -111,6 +122,54 @@ func TestOrientCorners(t *testing.T) {
 		c := corner[o]
 		if r, _, _ := dst.At(c[0], c[1]); r != 0 {
 			t.Errorf("orientation %d: pixel at %v is %d, want the stored top-left", o, c, r)
+		}
+	}
+}
+
+// A TIFF's orientation is applied once whether or not ApplyEXIFOrientation asks for it: Pillow
+// applies it on load (issue 19 item 11). (Pillow 9.4's exif_transpose then applies it a second
+// time, which is a Pillow bug we do not copy.)
+func TestTIFFOrientationAppliedOnce(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "preprocess", "formats")
+	for _, name := range []string{"orient2.tiff", "orient6.tiff", "orient8.tiff"} {
+		want := readSafetensors(t, filepath.Join(dir, name+".rgb.safetensors"))["rgb"].rgb(t)
+		got, err := DecodeFile(filepath.Join(dir, name), Options{ApplyEXIFOrientation: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.W != want.W || got.H != want.H {
+			t.Fatalf("%s: size %dx%d, want %dx%d", name, got.W, got.H, want.W, want.H)
+		}
+		if s := compareBytes(got.Pix, want.Pix); s.differ != 0 {
+			t.Errorf("%s: %d/%d bytes differ from Pillow's loaded image", name, s.differ, s.n)
+		}
+	}
+}
+
+// Valid images in a variant the decoders do not handle are reported as unsupported, naming the
+// variant and what is supported, not as corrupt (issue 19 item 20).
+func TestUnsupportedImages(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "preprocess", "formats")
+	for name, variant := range map[string]string{
+		"cmyk.tiff":  "CMYK",
+		"la.tiff":    "extra samples",
+		"g3_2d.tiff": "2-D",
+		"anim.webp":  "animated",
+	} {
+		path := filepath.Join(dir, name)
+		_, err := DecodeFile(path, Options{})
+		if !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrInvalidImage) {
+			t.Errorf("%s: %v, want ErrUnsupported (and not ErrInvalidImage)", name, err)
+			continue
+		}
+		msg := err.Error()
+		for _, w := range []string{path, "unsupported", variant, "supported:"} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: error %q does not mention %q", name, msg, w)
+			}
+		}
+		if strings.Contains(msg, "\n") || strings.Contains(msg, "corrupt") || strings.Contains(msg, "invalid") {
+			t.Errorf("%s: error %q is not one line saying unsupported", name, msg)
 		}
 	}
 }

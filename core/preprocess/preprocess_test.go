@@ -183,7 +183,7 @@ func TestDecodeErrors(t *testing.T) {
 		data []byte
 		opt  Options
 		is   error
-	}{"cmyk.tiff", cmykTIFF, Options{}, ErrInvalidImage})
+	}{"cmyk.tiff", cmykTIFF, Options{}, ErrUnsupported})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.name)

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // maxDim bounds one dimension of a declared shape, so that shapes with a zero
@@ -159,6 +161,10 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 // writeAtomically serializes into a temporary file next to path, syncs it and
 // renames it over path; on failure the temporary file is removed.
 func writeAtomically(path string, views map[string]f32View, metadata map[string]string) (err error) {
+	// A rename would replace a device node, FIFO or symlink with a plain file.
+	if err := outfile.CheckTarget(path); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -183,6 +189,9 @@ func writeAtomically(path string, views map[string]f32View, metadata map[string]
 		return err
 	}
 	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := outfile.CheckTarget(path); err != nil { // it may have appeared meanwhile
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

@@ -2,7 +2,11 @@
 
 package sgemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:noescape
 func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
@@ -33,4 +37,19 @@ func availableKernels() []*microKernel {
 	return append(ks, genericKernel)
 }
 
-var bestKernel = availableKernels()[0]
+// bestKernel is the best kernel the CPU runs, or the one PERCEIVERKIT_KERNEL names (avx512,
+// avx2 or generic) if the CPU runs it: to measure the AVX2 path on an AVX-512 machine.
+var bestKernel = chooseKernel(availableKernels())
+
+func chooseKernel(ks []*microKernel) *microKernel {
+	want := os.Getenv("PERCEIVERKIT_KERNEL")
+	if want == "go" {
+		want = "generic"
+	}
+	for _, k := range ks {
+		if k.name == want {
+			return k
+		}
+	}
+	return ks[0]
+}

@@ -3,6 +3,7 @@ package vecmath
 import (
 	"fmt"
 	"math"
+	"os"
 )
 
 // LengthError is the panic value of a kernel called with slices of mismatched lengths: a
@@ -27,8 +28,22 @@ type kernels struct {
 	width int
 }
 
-// impl is the fastest implementation the CPU supports; tests swap it to check the others.
-var impl = available()[0]
+// impl is the fastest implementation the CPU supports, or the one PERCEIVERKIT_KERNEL names
+// (avx512, avx2 or go) if the CPU runs it; tests swap it to check the others.
+var impl = chooseImpl(available())
+
+func chooseImpl(ks []*kernels) *kernels {
+	want := os.Getenv("PERCEIVERKIT_KERNEL")
+	if want == "generic" {
+		want = "go"
+	}
+	for _, k := range ks {
+		if k.name == want {
+			return k
+		}
+	}
+	return ks[0]
+}
 
 // Implementation names the kernels in use: "avx512", "avx2" or "go".
 func Implementation() string { return impl.name }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // Report is the content of report.json.
@@ -64,10 +66,10 @@ func WriteReport(dir string, results []*Result, cfg Config, meta map[string]any)
 	if err != nil {
 		return fmt.Errorf("linear: report %s: %w", dir, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(js, '\n'), 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, "report.json"), append(js, '\n'), 0o644); err != nil {
 		return fmt.Errorf("linear: report: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "report.md"), Markdown(results, cfg), 0o644); err != nil {
+	if err := outfile.WriteFile(filepath.Join(dir, "report.md"), Markdown(results, cfg), 0o644); err != nil {
 		return fmt.Errorf("linear: report: %w", err)
 	}
 	if err := PlotAccuracyByLayer(filepath.Join(dir, "accuracy-by-layer.png"), results); err != nil {

@@ -78,3 +78,29 @@ func TestMarkdownFlagsUnconvergedFits(t *testing.T) {
 		t.Fatalf("report.md does not flag the unconverged fit:\n%s", md)
 	}
 }
+
+// Each report file refuses a symlink in its place and leaves what it points to alone (issue 19
+// item 4: outputs never write through or rename over non-regular files).
+func TestWriteReportRefusesSymlinks(t *testing.T) {
+	ds := blobs(200, 4, []float64{0, 1, 2, 3}, []float64{0.2, 0.2, 0.2, 0.2}, 3)
+	r, err := Evaluate("decoder", ds, Config{Seed: 5, Cs: []float64{1}, NoKNN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"report.json", "report.md", "accuracy-by-layer.png", "confusion.png"} {
+		dir := t.TempDir()
+		target := filepath.Join(t.TempDir(), "precious")
+		os.WriteFile(target, []byte("keep"), 0o644)
+		link := filepath.Join(dir, name)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		err := WriteReport(dir, []*Result{r}, Config{Seed: 5, Cs: []float64{1}}, nil)
+		if err == nil || !strings.Contains(err.Error(), link) {
+			t.Errorf("%s as a symlink: %v, want an error naming it", name, err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "keep" {
+			t.Errorf("%s: wrote %d bytes through the symlink", name, len(b))
+		}
+	}
+}
