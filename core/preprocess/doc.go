@@ -34,6 +34,9 @@
 // and images over Options.MaxPixels (default DefaultMaxPixels) are refused before
 // any pixel is decoded.
 //
+// FlowFrames prepares the optical flow model's input instead: two frames, each value x/255·2 − 1,
+// with no crop, resize or mean/std normalisation.
+//
 // Errors name the file: I/O errors wrap the os error, bad images wrap
 // ErrInvalidImage, valid but unsupported ones ErrUnsupported, oversize images wrap ErrTooLarge, so a batch command can
 // report the path and reason, skip the file and go on (see Skips).
