@@ -77,30 +77,26 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	if len(opt.queries) > 0 && !pair {
 		return fmt.Errorf("--query needs --frame1 and --frame2")
 	}
-	var m *core.Model
 	var err error
-	if *random {
-		cfg, _ := core.FullSizeConfigFor("flow")
-		m, err = core.NewRandom(cfg, preprocess.DefaultConfig(), 1)
-		opt.modelName = "random weights (not a trained model)"
-	} else {
-		m, err = mf.open(stderr)
-		opt.modelName = mf.model
-	}
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if _, ok := m.TrainSize(); !ok {
-		return fmt.Errorf("%s is a %s classifier, not an optical flow model (PerceiverForOpticalFlow)", opt.modelName, m.Weights.Input.Kind())
-	}
-	fs.Visit(func(f *flag.Flag) {
+	fs.Visit(func(f *flag.Flag) { // unset, --overlap is -1: the default below
 		if f.Name == "overlap" && opt.overlap < 0 {
 			err = fmt.Errorf("--overlap %d: must be at least 0", opt.overlap)
 		}
 	})
 	if err != nil {
 		return err
+	}
+	m, err := mf.openOrRandom(*random, "flow", stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	opt.modelName = mf.model
+	if *random {
+		opt.modelName = "random weights (not a trained model)"
+	}
+	if _, ok := m.TrainSize(); !ok {
+		return fmt.Errorf("%s is a %s classifier, not an optical flow model (PerceiverForOpticalFlow)", opt.modelName, m.Weights.Input.Kind())
 	}
 	if size, _ := m.TrainSize(); opt.overlap < 0 {
 		opt.overlap = min(opticalflow.MinOverlap, min(size[0], size[1])/3)
