@@ -1,0 +1,16 @@
+// Package explain holds the attribution methods of `probe explain`: maps that say which parts of
+// one image a model's output rests on, class-agnostic (attention reductions) or class-specific
+// (gradients of the target logit, through the backward pass in core).
+//
+// Conventions:
+//   - A method explains one normalised image [3, H, W] (as from the image processor) and one class,
+//     the Target; y is that class's logit, as in Captum and Chefer et al.
+//   - A Map lives on its own grid: the model's token grid for the attention-based methods (mean,
+//     decoder, rollout, chefer, grad-rollout), the pixel grid (Stride 1, Rows = Height) for the
+//     gradient-based ones (saliency, input-x-gradient, integrated-gradients, smoothgrad). Values are
+//     row-major, Rows·Cols of them. TokenGrid.ToPixels draws a token map on the pixels.
+//   - Signed maps (input-x-gradient, integrated-gradients) are drawn with a diverging colour map
+//     centred on zero; the others are non-negative.
+//   - Methods are registered by name (Register) so that tools can list and iterate over them; the
+//     registry is filled in init functions and read-only afterwards, so safe for concurrent use.
+package explain
