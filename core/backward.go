@@ -23,6 +23,12 @@ type GradTrace struct {
 	// Targets holds each image's class, whose logit is y; nil, or a negative entry, means the
 	// image's argmax.
 	Targets []int
+
+	// OnSelfAttention, when set, receives self-attention application j's (0-based) probabilities
+	// and their gradient, each [heads, L, L], for image b, as soon as the backward pass has them:
+	// in decreasing j. Reductions such as Chefer's relevance run without holding every map. Both
+	// slices are reused after the call returns.
+	OnSelfAttention func(b, j int, probs, grad []float32)
 }
 
 // Gradients are the kept results of a backward pass, row-major, shaped as the forward tensors
@@ -125,14 +131,27 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	if J > 0 {
 		s := newLayerCache(batch*L, D, m.widest)
 		per := len(m.Weights.SelfAttends)
+		var scratch []float32 // the probabilities' gradient for the callback, when not kept
 		for app := J; app >= 1; app-- {
 			layer := &m.Weights.SelfAttends[(app-1)%per]
+			size := layer.Heads * L * L
 			var dprobs []float32
-			if gt.SelfAttentions {
-				dprobs = make([]float32, batch*layer.Heads*L*L)
+			switch {
+			case gt.SelfAttentions:
+				dprobs = make([]float32, batch*size)
 				g.SelfAttentions[app-1] = dprobs
+			case gt.OnSelfAttention != nil:
+				if len(scratch) < batch*size {
+					scratch = make([]float32, batch*size)
+				}
+				dprobs = scratch[:batch*size]
 			}
 			s.selfAttentionBackward(dh, dprobs, hidden[app-1], layer, batch, L)
+			if gt.OnSelfAttention != nil {
+				for b := range batch {
+					gt.OnSelfAttention(b, app-1, s.probs[b*size:(b+1)*size], dprobs[b*size:(b+1)*size])
+				}
+			}
 			if gt.HiddenStates {
 				g.HiddenStates[app-1] = append([]float32(nil), dh...)
 			}
