@@ -14,6 +14,10 @@ type Map struct {
 	Grid   core.TokenGrid // the map's grid: Rows×Cols values; a pixel grid has Stride 1 and Rows=Height
 	Values []float32      // [Grid.Rows*Grid.Cols], row-major
 	Signed bool           // signed values: draw with a diverging colour map
+
+	// Notes are a method's own numbers for the summary, e.g. integrated gradients' completeness
+	// check; nil for most methods.
+	Notes map[string]float64
 }
 
 // Input is what a method explains: one normalised image and the class to explain.
