@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core"
-	"github.com/perceiverkit/perceiver/internal/fixtures"
+	tiny "github.com/perceiverkit/perceiver/internal/fixtures"
 )
 
 // bruteOcclusion reads Captum's rule literally: every window start (r, c) with r ≤ H − win, c ≤ W −
@@ -68,8 +68,8 @@ func TestOcclusionMatchesBruteForce(t *testing.T) {
 	if !ok {
 		t.Fatal("occlusion not registered")
 	}
-	for _, kind := range fixtures.Kinds {
-		m, img := fixtures.Load(t, kind)
+	for _, kind := range tiny.Kinds {
+		m, img := tiny.Load(t, kind)
 		for _, ws := range [][2]int{{4, 2}, {3, 3}, {2, 5}, {5, 4}} {
 			target := 1
 			got, err := method.Compute(Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}, Options{Window: ws[0], Stride: ws[1]})
@@ -100,7 +100,7 @@ func TestOcclusionMatchesBruteForce(t *testing.T) {
 }
 
 func TestOcclusionErrors(t *testing.T) {
-	m, img := fixtures.Load(t, "fourier")
+	m, img := tiny.Load(t, "fourier")
 	for _, c := range []struct{ win, stride, target int }{{0, 1, 0}, {2, 0, 0}, {img.H + 1, 1, 0}, {2, 2, 99}} {
 		if _, err := Occlusion(m, img.Pixels, img.H, img.W, c.target, c.win, c.stride); err == nil {
 			t.Errorf("window %d stride %d target %d: no error", c.win, c.stride, c.target)
