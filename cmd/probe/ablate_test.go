@@ -17,7 +17,7 @@ func TestAblateCommand(t *testing.T) {
 	for _, mode := range [][]string{{"--mode", "zero"}, {"--mode", "mean", "--data", data}} {
 		out := t.TempDir()
 		args := append([]string{"ablate", "--model", "../../testdata/tiny", "--image", img, "--out", out, "--batch", "3", "--quiet"}, mode...)
-		stdout, stderr, code := runProbe(t, args...)
+		stdout, stderr, code := runCapture(args)
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", mode, code, stderr)
 		}
@@ -68,7 +68,7 @@ func TestAblateCommand(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"--mode", "mean"}, {"--latents", "9"}, {"--target", "5"}, {"--mode", "half"}} {
 		args := append([]string{"ablate", "--model", "../../testdata/tiny", "--image", img, "--out", t.TempDir()}, bad...)
-		if _, stderr, code := runProbe(t, args...); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		if _, stderr, code := runCapture(args); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d, want one line of error: %s", bad, code, stderr)
 		}
 	}

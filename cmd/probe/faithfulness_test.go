@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,13 +8,6 @@ import (
 	"strings"
 	"testing"
 )
-
-func runProbe(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code := runMain(args, &out, &errOut)
-	return out.String(), errOut.String(), code
-}
 
 func readReport(t *testing.T, dir string) map[string]any {
 	t.Helper()
@@ -39,7 +31,7 @@ func TestFaithfulnessCommand(t *testing.T) {
 	base := []string{"faithfulness", "--model", "../../testdata/tiny", "--data", data, "--methods", "mean,occlusion,random",
 		"--window", "4", "--stride", "4", "--steps", "5", "--quiet"}
 	whole := filepath.Join(t.TempDir(), "whole")
-	stdout, stderr, code := runProbe(t, append(base, "--out", whole)...)
+	stdout, stderr, code := runCapture(append(base, "--out", whole))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -77,15 +69,15 @@ func TestFaithfulnessCommand(t *testing.T) {
 	}
 
 	// Existing output without --resume is refused; other settings with --resume too.
-	if _, stderr, code := runProbe(t, append(base, "--out", whole)...); code != 1 || !strings.Contains(stderr, "--resume") {
+	if _, stderr, code := runCapture(append(base, "--out", whole)); code != 1 || !strings.Contains(stderr, "--resume") {
 		t.Errorf("rerun over an existing output: exit %d, %s", code, stderr)
 	}
-	if _, stderr, code := runProbe(t, append(base, "--out", whole, "--resume", "--seed", "9")...); code != 1 || !strings.Contains(stderr, "other settings") {
+	if _, stderr, code := runCapture(append(base, "--out", whole, "--resume", "--seed", "9")); code != 1 || !strings.Contains(stderr, "other settings") {
 		t.Errorf("resume with another seed: exit %d, %s", code, stderr)
 	}
 
 	part := filepath.Join(t.TempDir(), "part")
-	if _, stderr, code := runProbe(t, append(base, "--out", part, "--limit", "2")...); code != 0 {
+	if _, stderr, code := runCapture(append(base, "--out", part, "--limit", "2")); code != 0 {
 		t.Fatalf("limited run: %s", stderr)
 	}
 	f, err := os.OpenFile(filepath.Join(part, "images.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
@@ -94,7 +86,7 @@ func TestFaithfulnessCommand(t *testing.T) {
 	}
 	f.WriteString(`{"index": 3, "id": "cup/coff`) // a crash mid-line
 	f.Close()
-	if _, stderr, code := runProbe(t, append(base, "--out", part, "--resume")...); code != 0 {
+	if _, stderr, code := runCapture(append(base, "--out", part, "--resume")); code != 0 {
 		t.Fatalf("resumed run: %s", stderr)
 	}
 	resumed := readReport(t, part)
@@ -105,7 +97,7 @@ func TestFaithfulnessCommand(t *testing.T) {
 	for _, bad := range [][]string{{"--methods", "nope"}, {"--steps", "1"}} {
 		args := append(append([]string{}, base...), "--out", t.TempDir())
 		args = append(args, bad...)
-		if _, stderr, code := runProbe(t, args...); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		if _, stderr, code := runCapture(args); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d, want one line of error: %s", bad, code, stderr)
 		}
 	}
