@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/core/weights"
@@ -23,6 +24,11 @@ type GradTrace struct {
 	// Targets holds each image's class, whose logit is y; nil, or a negative entry, means the
 	// image's argmax.
 	Targets []int
+
+	// Recompute trades time for memory: the forward pass keeps only the hidden states, and the
+	// backward recomputes each self-attention application's activations from its input (one more
+	// pass through the latent stack) instead of keeping them all (see doc.go).
+	Recompute bool
 
 	// OnSelfAttention, when set, receives self-attention application j's (0-based) probabilities
 	// and their gradient, each [heads, L, L], for image b, as soon as the backward pass has them:
@@ -87,20 +93,11 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 			return nil, nil, fmt.Errorf("backward: target %d out of range: the model has %d classes (0…%d)", t, labels, labels-1)
 		}
 	}
-	ftr := tr
-	ftr.HiddenStates = true
-	ftr.EncoderAttention = tr.EncoderAttention || throughEncoder
-	o, err := m.Forward(pixels, batch, h, w, ftr)
+	o, st, err := m.forwardSaving(pixels, batch, h, w, tr, throughEncoder, gt.Recompute)
 	if err != nil {
 		return nil, nil, err
 	}
-	hidden, probsEnc := o.HiddenStates, o.EncoderAttention
-	if !tr.HiddenStates {
-		o.HiddenStates = nil
-	}
-	if !tr.EncoderAttention {
-		o.EncoderAttention = nil
-	}
+	hidden, probsEnc := st.hidden, st.encoder
 
 	g := &Gradients{Targets: make([]int, batch)}
 	for b := range batch {
@@ -128,33 +125,40 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	if gt.SelfAttentions {
 		g.SelfAttentions = make([][]float32, J)
 	}
-	if J > 0 {
-		s := newLayerCache(batch*L, D, m.widest)
-		per := len(m.Weights.SelfAttends)
-		var scratch []float32 // the probabilities' gradient for the callback, when not kept
-		for app := J; app >= 1; app-- {
-			layer := &m.Weights.SelfAttends[(app-1)%per]
-			size := layer.Heads * L * L
-			var dprobs []float32
-			switch {
-			case gt.SelfAttentions:
-				dprobs = make([]float32, batch*size)
-				g.SelfAttentions[app-1] = dprobs
-			case gt.OnSelfAttention != nil:
-				if len(scratch) < batch*size {
-					scratch = make([]float32, batch*size)
-				}
-				dprobs = scratch[:batch*size]
+	per := len(m.Weights.SelfAttends)
+	var scratch []float32 // the probabilities' gradient for the callback, when not kept
+	for app := J; app >= 1; app-- {
+		layer := &m.Weights.SelfAttends[(app-1)%per]
+		size := layer.Heads * L * L
+		var dprobs []float32
+		switch {
+		case gt.SelfAttentions:
+			dprobs = make([]float32, batch*size)
+			g.SelfAttentions[app-1] = dprobs
+		case gt.OnSelfAttention != nil:
+			if len(scratch) < batch*size {
+				scratch = make([]float32, batch*size)
 			}
-			s.selfAttentionBackward(dh, dprobs, hidden[app-1], layer, batch, L)
-			if gt.OnSelfAttention != nil {
-				for b := range batch {
-					gt.OnSelfAttention(b, app-1, s.probs[b*size:(b+1)*size], dprobs[b*size:(b+1)*size])
-				}
+			dprobs = scratch[:batch*size]
+		}
+		var sv *savedLayer
+		if gt.Recompute {
+			sv = st.saved[0]
+			st.work.forward(st.out, hidden[app-1], layer, batch, L, sv)
+		} else {
+			sv = st.saved[app-1]
+		}
+		st.work.backward(dh, dprobs, hidden[app-1], layer, batch, L, sv)
+		if gt.OnSelfAttention != nil {
+			for b := range batch {
+				gt.OnSelfAttention(b, app-1, sv.probs[b*size:(b+1)*size], dprobs[b*size:(b+1)*size])
 			}
-			if gt.HiddenStates {
-				g.HiddenStates[app-1] = append([]float32(nil), dh...)
-			}
+		}
+		if !gt.Recompute {
+			st.saved[app-1] = nil // free it for the collector: the backward has passed it
+		}
+		if gt.HiddenStates {
+			g.HiddenStates[app-1] = append([]float32(nil), dh...)
 		}
 	}
 	if !throughEncoder {
@@ -194,67 +198,91 @@ func argmax(x []float32) int {
 	return best
 }
 
-// layerCache holds one layer's recomputed activations over rows = B·L positions, and the
-// scratch of its backward. One cache serves every application of the latent stack in turn.
-type layerCache struct {
-	rows, d           int
-	xn1, q, k, v, ctx []float32 // LN1(x) and the attention's projections and context
-	x1, xn2, a1       []float32 // after the attention, its LayerNorm, the MLP's pre-GELU
-	dq, dk, dv, dctx  []float32
-	dx1, dxn, da1     []float32
-	probs             []float32 // [B, heads, L, L], allocated at the first layer
-	ds                []float32 // [L, L] softmax scratch
+// savedLayer is what one self-attention application's backward needs from its forward, over
+// rows = B·L positions: the projections, the probabilities, the state after the attention half
+// (LayerNorm's and the MLP's input) and the MLP's pre-GELU activations. LN1(x) and LN(x1) are
+// not kept: their backward needs only their inputs, and no weight gradient is formed.
+type savedLayer struct {
+	q, k, v []float32 // [rows, qk], [rows, qk], [rows, vw]
+	probs   []float32 // [B, heads, L, L]
+	x1, a1  []float32 // [rows, D], [rows, widening·D]
 }
 
-func newLayerCache(rows, d, wide int) *layerCache {
-	f := func(n int) []float32 { return make([]float32, n) }
-	return &layerCache{
-		rows: rows, d: d,
-		xn1: f(rows * d), q: f(rows * wide), k: f(rows * wide), v: f(rows * wide), ctx: f(rows * wide),
-		x1: f(rows * d), xn2: f(rows * d), a1: f(rows * wide),
-		dq: f(rows * wide), dk: f(rows * wide), dv: f(rows * wide), dctx: f(rows * wide),
-		dx1: f(rows * d), dxn: f(rows * d), da1: f(rows * wide),
+func newSavedLayer(l *Layer, batch, L int) *savedLayer {
+	a := &l.Attention.Self
+	rows := batch * L
+	return &savedLayer{
+		q: make([]float32, rows*a.Query.Out()), k: make([]float32, rows*a.Key.Out()), v: make([]float32, rows*a.Value.Out()),
+		probs: make([]float32, batch*l.Heads*L*L),
+		x1:    make([]float32, rows*l.LayerNorm.Weight.Len()), a1: make([]float32, rows*l.MLP.Dense1.Out()),
 	}
 }
 
-// selfAttentionBackward recomputes one self-attention layer's forward from its input x [B·L, D],
-// then replaces dh, the gradient with respect to its output, by the gradient with respect to x.
-// dprobs, when not nil, receives the gradient with respect to the probabilities [B, heads, L, L].
-func (s *layerCache) selfAttentionBackward(dh, dprobs, x []float32, l *Layer, batch, L int) {
+// layerWork is the scratch one layer's forward and backward share, over rows = B·L positions.
+type layerWork struct {
+	rows             int
+	xn, ctx, gel     []float32
+	dq, dk, dv, dctx []float32
+	dx1, dxn, da1    []float32
+	ds               []float32 // [L, L] softmax scratch
+}
+
+func newLayerWork(rows, d, wide, L int) *layerWork {
+	f := func(n int) []float32 { return make([]float32, n) }
+	return &layerWork{
+		rows: rows,
+		xn:   f(rows * d), ctx: f(rows * wide), gel: f(rows * wide),
+		dq: f(rows * wide), dk: f(rows * wide), dv: f(rows * wide), dctx: f(rows * wide),
+		dx1: f(rows * d), dxn: f(rows * d), da1: f(rows * wide), ds: f(L * L),
+	}
+}
+
+// forward writes into out [B·L, D] the self-attention layer l applied to x, with the same kernels
+// as Model.Forward (so the same numbers), keeping in sv what the backward needs.
+func (s *layerWork) forward(out, x []float32, l *Layer, batch, L int, sv *savedLayer) {
 	a := &l.Attention.Self
 	rows := s.rows
 	qk, vw := a.Query.Out(), a.Value.Out()
 	heads := l.Heads
 	dqk, dvh := qk/heads, vw/heads
 	scale := float32(1 / math.Sqrt(float64(dqk)))
-	if need := batch * heads * L * L; len(s.probs) < need {
-		s.probs = make([]float32, need)
-		s.ds = make([]float32, L*L)
-	}
-	// Forward, keeping what the backward needs.
-	layerNorm(s.xn1, x, rows, &a.LayerNorm1)
-	q, k, v, ctx := s.q[:rows*qk], s.k[:rows*qk], s.v[:rows*vw], s.ctx[:rows*vw]
-	linear(q, s.xn1, rows, &a.Query)
-	linear(k, s.xn1, rows, &a.Key)
-	linear(v, s.xn1, rows, &a.Value)
+	layerNorm(s.xn, x, rows, &a.LayerNorm1)
+	linear(sv.q, s.xn, rows, &a.Query)
+	linear(sv.k, s.xn, rows, &a.Key)
+	linear(sv.v, s.xn, rows, &a.Value)
+	ctx := s.ctx[:rows*vw]
 	size := heads * L * L
 	for b := 0; b < batch; b++ {
-		attention.MultiHead(ctx[b*L*vw:(b+1)*L*vw], s.probs[b*size:(b+1)*size], q[b*L*qk:], k[b*L*qk:], v[b*L*vw:], L, L, heads, dqk, dvh, scale)
+		attention.MultiHead(ctx[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], sv.q[b*L*qk:], sv.k[b*L*qk:], sv.v[b*L*vw:], L, L, heads, dqk, dvh, scale)
 	}
 	if l.QueryResidual {
-		copy(s.x1, x)
-		linearAdd(s.x1, ctx, rows, &l.Attention.Output.Dense)
+		copy(sv.x1, x)
+		linearAdd(sv.x1, ctx, rows, &l.Attention.Output.Dense)
 	} else {
-		linear(s.x1, ctx, rows, &l.Attention.Output.Dense)
+		linear(sv.x1, ctx, rows, &l.Attention.Output.Dense)
 	}
-	wide := l.MLP.Dense1.Out()
-	a1 := s.a1[:rows*wide]
-	layerNorm(s.xn2, s.x1, rows, &l.LayerNorm)
-	linear(a1, s.xn2, rows, &l.MLP.Dense1)
+	layerNorm(s.xn, sv.x1, rows, &l.LayerNorm)
+	linear(sv.a1, s.xn, rows, &l.MLP.Dense1)
+	gel := s.gel[:len(sv.a1)]
+	copy(gel, sv.a1)
+	gelu(gel)
+	copy(out, sv.x1)
+	linearAdd(out, gel, rows, &l.MLP.Dense2)
+}
 
+// backward replaces dh, the gradient with respect to the layer's output, by the gradient with
+// respect to its input x [B·L, D], from the activations sv of its forward. dprobs, when not nil,
+// receives the gradient with respect to the probabilities [B, heads, L, L].
+func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv *savedLayer) {
+	a := &l.Attention.Self
+	rows := s.rows
+	qk, vw := a.Query.Out(), a.Value.Out()
+	heads := l.Heads
+	dqk, dvh := qk/heads, vw/heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+	size := heads * L * L
 	// Backward of x2 = x1 + MLP(LN(x1)).
-	da1 := s.da1[:rows*wide]
-	mlpBackward(s.dx1, da1, s.dxn, dh, s.x1, a1, rows, l)
+	mlpBackward(s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
 	// Backward of x1 = x + Wo·attention(LN1(x)).
 	dctx := s.dctx[:rows*vw]
 	linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
@@ -265,7 +293,7 @@ func (s *layerCache) selfAttentionBackward(dh, dprobs, x []float32, l *Layer, ba
 			dp = dprobs[b*size : (b+1)*size]
 		}
 		multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
-			q[b*L*qk:(b+1)*L*qk], k[b*L*qk:(b+1)*L*qk], v[b*L*vw:(b+1)*L*vw], s.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
+			sv.q[b*L*qk:(b+1)*L*qk], sv.k[b*L*qk:(b+1)*L*qk], sv.v[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
 			L, L, heads, dqk, dvh, scale)
 	}
 	linearBackward(s.dxn, dq, rows, &a.Query, false)
@@ -277,6 +305,106 @@ func (s *layerCache) selfAttentionBackward(dh, dprobs, x []float32, l *Layer, ba
 		clear(dh)
 	}
 	layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
+}
+
+// forwardState is what ForwardBackward's forward pass leaves for the backward.
+type forwardState struct {
+	hidden  [][]float32   // every hidden state, [B, L, D] each
+	encoder []float32     // the encoder attention [B, 1, L, N], when the backward goes through it
+	saved   []*savedLayer // per application; one, reused, when recomputing
+	work    *layerWork
+	out     []float32 // a layer's output when recomputing
+}
+
+// forwardSaving is Model.Forward (the same kernels, so the same numbers) keeping what the
+// backward needs: every hidden state, the encoder attention when wanted, and each self-attention
+// application's activations — or, with recompute, none of those, for the backward to recompute
+// application by application from the hidden states. The Output holds what tr asks for.
+func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encoder, recompute bool) (*Output, *forwardState, error) {
+	cfg := &m.Config
+	if batch < 1 || h < 1 || w < 1 {
+		return nil, nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
+	}
+	if len(pixels) != batch*3*h*w {
+		return nil, nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
+	}
+	W := &m.Weights
+	grid, err := W.Input.Grid(h, w)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward: %w", err)
+	}
+	L, D := cfg.NumLatents, cfg.DLatents
+	N, C := grid.Tokens(), cfg.DModel
+	o := &Output{
+		Batch: batch, Height: h, Width: w, Grid: grid, Latents: L, Channels: D, InputChannels: C,
+		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
+	}
+	if tr.Inputs {
+		o.Inputs = make([]float32, batch*N*C)
+	}
+	st := &forwardState{work: newLayerWork(batch*L, D, m.widest, L)}
+	etr := tr
+	etr.EncoderAttention = tr.EncoderAttention || encoder
+	hidden := make([]float32, batch*L*D)
+	start := time.Now()
+	m.encode(hidden, pixels, batch, grid, etr, o)
+	st.encoder = o.EncoderAttention
+	if !tr.EncoderAttention {
+		o.EncoderAttention = nil
+	}
+	s := newStack(batch*L, D, m.widest)
+	s.feedForward(hidden, &W.CrossAttention)
+	o.Timings.Encoder = time.Since(start) - o.Timings.Input
+	record := func() {
+		st.hidden = append(st.hidden, hidden)
+		if tr.OnHiddenState != nil {
+			tr.OnHiddenState(len(st.hidden)-1, hidden)
+		}
+	}
+	record()
+	start = time.Now()
+	j := 0
+	for blk := 0; blk < cfg.NumBlocks; blk++ {
+		for i := range W.SelfAttends {
+			layer := &W.SelfAttends[i]
+			var sv *savedLayer
+			if recompute && len(st.saved) > 0 {
+				sv = st.saved[0]
+			} else {
+				sv = newSavedLayer(layer, batch, L)
+				st.saved = append(st.saved, sv)
+			}
+			next := make([]float32, batch*L*D)
+			st.work.forward(next, hidden, layer, batch, L, sv)
+			size := layer.Heads * L * L
+			if tr.SelfAttentions {
+				if recompute {
+					o.SelfAttentions = append(o.SelfAttentions, append([]float32(nil), sv.probs...))
+				} else {
+					o.SelfAttentions = append(o.SelfAttentions, sv.probs)
+				}
+			}
+			if tr.OnSelfAttention != nil {
+				for b := 0; b < batch; b++ {
+					tr.OnSelfAttention(b, j, sv.probs[b*size:(b+1)*size])
+				}
+			}
+			hidden = next
+			record()
+			j++
+		}
+	}
+	if recompute {
+		st.out = make([]float32, batch*L*D)
+	}
+	o.Timings.Latents = time.Since(start)
+	start = time.Now()
+	if tr.HiddenStates {
+		o.HiddenStates = st.hidden
+	}
+	W.Decoder.decode(m, hidden, batch, tr, o)
+	o.Timings.Decoder = time.Since(start)
+	return o, st, nil
 }
 
 // mlpBackward writes into dx1 [rows, D] the gradient with respect to x1 of x2 = x1 + MLP(LN(x1))
@@ -385,7 +513,7 @@ type encoderBackward struct {
 	tokens []float32 // [N, C]
 	xn     []float32 // LN2(tokens)
 	dxn    []float32
-	dp, ds []float32 // [L, N]
+	dp, ds []float32 // [L, N]; dp allocated when the caller keeps no gradient of the map
 }
 
 func (m *Model) newEncoderBackward(g TokenGrid) *encoderBackward {
@@ -395,7 +523,7 @@ func (m *Model) newEncoderBackward(g TokenGrid) *encoderBackward {
 		m: m, grid: g,
 		kq:     foldKey(m.encoderQueries(), L, &a.Key),
 		tokens: make([]float32, N*C), xn: make([]float32, N*C), dxn: make([]float32, N*C),
-		dp: make([]float32, L*N), ds: make([]float32, L*N),
+		ds: make([]float32, L*N),
 	}
 }
 
@@ -439,9 +567,12 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	dacc := make([]float32, L*C)
 	linearBackward(dacc, dctx, L, &a.Value, false)
 	// dP = dacc·LN2(x)ᵀ + bv·dctx per row (the values' bias; it cancels in the softmax).
-	dp := e.dp
-	if dprobs != nil {
-		dp = dprobs
+	dp := dprobs
+	if dp == nil {
+		if e.dp == nil {
+			e.dp = make([]float32, L*N)
+		}
+		dp = e.dp
 	}
 	sgemm.Gemm(false, true, L, N, C, 1, dacc, C, e.xn, C, 0, dp, N)
 	if dprobs != nil {
@@ -463,7 +594,7 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	// dLN2(x) = scale·dSᵀ·kq + Pᵀ·dacc.
 	sgemm.Gemm(true, false, N, C, L, scale, e.ds, N, e.kq, C, 0, e.dxn, C)
 	sgemm.Gemm(true, false, N, C, L, 1, probs, N, dacc, C, 1, e.dxn, C)
-	dtokens := make([]float32, N*C)
+	dtokens := e.xn // LN2(x) is not needed past this point: its buffer takes the tokens' gradient
 	layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
 	return inputBackward(m.Weights.Input, dimg, dtokens, img, h, w)
 }

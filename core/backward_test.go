@@ -2,6 +2,7 @@ package core
 
 import (
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -72,5 +73,57 @@ func TestBackwardMatchesPyTorch(t *testing.T) {
 				t.Errorf("compared %d gradients, the reference holds %d", seen, want)
 			}
 		})
+	}
+}
+
+// The forward half of ForwardBackward runs Forward's kernels: its outputs are Forward's, bit for
+// bit; and recomputing the latent stack's activations gives the gradients that keeping them gives.
+func TestForwardBackwardConsistent(t *testing.T) {
+	exp, target := openGradFixture(t, "learned")
+	m, err := Load(fixtureDirs["learned"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	px := exp.Tensors["pixel_values"]
+	h, w := px.Shape[2], px.Shape[3]
+	two := append(append([]float32(nil), px.Data...), px.Data...)
+	for i := len(px.Data); i < len(two); i++ {
+		two[i] *= 0.5 // a second, different image in the batch
+	}
+	fwd, err := m.Forward(two, 2, h, w, TraceAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt := GradTrace{Pixels: true, HiddenStates: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true, Targets: []int{target, -1}}
+	o1, g1, err := m.ForwardBackward(two, 2, h, w, TraceAll, gt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt.Recompute = true
+	o2, g2, err := m.ForwardBackward(two, 2, h, w, TraceAll, gt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fwd.Tensors()
+	for _, o := range []*Output{o1, o2} {
+		got := o.Tensors()
+		if len(got) != len(want) {
+			t.Fatalf("%d forward tensors, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if !slices.Equal(got[i].Data, want[i].Data) {
+				t.Errorf("%s differs from Forward's", want[i].Name)
+			}
+		}
+	}
+	if g1.Targets[0] != target || g1.Targets[1] != argmax(fwd.Logits[len(fwd.Logits)/2:]) {
+		t.Errorf("targets %v", g1.Targets)
+	}
+	a, b := g1.Tensors(o1), g2.Tensors(o2)
+	for i := range a {
+		if !slices.Equal(a[i].Data, b[i].Data) {
+			t.Errorf("%s: recomputing changes the gradient", a[i].Name)
+		}
 	}
 }

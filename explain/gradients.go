@@ -413,3 +413,7 @@ func SmoothGrad(in Input, opt Options) (Map, error) {
 	}
 	return Map{Method: "smoothgrad", Grid: pixelGrid(in.H, in.W), Values: vals}, nil
 }
+
+// SharesBackward reports whether a method is one of those GradientMaps computes from one shared
+// backward pass.
+func SharesBackward(name string) bool { return gradientMethods[name] }
