@@ -92,7 +92,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if *steps < 2 || *batch < 1 || *limit < 0 {
 		return fmt.Errorf("--steps must be at least 2, --batch positive and --limit not negative")
 	}
-	methods, err := parseMethods(*methodList)
+	methods, err := parseFaithfulnessMethods(*methodList)
 	if err != nil {
 		return err
 	}
@@ -211,8 +211,8 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseMethods reads --methods: registered names and random, or all.
-func parseMethods(s string) ([]string, error) {
+// parseFaithfulnessMethods reads --methods: registered names and random, or all.
+func parseFaithfulnessMethods(s string) ([]string, error) {
 	known := append(explain.Names(), "random")
 	if strings.TrimSpace(s) == "all" {
 		return known, nil
