@@ -13,6 +13,9 @@ type Options struct {
 	Replacement []float32
 	// Batch is the number of ablated copies per pass of the latent stack (default 8).
 	Batch int
+	// Logits are the unablated logits, when the caller already ran hidden through
+	// core.Model.ForwardLatents; nil: Latents runs that pass itself.
+	Logits []float32
 }
 
 // Result holds one image's ablations.
@@ -44,19 +47,23 @@ func Latents(m *core.Model, hidden []float32, target int, latents []int, opt Opt
 	if batch < 1 {
 		batch = 8
 	}
-	base, err := m.ForwardLatents(hidden, 1, core.Trace{})
-	if err != nil {
-		return nil, err
+	logits := opt.Logits
+	if logits == nil {
+		base, err := m.ForwardLatents(hidden, 1, core.Trace{})
+		if err != nil {
+			return nil, err
+		}
+		logits = base.Logits
 	}
-	labels := len(base.Logits)
+	labels := len(logits)
 	if target < 0 {
-		target = Argmax(base.Logits)
+		target = Argmax(logits)
 	}
 	if target >= labels {
 		return nil, fmt.Errorf("ablation: target %d out of range: the model has %d classes (0…%d)", target, labels, labels-1)
 	}
-	r := &Result{Target: target, Logit: float64(base.Logits[target]), Latents: append([]int(nil), latents...),
-		Delta: make([]float64, len(latents)), Logits: base.Logits}
+	r := &Result{Target: target, Logit: float64(logits[target]), Latents: append([]int(nil), latents...),
+		Delta: make([]float64, len(latents)), Logits: logits}
 	copies := make([]float32, min(batch, max(1, len(latents)))*L*D)
 	for i0 := 0; i0 < len(latents); i0 += batch {
 		chunk := latents[i0:min(i0+batch, len(latents))]

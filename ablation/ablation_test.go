@@ -2,6 +2,7 @@ package ablation
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core"
@@ -79,6 +80,13 @@ func TestLatentsMatchDirectForward(t *testing.T) {
 					if ref != 0 {
 						moved++
 					}
+				}
+				given, err := Latents(m, enc.HiddenStates[0], -1, all, Options{Replacement: mode.repl, Batch: 5, Logits: plain.Logits})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(given.Delta, r.Delta) || given.Target != r.Target {
+					t.Errorf("%s: with the logits given (and batches of 5) Δ differs", mode.name)
 				}
 				if moved == 0 {
 					t.Errorf("%s: no ablation changed the logit: the reference is not ablating", mode.name)

@@ -136,7 +136,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 		latents = spec.pick(decoder)
 	}
 
-	opt := ablation.Options{Batch: *batch}
+	opt := ablation.Options{Batch: *batch, Logits: plain.Logits}
 	meanImages, meanSkipped := 0, 0
 	if src != nil {
 		if opt.Replacement, meanImages, meanSkipped, err = latentMeans(m, src, *limit, *batch, mf.decodeOptions(), stderr, *quiet); err != nil {
