@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,9 +25,13 @@ type Report struct {
 	Skipped int               `json:"skipped"` // bad images skipped
 	Steps   int               `json:"steps"`
 	// Ranking lists the methods best first by Score.
-	Ranking []string       `json:"ranking"`
-	Scores  map[string]any `json:"score_definition,omitempty"`
-	Meta    map[string]any `json:"meta,omitempty"` // model, source, seed, method settings, timings
+	Ranking []string `json:"ranking"`
+	// ScoreSE is the standard error of each method's Score over the images: the standard
+	// deviation of the per-image scores divided by √images (0 for one image). Differences
+	// between methods smaller than a few of these are noise.
+	ScoreSE map[string]float64 `json:"score_se"`
+	Scores  map[string]any     `json:"score_definition,omitempty"`
+	Meta    map[string]any     `json:"meta,omitempty"` // model, source, seed, method settings, timings
 }
 
 // Score is how Ranking orders the methods: the negative perturbation's AUC of the target
@@ -37,7 +42,7 @@ func Score(c Curves) float64 { return c.Negative.AUCProb - c.Positive.AUCProb }
 // NewReport averages each method's per-image curves (all methods over the same images) and ranks
 // the methods by Score, ties by name.
 func NewReport(perImage map[string][]Curves, steps, skipped int, meta map[string]any) (*Report, error) {
-	r := &Report{Methods: map[string]Curves{}, Steps: steps, Skipped: skipped, Meta: meta,
+	r := &Report{Methods: map[string]Curves{}, ScoreSE: map[string]float64{}, Steps: steps, Skipped: skipped, Meta: meta,
 		Scores: map[string]any{"score": "negative.auc_prob − positive.auc_prob", "order": "descending, ties by name"}}
 	r.Images = -1
 	for name, cs := range perImage {
@@ -50,6 +55,7 @@ func NewReport(perImage map[string][]Curves, steps, skipped int, meta map[string
 			return nil, fmt.Errorf("method %s: %w", name, err)
 		}
 		r.Methods[name] = avg
+		r.ScoreSE[name] = standardError(cs)
 		r.Ranking = append(r.Ranking, name)
 	}
 	if r.Images < 0 {
@@ -65,19 +71,40 @@ func NewReport(perImage map[string][]Curves, steps, skipped int, meta map[string
 	return r, nil
 }
 
+// standardError is the standard error of the mean of the per-image scores (sample standard
+// deviation over √n; 0 for n = 1). Per-image scores are the same AUC differences, image by image;
+// their mean equals Score of the averaged curves up to rounding.
+func standardError(cs []Curves) float64 {
+	n := float64(len(cs))
+	if len(cs) < 2 {
+		return 0
+	}
+	var mean float64
+	for _, c := range cs {
+		mean += Score(c)
+	}
+	mean /= n
+	var ss float64
+	for _, c := range cs {
+		d := Score(c) - mean
+		ss += d * d
+	}
+	return math.Sqrt(ss/(n-1)) / math.Sqrt(n)
+}
+
 // Markdown is the ranked table of report.md.
 func (r *Report) Markdown() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Faithfulness by perturbation\n\n%d images (%d skipped), %d steps: f = k/%d, k = 0…%d. ", r.Images, r.Skipped, r.Steps, r.Steps, r.Steps-1)
 	b.WriteString("Positive: the pixels a map ranks highest are set to 0 first (lower AUC is better); negative: the lowest first (higher is better). ")
 	b.WriteString("AUC by the trapezoid rule over f of the mean softmax probability of the unperturbed prediction (prob) and of the rate at which it stays the prediction (top-1). ")
-	b.WriteString("Ranked by negative − positive AUC of prob.\n\n")
+	b.WriteString("Ranked by negative − positive AUC of prob (± its standard error over the images).\n\n")
 	b.WriteString("| rank | method | positive AUC prob ↓ | negative AUC prob ↑ | neg − pos ↑ | positive AUC top-1 ↓ | negative AUC top-1 ↑ |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 	for i, name := range r.Ranking {
 		c := r.Methods[name]
-		fmt.Fprintf(&b, "| %d | %s | %.4f | %.4f | %.4f | %.4f | %.4f |\n", i+1, name,
-			c.Positive.AUCProb, c.Negative.AUCProb, Score(c), c.Positive.AUCTop1, c.Negative.AUCTop1)
+		fmt.Fprintf(&b, "| %d | %s | %.4f | %.4f | %.4f ± %.4f | %.4f | %.4f |\n", i+1, name,
+			c.Positive.AUCProb, c.Negative.AUCProb, Score(c), r.ScoreSE[name], c.Positive.AUCTop1, c.Negative.AUCTop1)
 	}
 	return b.Bytes()
 }
