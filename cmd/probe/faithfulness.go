@@ -3,18 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/perceiverkit/perceiver/core"
@@ -138,8 +135,8 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// No signal handling: Ctrl-C ends the run at once, and --resume redoes at most the image in
+	// progress (each finished image is one complete line of images.jsonl).
 	var barOut io.Writer = stderr
 	if *quiet {
 		barOut = nil
@@ -151,9 +148,6 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	scored := 0
 	for _, i := range todo {
-		if ctx.Err() != nil {
-			break
-		}
 		it := src.Item(i)
 		img, err := loadItem(m, it, mf.decodeOptions())
 		if err != nil {
@@ -179,9 +173,6 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	}
 	bar.Finish()
 	elapsed := time.Since(start)
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted after %d new images; run the same command with --resume to finish", scored)
-	}
 	if len(records) == 0 {
 		return fmt.Errorf("no image could be scored (%d skipped)", skips.Count())
 	}
