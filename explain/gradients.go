@@ -10,7 +10,7 @@ import (
 )
 
 // The class-specific methods, each on the backward pass of core.Model.ForwardBackward; y is the
-// target's logit. Definitions (README, "Explaining a class"):
+// target's logit. Definitions (README, section "explain"):
 //
 //	chefer:               Ā_X = mean_heads max(0, ∇A_X ⊙ A_X);  R = (I + Ā_J)…(I + Ā_1);
 //	                      map = Ā_dec · R · Ā_enc                         (token grid)

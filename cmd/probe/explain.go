@@ -28,7 +28,7 @@ var defaultExplainMethods = []string{"chefer", "grad-rollout", "saliency", "inpu
 const explainHelp = `usage: probe explain (--model DIR | --random) --image PATH --out DIR [--target K|top1|LABEL] [--methods LIST] [flags]
 
 Explains which parts of the image the model's logit for the target class rests on. y is the
-target's logit; the maps (definitions in the README, "Explaining a class"):
+target's logit; the maps (exact definitions in the README, section "explain"):
   chefer                Chefer et al.'s relevance through the latents (token grid)
   grad-rollout          rollout of the positive gradient-weighted attention (token grid)
   saliency              max over colour channels of |∂y/∂x| (pixel grid)
