@@ -3,6 +3,9 @@ package core
 import (
 	"math"
 
+	"github.com/perceiverkit/perceiver/attention"
+	"github.com/perceiverkit/perceiver/internal/vecmath"
+
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
@@ -66,14 +69,27 @@ func layerNormBackward(dx, x, dy []float32, rows int, ln *LayerNorm, accumulate 
 	})
 }
 
-// geluBackward multiplies dy in place by GELU′(a) = Φ(a) + a·φ(a), a being GELU's input.
+// geluBackward multiplies dy in place by GELU′(a) = Φ(a) + a·φ(a), a being GELU's input. Φ comes
+// from the forward kernel, Φ(a) = GELU(a)/a (a series near 0, where the quotient loses digits), φ
+// from the float32 exponential: a few ulp, as the forward.
 func geluBackward(dy, a []float32) {
+	const invSqrt2Pi = 0.3989422804014327
 	par.For(len(dy), 8192, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x := float64(a[i])
-			cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
-			pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
-			dy[i] *= float32(cdf + x*pdf)
+		var buf [512]float32
+		for i0 := lo; i0 < hi; i0 += len(buf) {
+			n := min(len(buf), hi-i0)
+			g := buf[:n]
+			gelu1(g, a[i0:i0+n])
+			for i, x := range a[i0 : i0+n] {
+				pdf := invSqrt2Pi * attention.Exp(-0.5*x*x)
+				var cdf float32
+				if x > 1e-2 || x < -1e-2 {
+					cdf = g[i] / x
+				} else {
+					cdf = 0.5 + x*invSqrt2Pi*(1-x*x/6)
+				}
+				dy[i0+i] *= cdf + x*pdf
+			}
 		}
 	})
 }
@@ -119,3 +135,6 @@ func multiHeadBackward(dq, dk, dv, dprobs, ds, q, k, v, probs, dctx []float32, n
 		sgemm.Gemm(true, false, nk, dqk, nq, scale, ds, nk, q[h*dqk:], qk, 0, dk[h*dqk:], qk)
 	}
 }
+
+// gelu1 writes GELU(x) into dst with the forward pass's kernel, on the calling goroutine.
+func gelu1(dst, x []float32) { vecmath.GELU(dst, x) }

@@ -149,7 +149,9 @@ func TestLayerNormBackward(t *testing.T) {
 
 func TestGELUBackward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	x, r := randVec(rng, 40, 2), randVec(rng, 40, 1)
+	// Random inputs, and the edges of the kernel's branches: the series near 0 and the tails.
+	x := append(randVec(rng, 40, 2), 0, 0.005, -0.009, 0.0099, 0.0101, -0.0101, 3e-6, -8, 8, -12, 12)
+	r := randVec(rng, len(x), 1)
 	got := append([]float32(nil), r...)
 	geluBackward(got, x)
 	checkGrad(t, "gelu", got, finiteDiff(f64(x), r, func(x []float64) []float64 {

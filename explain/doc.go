@@ -13,4 +13,12 @@
 //     centred on zero; the others are non-negative.
 //   - Methods are registered by name (Register) so that tools can list and iterate over them; the
 //     registry is filled in init functions and read-only afterwards, so safe for concurrent use.
+//     A method's own numbers for a summary (integrated gradients' completeness check) go in
+//     Map.Notes.
+//   - chefer, grad-rollout, saliency and input-x-gradient come from one forward and backward pass
+//     (GradientMaps computes any of them together); the self-attention maps are folded into the
+//     relevance as the backward pass reaches them (core.GradTrace.OnSelfAttention), never held
+//     together. Integrated gradients and smoothgrad run their images through the backward pass in
+//     batches sized to a memory budget.
+//   - Bad input (a target out of range, a wrong pixel count, a bad option) is a one-line error.
 package explain

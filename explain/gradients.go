@@ -10,7 +10,7 @@ import (
 )
 
 // The class-specific methods, each on the backward pass of core.Model.ForwardBackward; y is the
-// target's logit. Definitions (README, "Explaining a class"):
+// target's logit. Definitions (README, section "explain"):
 //
 //	chefer:               Ā_X = mean_heads max(0, ∇A_X ⊙ A_X);  R = (I + Ā_J)…(I + Ā_1);
 //	                      map = Ā_dec · R · Ā_enc                         (token grid)
@@ -267,38 +267,30 @@ func Baseline(m *core.Model, kind string, h, w int) ([]float32, error) {
 // ascending: Σ_k w_k f(α_k) integrates polynomials of degree up to 2n − 1 exactly.
 func GaussLegendre(n int) (nodes, weights []float64) {
 	nodes, weights = make([]float64, n), make([]float64, n)
+	// legendre returns P_n(t) and P_n′(t), by the three-term recurrence.
+	legendre := func(t float64) (p, dp float64) {
+		p0, p1 := 1.0, t
+		for k := 2; k <= n; k++ {
+			p0, p1 = p1, ((2*float64(k)-1)*t*p1-(float64(k)-1)*p0)/float64(k)
+		}
+		return p1, float64(n) * (t*p1 - p0) / (t*t - 1)
+	}
 	for i := 0; i < (n+1)/2; i++ {
-		// Newton's method on P_n from the Tricomi approximation of the i-th root.
+		// Newton's method on P_n from the classical estimate of its i-th largest root.
 		t := math.Cos(math.Pi * (float64(i) + 0.75) / (float64(n) + 0.5))
-		var dp float64
 		for iter := 0; iter < 100; iter++ {
-			p0, p1 := 1.0, t
-			for k := 2; k <= n; k++ {
-				p0, p1 = p1, ((2*float64(k)-1)*t*p1-(float64(k)-1)*p0)/float64(k)
-			}
-			if n == 1 {
-				p0, p1 = 1, t
-			}
-			dp = float64(n) * (t*p1 - p0) / (t*t - 1)
-			dt := p1 / dp
+			p, dp := legendre(t)
+			dt := p / dp
 			t -= dt
 			if math.Abs(dt) < 1e-15 {
 				break
 			}
 		}
-		// recompute the derivative at the converged root
-		p0, p1 := 1.0, t
-		for k := 2; k <= n; k++ {
-			p0, p1 = p1, ((2*float64(k)-1)*t*p1-(float64(k)-1)*p0)/float64(k)
-		}
-		if n == 1 {
-			p0 = 1
-		}
-		dp = float64(n) * (t*p1 - p0) / (t*t - 1)
-		w := 2 / ((1 - t*t) * dp * dp)
-		// t is the i-th largest root on [−1, 1]; map t ↦ (1 ± t)/2 onto [0, 1].
-		nodes[n-1-i], weights[n-1-i] = (1+t)/2, w/2
-		nodes[i], weights[i] = (1-t)/2, w/2
+		_, dp := legendre(t)
+		w := 1 / ((1 - t*t) * dp * dp) // 2/((1 − t²)·P_n′²) on [−1, 1], halved for [0, 1]
+		// t ↦ (1 ± t)/2 maps the symmetric pair of roots onto [0, 1].
+		nodes[n-1-i], weights[n-1-i] = (1+t)/2, w
+		nodes[i], weights[i] = (1-t)/2, w
 	}
 	return nodes, weights
 }

@@ -118,6 +118,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "throughput       %.3f images/s (median), %.1f GFLOPS best, %.1f GFLOPS median (%.1f GFLOPs per image)\n",
 		1/med, flops/lo/1e9, flops/med/1e9, flops/1e9)
 	if *backward {
+		limitMemory() // as probe explain runs it
 		return benchBackward(stdout, m, px, *batch, h, w, *runs, med)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -24,10 +25,10 @@ func init() {
 // defaultExplainMethods are the class-specific methods of issue 14, in the order drawn.
 var defaultExplainMethods = []string{"chefer", "grad-rollout", "saliency", "input-x-gradient", "integrated-gradients", "smoothgrad"}
 
-const explainHelp = `usage: probe explain --model DIR --image PATH --out DIR [--target K|top1|LABEL] [--methods LIST] [flags]
+const explainHelp = `usage: probe explain (--model DIR | --random) --image PATH --out DIR [--target K|top1|LABEL] [--methods LIST] [flags]
 
 Explains which parts of the image the model's logit for the target class rests on. y is the
-target's logit; the maps (definitions in the README, "Explaining a class"):
+target's logit; the maps (exact definitions in the README, section "explain"):
   chefer                Chefer et al.'s relevance through the latents (token grid)
   grad-rollout          rollout of the positive gradient-weighted attention (token grid)
   saliency              max over colour channels of |∂y/∂x| (pixel grid)
@@ -47,6 +48,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explain", explainHelp, stderr)
 	var mf modelFlags
 	mf.register(fs)
+	random := fs.Bool("random", false, "use the full-size Fourier architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model relies on")
 	image := fs.String("image", "", "image file to explain")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
 	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 (the model's prediction) or a label from config.json")
@@ -65,7 +67,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || *image == "" || *out == "" {
+	if fs.NArg() > 0 || *image == "" || *out == "" || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -80,7 +82,15 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err := checkExplainOptions(opt); err != nil {
 		return err
 	}
-	m, err := mf.open(stderr)
+	limitMemory()
+	var m *core.Model
+	source := mf.model
+	if *random {
+		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+		source = "random weights (full-size architecture, seed 1)"
+	} else {
+		m, err = mf.open(stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -114,11 +124,11 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "integrated-gradients completeness: Σ attribution %.6g, y(x) − y(x′) %.6g (relative error %.2g)\n", n["sum"], n["delta"], n["completeness_error"])
 		}
 	}
-	sum := explainSummary{Image: *image, Model: mf.model, Target: target, Label: labels[target], Logit: fwd.Logits[target], Probability: prob, Methods: map[string]methodStats{}}
+	sum := explainSummary{Image: *image, Model: source, Target: target, Label: labels[target], Logit: fwd.Logits[target], Probability: prob, Methods: map[string]methodStats{}}
 	for _, mp := range maps {
 		sum.Methods[mp.Method] = statsOf(mp)
 	}
-	meta := map[string]string{"producer": "perceiverkit probe explain", "model": mf.model, "image": *image, "target": fmt.Sprint(target), "label": labels[target]}
+	meta := map[string]string{"producer": "perceiverkit probe explain", "model": source, "image": *image, "target": fmt.Sprint(target), "label": labels[target]}
 	return writeExplanations(stdout, *out, img.Resized, img.H, img.W, maps, sum, *overlay, *alpha, *raw, meta)
 }
 
@@ -315,4 +325,16 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		wrote(p)
 	}
 	return nil
+}
+
+// explainMemoryLimit is the Go heap's soft limit for the backward passes, unless GOMEMLIMIT sets
+// one: a full-size pass holds about 1.9 GB live (core/doc.go), and each pass of integrated
+// gradients or smoothgrad leaves as much garbage; without a limit the collector lets the heap grow
+// to twice what was live at its last cycle before collecting, past the 3 GB the issue allows.
+const explainMemoryLimit = 2560 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(explainMemoryLimit)
+	}
 }
