@@ -18,5 +18,8 @@
 //     trapezoid rule over f: Σ_k (f_{k+1} − f_k)·(y_k + y_{k+1})/2 over k = 0 … steps−2.
 //
 // A faithful map has a small positive AUC and a large negative AUC. Perturbed copies of one image
-// (every map, both directions, every k > 0) run through the model in batches.
+// (every map, both directions, every k > 0) run through the model in batches (Evaluate).
+//
+// A Report (NewReport) ranks methods by Score = negative AUC − positive AUC of the probability,
+// with its standard error over the images, and writes report.json, report.md and curves.png.
 package faithfulness
