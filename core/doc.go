@@ -42,4 +42,29 @@
 // The general path, with per-token projections streamed through an online softmax, serves several
 // heads and is tested against the same reference. A linear layer's bias,
 // and a residual, are added in the matrix kernel's epilogue, rounding as PyTorch does.
+//
+// The backward pass (backward.go, backward_ops.go, backward_input.go) is reverse mode written op by
+// op, for one scalar per image, the target's logit: Model.ForwardBackward runs the forward pass
+// with Forward's kernels (the same numbers), then carries ∂y/∂logits back through the decoder, the
+// latent stack, the encoder cross-attention and the input stage to pixel_values, keeping the
+// gradients a GradTrace asks for (the pixels, every attention map, every hidden state). Only
+// gradients with respect to activations are formed, never with respect to weights. The decoder and
+// the encoder attention are differentiated in their folded one-head form, scores =
+// scale·kq·LN2(x)ᵀ with kq = q·Wk and the value projection after the pooling, whichever path the
+// forward took; the gradient of Hugging Face's probabilities adds the values' bias term bv·dctx
+// per row (it cancels in the softmax, but it is part of ∂y/∂A). Into the pixels: Fourier tokens
+// pass the colour channels through; learned tokens go through the 1×1 convolution; conv tokens
+// through the max pool (to the first maximum of each window, as PyTorch routes it), ReLU,
+// BatchNorm in eval mode (a per-channel scale) and the 7×7 convolution's transpose.
+//
+// Memory: the backward keeps each self-attention application's activations from the forward pass
+// (q, k, v, the probabilities, the state after the attention half, the MLP's pre-GELU values:
+// about 18 MB per application at full size, 0.9 GB for all 48) rather than recomputing them per
+// application from the hidden states, which would cost one more pass through the latent stack —
+// a third of the work of forward plus backward. Each application's activations are released as
+// soon as the backward has passed it. GradTrace.Recompute chooses the other way (one
+// application's activations at a time) where memory is scarcer than time. The encoder keeps one
+// image's tokens, LN2(tokens), their gradient and two latents × tokens maps (the probabilities
+// and the scores' gradient; 103 MB each at 224²); its queries' gradient is not formed, since the
+// latents are weights.
 package core

@@ -121,6 +121,10 @@ func TestFlowInputErrors(t *testing.T) {
 			_, err := m.ForwardFrames(make([]float32, 6*24*16), 1, 24, 16, Trace{})
 			return err
 		}, "training size 12×16, not 24×16"},
+		{"latents only", func() error {
+			_, err := m.ForwardLatents(make([]float32, m.Config.NumLatents*m.Config.DLatents), 1, Trace{})
+			return err
+		}, "use ForwardFrames"},
 		{"classifier", func() error {
 			c := loadTiny(t)
 			_, err := c.ForwardFrames(frames, 1, h, w, Trace{})

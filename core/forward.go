@@ -84,17 +84,67 @@ func (m *Model) Forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 
 // forward runs the model on its input [batch, pixelChannels, h, w]: an image, or two frames.
 func (m *Model) forward(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
+	o, hidden, err := m.encodeBatch(pixels, batch, h, w, tr)
+	if err != nil {
+		return nil, err
+	}
+	m.latentsAndDecoder(o, hidden, pixels, batch, tr)
+	return o, nil
+}
+
+// Encode runs the input stage and the encoder cross-attention layer only, the part of Forward
+// that sees the pixels: o.HiddenStates[0] is hidden state 0 [batch, L, D] whatever tr says, and
+// Inputs and EncoderAttention are kept as tr asks. Continue with ForwardLatents; the two together
+// compute what Forward does, bit for bit.
+func (m *Model) Encode(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
+	o, hidden, err := m.encodeBatch(pixels, batch, h, w, tr)
+	if err != nil {
+		return nil, err
+	}
+	if !tr.HiddenStates {
+		o.HiddenStates = [][]float32{hidden}
+	}
+	return o, nil
+}
+
+// ForwardLatents runs the latent self-attention stack and the decoder from hidden state 0 (the
+// latents after the encoder cross-attention) of batch images, [batch, L, D], which it does not
+// modify: interventions on the latents, such as knocking one out, without rerunning the encoder.
+// The Output has no Grid, Inputs or EncoderAttention; HiddenStates, when kept, starts with a copy
+// of hidden, and OnHiddenState is called for states 1 onwards.
+func (m *Model) ForwardLatents(hidden []float32, batch int, tr Trace) (*Output, error) {
+	if _, ok := m.Weights.Decoder.(*FlowDecoder); ok {
+		return nil, fmt.Errorf("forward from latents: the optical flow decoder queries with the frames: use ForwardFrames")
+	}
+	cfg := &m.Config
+	L, D := cfg.NumLatents, cfg.DLatents
+	if batch < 1 || len(hidden) != batch*L*D {
+		return nil, fmt.Errorf("forward from latents: hidden state has %d values, want %d×%d×%d", len(hidden), batch, L, D)
+	}
+	o := &Output{Batch: batch, Latents: L, Channels: D, InputChannels: cfg.DModel,
+		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads}
+	own := append([]float32(nil), hidden...)
+	if tr.HiddenStates {
+		o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
+	}
+	m.latentsAndDecoder(o, own, nil, batch, tr)
+	return o, nil
+}
+
+// encodeBatch runs the encoder for Forward and Encode and records hidden state 0, which it
+// returns; the buffer goes on through the latent stack.
+func (m *Model) encodeBatch(pixels []float32, batch, h, w int, tr Trace) (*Output, []float32, error) {
 	cfg := &m.Config
 	if batch < 1 || h < 1 || w < 1 {
-		return nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
+		return nil, nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
 	}
 	if pc := pixelChannels(m.Weights.Input); len(pixels) != batch*pc*h*w {
-		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×%d×%d×%d", len(pixels), batch, pc, h, w)
+		return nil, nil, fmt.Errorf("forward: pixel_values has %d values, want %d×%d×%d×%d", len(pixels), batch, pc, h, w)
 	}
 	W := &m.Weights
 	grid, err := W.Input.Grid(h, w)
 	if err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
+		return nil, nil, fmt.Errorf("forward: %w", err)
 	}
 	L, D := cfg.NumLatents, cfg.DLatents
 	N, C := grid.Tokens(), cfg.DModel
@@ -109,23 +159,28 @@ func (m *Model) forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	start := time.Now()
 	m.encode(hidden, pixels, batch, grid, tr, o)
 
-	state := 0
-	record := func() {
-		if tr.HiddenStates {
-			o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
-		}
-		if tr.OnHiddenState != nil {
-			tr.OnHiddenState(state, hidden)
-		}
-		state++
-	}
 	// The MLP half of the cross-attention layer runs on all images at once.
 	s := newStack(batch*L, D, m.widest)
 	s.feedForward(hidden, &W.CrossAttention)
 	o.Timings.Encoder = time.Since(start) - o.Timings.Input
-	record()
-	start = time.Now()
+	if tr.HiddenStates {
+		o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
+	}
+	if tr.OnHiddenState != nil {
+		tr.OnHiddenState(0, hidden)
+	}
+	return o, hidden, nil
+}
 
+// latentsAndDecoder runs the latent stack on hidden state 0 in hidden [B, L, D] (overwritten),
+// then the decoder, recording into o what tr asks for. pixels is the model input, for the flow
+// decoder (nil from ForwardLatents, which refuses the flow model).
+func (m *Model) latentsAndDecoder(o *Output, hidden, pixels []float32, batch int, tr Trace) {
+	cfg := &m.Config
+	W := &m.Weights
+	L, D := cfg.NumLatents, cfg.DLatents
+	s := newStack(batch*L, D, m.widest)
+	start := time.Now()
 	probs := make([]float32, cfg.NumSelfAttentionHeads*L*L)
 	j := 0
 	for blk := 0; blk < cfg.NumBlocks; blk++ {
@@ -147,7 +202,12 @@ func (m *Model) forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 			if kept != nil {
 				o.SelfAttentions = append(o.SelfAttentions, kept)
 			}
-			record()
+			if tr.HiddenStates {
+				o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
+			}
+			if tr.OnHiddenState != nil {
+				tr.OnHiddenState(j+1, hidden)
+			}
 			j++
 		}
 	}
@@ -155,7 +215,6 @@ func (m *Model) forward(pixels []float32, batch, h, w int, tr Trace) (*Output, e
 	start = time.Now()
 	W.Decoder.decode(m, hidden, pixels, batch, tr, o)
 	o.Timings.Decoder = time.Since(start)
-	return o, nil
 }
 
 // maxWidth is the largest dimension of any linear layer: enough columns for every activation

@@ -109,3 +109,29 @@ var viridis = [256][3]uint8{
 	{236, 229, 27}, {239, 229, 28}, {241, 229, 29}, {244, 230, 30},
 	{246, 230, 32}, {248, 230, 33}, {251, 231, 35}, {253, 231, 37},
 }
+
+// Diverging maps t ∈ [0, 1] from blue (t = 0) through near-white (t = ½) to red (t = 1), for
+// signed maps drawn over a range symmetric about zero (SymmetricRange), so that zero is white and
+// the sign reads as hue. It interpolates linearly in sRGB between the five colours of
+// ColorBrewer's RdBu scheme, reversed.
+func Diverging(t float64) color.RGBA {
+	t = clamp01(t) * float64(len(divergingAnchors)-1)
+	i := min(int(t), len(divergingAnchors)-2)
+	f := t - float64(i)
+	a, b := divergingAnchors[i], divergingAnchors[i+1]
+	mix := func(x, y uint8) uint8 { return uint8(math.Round(float64(x) + f*(float64(y)-float64(x)))) }
+	return color.RGBA{mix(a[0], b[0]), mix(a[1], b[1]), mix(a[2], b[2]), 255}
+}
+
+var divergingAnchors = [5][3]uint8{{5, 113, 176}, {146, 197, 222}, {247, 247, 247}, {244, 165, 130}, {202, 0, 32}}
+
+// SymmetricRange returns (−a, a) with a the largest finite |value| of m, the range that puts zero
+// at the centre of Diverging; (−1, 1) when m has no nonzero finite value.
+func SymmetricRange(m []float32) (lo, hi float64) {
+	lo, hi = Range(m)
+	a := max(math.Abs(lo), math.Abs(hi))
+	if a == 0 {
+		a = 1
+	}
+	return -a, a
+}

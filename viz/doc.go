@@ -6,7 +6,8 @@
 //     attention package produces them (H×W input positions, top row first).
 //   - Values go to colours through a Colormap over t ∈ [0, 1], t = (v − Min)/(Max − Min) clamped;
 //     the range is the map's own finite min..max unless given (give one range to compare maps).
-//     NaN cells are drawn in NaNColor.
+//     NaN cells are drawn in NaNColor. Signed maps (attributions) use Diverging over
+//     SymmetricRange, so that zero is white and the sign reads as hue.
 //   - When the output is larger than the map, each cell becomes a block of pixels (nearest
 //     neighbour), so a 224×224 map on a 224×224 image is drawn pixel for pixel; Smooth
 //     interpolates values bilinearly between cell centres instead.

@@ -436,3 +436,23 @@ func BenchmarkHeatmapSmooth224From12(b *testing.B) {
 		viz.DrawHeatmap(dst, m, 12, 16, viz.HeatmapOptions{Smooth: true})
 	}
 }
+
+func TestDiverging(t *testing.T) {
+	// The ends and the centre are RdBu's outer and middle colours; t outside [0, 1] clamps.
+	cases := map[float64]color.RGBA{0: {5, 113, 176, 255}, 0.5: {247, 247, 247, 255}, 1: {202, 0, 32, 255}, -3: {5, 113, 176, 255}, 7: {202, 0, 32, 255}}
+	for tv, want := range cases {
+		if got := viz.Diverging(tv); got != want {
+			t.Errorf("viz.Diverging(%g) = %v, want %v", tv, got, want)
+		}
+	}
+	// Halfway between the first two anchors.
+	if got, want := viz.Diverging(0.125), (color.RGBA{76, 155, 199, 255}); got != want {
+		t.Errorf("viz.Diverging(0.125) = %v, want %v", got, want)
+	}
+	if lo, hi := viz.SymmetricRange([]float32{-0.5, 2, float32(math.NaN())}); lo != -2 || hi != 2 {
+		t.Errorf("SymmetricRange = %g, %g, want -2, 2", lo, hi)
+	}
+	if lo, hi := viz.SymmetricRange([]float32{0, 0}); lo != -1 || hi != 1 {
+		t.Errorf("SymmetricRange of zeros = %g, %g, want -1, 1", lo, hi)
+	}
+}

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/perceiverkit/perceiver/core"
@@ -17,7 +19,7 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv|flow]) [--batch N] [--runs N] [--image PATH]", stderr)
+	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv|flow]) [--batch N] [--runs N] [--image PATH] [--backward]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "benchmark the full-size architecture with random weights (no model folder needed)")
@@ -25,6 +27,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 1, "images per forward pass")
 	runs := fs.Int("runs", 3, "timed runs (after one warm-up run)")
 	image := fs.String("image", "", "image to preprocess (default: a synthetic 640×480 photo-sized image, decoding not timed)")
+	backward := fs.Bool("backward", false, "also time forward + backward (probe explain's pass: every attention map kept, gradients to the pixels and every attention map) and report the peak resident memory")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -125,7 +128,50 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "peak             %.1f GFLOPS (%s FMA loop on %d threads); the kernels executed %.1f GFLOPs per image: %.0f%% of peak best, %.0f%% median\n",
 			peak, sgemm.Kernel(), sgemm.Threads(), executed/1e9, 100*executed/lo/1e9/peak, 100*executed/med/1e9/peak)
 	}
+	if *backward {
+		limitMemory() // as probe explain runs it
+		return benchBackward(stdout, m, px, *batch, h, w, *runs, med)
+	}
 	return nil
+}
+
+// benchBackward times ForwardBackward as probe explain runs it for chefer and the gradient maps
+// — what PyTorch does with output_attentions and autograd to the pixels and every attention map —
+// and reports it against the forward pass's median and the process's peak resident memory.
+func benchBackward(stdout io.Writer, m *core.Model, px []float32, batch, h, w, runs int, forward float64) error {
+	tr := core.Trace{SelfAttentions: true, EncoderAttention: true, DecoderAttention: true}
+	gt := core.GradTrace{Pixels: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true}
+	var times []float64
+	for r := 0; r <= runs; r++ {
+		t0 := time.Now()
+		if _, _, err := m.ForwardBackward(px, batch, h, w, tr, gt); err != nil {
+			return err
+		}
+		if r > 0 {
+			times = append(times, time.Since(t0).Seconds()/float64(batch))
+		}
+	}
+	slices.Sort(times)
+	med := median(times)
+	fmt.Fprintf(stdout, "%-16s %10.4f %10.4f   (%.2f× the forward pass's median)\n", "forward+backward", times[0], med, med/forward)
+	if hwm := peakRSS(); hwm != "" {
+		fmt.Fprintf(stdout, "peak RSS         %s\n", hwm)
+	}
+	return nil
+}
+
+// peakRSS is the process's peak resident set (VmHWM of /proc/self/status), or "" where there is none.
+func peakRSS() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 func median(sorted []float64) float64 {

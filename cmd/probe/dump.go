@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/weights"
@@ -14,17 +16,22 @@ func init() {
 }
 
 func runDump(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE | --frames A,B) --out FILE.safetensors", stderr)
+	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE | --frames A,B) --out FILE.safetensors [--grads [--target K]]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	image := fs.String("image", "", "image file to run")
 	pixels := fs.String("pixels", "", "safetensors file holding pixel_values [B,3,H,W] (instead of --image)")
 	out := fs.String("out", "", "output .safetensors file")
 	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
+	grads := fs.Bool("grads", false, "also write the gradients of the target logit (grad.pixel_values, grad.attentions.{j}, grad.cross_attentions.*, grad.hidden_states.{i}), by the backward pass")
+	target := fs.Int("target", -1, "with --grads: the class whose logit is differentiated, for every image (default: each image's argmax)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	if *frames != "" && *image == "" && *pixels == "" && fs.NArg() == 0 && *out != "" {
+		if *grads {
+			return fmt.Errorf("--grads: the backward pass is the image classifiers', not the flow model's (--frames)")
+		}
 		return dumpFrames(&mf, *frames, *out, stdout, stderr)
 	}
 	if fs.NArg() > 0 || *out == "" || (*image == "") == (*pixels == "") || *frames != "" {
@@ -61,25 +68,47 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		}
 		px = t
 	}
-	res, err := m.Forward(px.Data, px.Shape[0], px.Shape[2], px.Shape[3], core.TraceAll)
+	B := px.Shape[0]
+	var res *core.Output
+	var g *core.Gradients
+	if *grads {
+		gt := core.GradTrace{Pixels: true, HiddenStates: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true}
+		if *target >= 0 {
+			gt.Targets = slices.Repeat([]int{*target}, B)
+		}
+		if n := m.Config.NumLabels(); *target >= n {
+			return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
+		}
+		res, g, err = m.ForwardBackward(px.Data, B, px.Shape[2], px.Shape[3], core.TraceAll, gt)
+	} else {
+		res, err = m.Forward(px.Data, B, px.Shape[2], px.Shape[3], core.TraceAll)
+	}
 	if err != nil {
 		return err
 	}
 	tensors := append([]*weights.Tensor{px}, res.Tensors()...)
-	for _, t := range tensors {
-		if err := checkFinite(t.Name, t.Data); err != nil {
-			return fmt.Errorf("%s: model %s: %w; nothing written", source, mf.model, err)
-		}
-	}
-	g := res.Grid
+	grid := res.Grid
 	meta := map[string]string{
 		"producer":    "perceiverkit probe dump",
 		"model":       mf.model,
 		"source":      source,
 		"input_stage": m.Weights.Input.Kind(),
-		"grid":        g.String(),
-		"grid_rows":   strconv.Itoa(g.Rows), "grid_cols": strconv.Itoa(g.Cols),
-		"grid_stride": strconv.Itoa(g.Stride), "grid_offset": strconv.Itoa(g.Offset),
+		"grid":        grid.String(),
+		"grid_rows":   strconv.Itoa(grid.Rows), "grid_cols": strconv.Itoa(grid.Cols),
+		"grid_stride": strconv.Itoa(grid.Stride), "grid_offset": strconv.Itoa(grid.Offset),
+	}
+	if g != nil {
+		tensors = append(tensors, g.Tensors(res)...)
+		ts := make([]string, len(g.Targets))
+		for i, t := range g.Targets {
+			ts[i] = strconv.Itoa(t)
+		}
+		meta["target"] = strings.Join(ts, ",")
+	}
+	for _, t := range tensors {
+		if err := checkFinite(t.Name, t.Data); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", source, mf.model, err)
+		}
 	}
 	if err := weights.WriteSafetensors(*out, tensors, meta); err != nil {
 		return err

@@ -213,6 +213,9 @@ func TestDumpFrames(t *testing.T) {
 	if _, stderr, code := run(t, "dump", "--model", tinyFlowDir, "--frames", "only-one.png", "--out", path); code != 1 || !strings.Contains(stderr, "two image paths") {
 		t.Errorf("one frame: exit %d, %q", code, stderr)
 	}
+	if _, stderr, code := run(t, "dump", "--model", tinyFlowDir, "--frames", frames, "--grads", "--out", path); code != 1 || !strings.Contains(stderr, "--grads") {
+		t.Errorf("--frames with --grads: exit %d, %q", code, stderr)
+	}
 }
 
 func TestBenchFlow(t *testing.T) {

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/viz"
+)
+
+func init() {
+	register("explain", "draw class-specific explanations of one image (Chefer relevance, gradient maps, integrated gradients, smoothgrad)", runExplain)
+}
+
+// defaultExplainMethods are the class-specific methods of issue 14, in the order drawn.
+var defaultExplainMethods = []string{"chefer", "grad-rollout", "saliency", "input-x-gradient", "integrated-gradients", "smoothgrad"}
+
+const explainHelp = `usage: probe explain (--model DIR | --random) --image PATH --out DIR [--target K|top1|LABEL] [--methods LIST] [flags]
+
+Explains which parts of the image the model's logit for the target class rests on. y is the
+target's logit; the maps (exact definitions in the README, section "explain"):
+  chefer                Chefer et al.'s relevance through the latents (token grid)
+  grad-rollout          rollout of the positive gradient-weighted attention (token grid)
+  saliency              max over colour channels of |∂y/∂x| (pixel grid)
+  input-x-gradient      Σ_c x·∂y/∂x, signed (pixel grid)
+  integrated-gradients  Gauss–Legendre integrated gradients from --baseline, signed (pixel grid)
+  smoothgrad            saliency averaged over --samples noisy copies (pixel grid)
+and every other registered method (mean, decoder, rollout: class-agnostic attention maps).
+
+Writes into --out, overwriting files of the same names: input.png, METHOD.png per method (signed
+maps in a blue–white–red colour map centred on zero), summary.png (all maps side by side),
+summary.json (target index, label, probability, per-method statistics) and, with --raw,
+maps.safetensors (float32, one tensor per method named with _ for -, on its own grid: [rows, cols]).
+
+flags:`
+
+func runExplain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("explain", explainHelp, stderr)
+	var mf modelFlags
+	mf.register(fs)
+	random := fs.Bool("random", false, "use the full-size Fourier architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model relies on")
+	image := fs.String("image", "", "image file to explain")
+	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
+	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 (the model's prediction) or a label from config.json")
+	methods := fs.String("methods", strings.Join(defaultExplainMethods, ","), "comma-separated methods, or all: "+strings.Join(explain.Names(), ", "))
+	overlay := fs.Bool("overlay", false, "draw the maps over the image the model saw")
+	alpha := fs.Float64("alpha", 0.6, "opacity of the map over the image with --overlay, in [0, 1]")
+	raw := fs.Bool("raw", false, "also write the maps as float32 tensors to maps.safetensors")
+	def := explain.DefaultOptions()
+	steps := fs.Int("steps", def.Steps, "integrated gradients: Gauss–Legendre nodes")
+	baseline := fs.String("baseline", def.Baseline, "integrated gradients: baseline, zero (pixel_values 0, the mean colour) or black")
+	samples := fs.Int("samples", def.Samples, "smoothgrad: noisy samples")
+	noise := fs.Float64("noise", def.Noise, "smoothgrad: noise σ as a fraction of the image's max − min")
+	seed := fs.Uint64("seed", def.Seed, "smoothgrad: seed of the noise")
+	window := fs.Int("window", def.Window, "occlusion: window side in pixels")
+	stride := fs.Int("stride", def.Stride, "occlusion: step between windows in pixels")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 || *image == "" || *out == "" || *random == (mf.model != "") {
+		fs.Usage()
+		return errUsage
+	}
+	names, err := parseMethods(*methods)
+	if err != nil {
+		return err
+	}
+	if !(*alpha >= 0 && *alpha <= 1) {
+		return fmt.Errorf("--alpha %g: must be in [0, 1]", *alpha)
+	}
+	opt := explain.Options{Steps: *steps, Baseline: *baseline, Samples: *samples, Noise: *noise, Seed: *seed, Window: *window, Stride: *stride}
+	if err := checkExplainOptions(opt); err != nil {
+		return err
+	}
+	limitMemory()
+	var m *core.Model
+	source := mf.model
+	if *random {
+		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+		source = "random weights (full-size architecture, seed 1)"
+	} else {
+		m, err = mf.open(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	img, err := m.Preprocessor.LoadImage(*image, mf.decodeOptions())
+	if err != nil {
+		return err
+	}
+	fwd, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *image, err)
+	}
+	labels := m.Config.Labels()
+	target, err := explain.ParseTarget(*targetSpec, labels, fwd.Logits)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}
+	prob := softmaxAt(fwd.Logits, target)
+	fmt.Fprintf(stdout, "%s: explaining class %d (%s), logit %.4g, probability %.4g\n", *image, target, labels[target], fwd.Logits[target], prob)
+
+	maps, err := computeExplanations(in, opt, names)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *image, err)
+	}
+	for _, mp := range maps {
+		if n := mp.Notes; n != nil && mp.Method == "integrated-gradients" {
+			fmt.Fprintf(stdout, "integrated-gradients completeness: Σ attribution %.6g, y(x) − y(x′) %.6g (relative error %.2g)\n", n["sum"], n["delta"], n["completeness_error"])
+		}
+	}
+	sum := explainSummary{Image: *image, Model: source, Target: target, Label: labels[target], Logit: fwd.Logits[target], Probability: prob, Methods: map[string]methodStats{}}
+	for _, mp := range maps {
+		sum.Methods[mp.Method] = statsOf(mp)
+	}
+	meta := map[string]string{"producer": "perceiverkit probe explain", "model": source, "image": *image, "target": fmt.Sprint(target), "label": labels[target]}
+	return writeExplanations(stdout, *out, img.Resized, img.H, img.W, maps, sum, *overlay, *alpha, *raw, meta)
+}
+
+// parseMethods splits the --methods list, "all" standing for every registered method.
+func parseMethods(s string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "":
+		case n == "all":
+			for _, r := range explain.Names() {
+				if !slices.Contains(names, r) {
+					names = append(names, r)
+				}
+			}
+		default:
+			if _, ok := explain.Lookup(n); !ok {
+				return nil, fmt.Errorf("--methods: unknown method %q; have %s", n, strings.Join(explain.Names(), ", "))
+			}
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("--methods: no method named")
+	}
+	return names, nil
+}
+
+func checkExplainOptions(o explain.Options) error {
+	switch {
+	case o.Steps < 1:
+		return fmt.Errorf("--steps %d: want at least 1", o.Steps)
+	case o.Baseline != "zero" && o.Baseline != "black":
+		return fmt.Errorf("--baseline %q: want zero or black", o.Baseline)
+	case o.Samples < 1:
+		return fmt.Errorf("--samples %d: want at least 1", o.Samples)
+	case !(o.Noise >= 0) || math.IsInf(o.Noise, 0):
+		return fmt.Errorf("--noise %g: want a fraction ≥ 0", o.Noise)
+	case o.Window < 1 || o.Stride < 1:
+		return fmt.Errorf("--window %d, --stride %d: want at least 1", o.Window, o.Stride)
+	}
+	return nil
+}
+
+// computeExplanations runs the methods in order; those one backward pass serves together
+// (chefer, grad-rollout, saliency, input-x-gradient) share it.
+func computeExplanations(in explain.Input, opt explain.Options, names []string) ([]explain.Map, error) {
+	var shared []string
+	for _, n := range names {
+		if explain.SharesBackward(n) {
+			shared = append(shared, n)
+		}
+	}
+	byName := map[string]explain.Map{}
+	if len(shared) > 0 {
+		maps, err := explain.GradientMaps(in, shared)
+		if err != nil {
+			return nil, err
+		}
+		for _, mp := range maps {
+			byName[mp.Method] = mp
+		}
+	}
+	res := make([]explain.Map, 0, len(names))
+	for _, n := range names {
+		mp, ok := byName[n]
+		if !ok {
+			meth, _ := explain.Lookup(n)
+			var err error
+			if mp, err = meth.Compute(in, opt); err != nil {
+				return nil, fmt.Errorf("%s: %w", n, err)
+			}
+		}
+		res = append(res, mp)
+	}
+	return res, nil
+}
+
+func softmaxAt(logits []float32, k int) float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	return math.Exp(float64(logits[k])-mx) / sum
+}
+
+type explainSummary struct {
+	Image       string                 `json:"image"`
+	Model       string                 `json:"model"`
+	Target      int                    `json:"target"`
+	Label       string                 `json:"label"`
+	Logit       float32                `json:"logit"`
+	Probability float64                `json:"probability"`
+	Methods     map[string]methodStats `json:"methods"`
+}
+
+type methodStats struct {
+	Grid   string             `json:"grid"` // rows×cols
+	Signed bool               `json:"signed"`
+	Min    float64            `json:"min"`
+	Max    float64            `json:"max"`
+	Mean   float64            `json:"mean"`
+	Sum    float64            `json:"sum"`
+	Notes  map[string]float64 `json:"notes,omitempty"`
+}
+
+func statsOf(mp explain.Map) methodStats {
+	s := methodStats{Grid: fmt.Sprintf("%d×%d", mp.Grid.Rows, mp.Grid.Cols), Signed: mp.Signed, Notes: mp.Notes}
+	s.Min, s.Max = viz.Range(mp.Values)
+	for _, v := range mp.Values {
+		s.Sum += float64(v)
+	}
+	s.Mean = s.Sum / float64(max(1, len(mp.Values)))
+	return s
+}
+
+// onPixels returns a map's values on the pixel grid of the image.
+func onPixels(mp explain.Map) []float32 {
+	if mp.Grid.Pixel() {
+		return mp.Values
+	}
+	px := make([]float32, mp.Grid.Height*mp.Grid.Width)
+	mp.Grid.ToPixels(px, mp.Values)
+	return px
+}
+
+// writeExplanations writes the figures, the summary and the raw maps into dir, printing each path.
+func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h, w int, maps []explain.Map, sum explainSummary, overlay bool, alpha float64, raw bool, meta map[string]string) error {
+	f := max(1, (minDisplay+max(h, w)-1)/max(h, w))
+	var under *preprocess.RGB // the image the model saw, when it matches the map grid
+	if resized != nil && resized.W == w && resized.H == h {
+		under = resized
+	}
+	wrote := func(p string) { fmt.Fprintf(stdout, "wrote %s\n", p) }
+	tiles := []viz.Tile{}
+	if under != nil {
+		in := enlargeRGB(under, f)
+		p := filepath.Join(dir, "input.png")
+		if err := viz.SavePNG(p, in); err != nil {
+			return err
+		}
+		wrote(p)
+		tiles = append(tiles, viz.Tile{Image: in, Title: fmt.Sprintf("input: %d %s", sum.Target, sum.Label)})
+	}
+	var rawTensors []*weights.Tensor
+	for _, mp := range maps {
+		vals := onPixels(mp)
+		lo, hi := viz.Range(vals)
+		cm := viz.Colormap(viz.Viridis)
+		if mp.Signed {
+			lo, hi = viz.SymmetricRange(vals)
+			cm = viz.Diverging
+		}
+		opt := viz.HeatmapOptions{Min: lo, Max: hi, Width: f * w, Height: f * h, Colormap: cm}
+		pic := viz.Heatmap(vals, h, w, opt)
+		if overlay && under != nil {
+			pic = viz.Overlay(enlargeRGB(under, f), vals, h, w, alpha, opt)
+		}
+		tile := viz.Tile{Image: pic, Title: mp.Method}
+		tiles = append(tiles, tile)
+		p := filepath.Join(dir, mp.Method+".png")
+		if err := viz.SaveFigure(p, viz.Figure{Tiles: []viz.Tile{tile}, Scale: &viz.Scale{Min: lo, Max: hi, Colormap: cm}}); err != nil {
+			return err
+		}
+		wrote(p)
+		rawTensors = append(rawTensors, &weights.Tensor{Name: strings.ReplaceAll(mp.Method, "-", "_"), DType: "F32", Shape: []int{mp.Grid.Rows, mp.Grid.Cols}, Data: mp.Values})
+	}
+	p := filepath.Join(dir, "summary.png")
+	if err := viz.SaveFigure(p, viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4)}); err != nil {
+		return err
+	}
+	wrote(p)
+	js, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return err
+	}
+	p = filepath.Join(dir, "summary.json")
+	if err := os.WriteFile(p, append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	wrote(p)
+	if raw {
+		p := filepath.Join(dir, "maps.safetensors")
+		if err := weights.WriteSafetensors(p, rawTensors, meta); err != nil {
+			return err
+		}
+		wrote(p)
+	}
+	return nil
+}
+
+// explainMemoryLimit is the Go heap's soft limit for the backward passes, unless GOMEMLIMIT sets
+// one: a full-size pass holds about 1.9 GB live (core/doc.go), and each pass of integrated
+// gradients or smoothgrad leaves as much garbage; without a limit the collector lets the heap grow
+// to twice what was live at its last cycle before collecting, past the 3 GB the issue allows.
+const explainMemoryLimit = 2560 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(explainMemoryLimit)
+	}
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/faithfulness"
+	"github.com/perceiverkit/perceiver/internal/progress"
+	"github.com/perceiverkit/perceiver/probe"
+)
+
+func init() {
+	register("faithfulness", "rank attribution methods by positive and negative perturbation over a data set", runFaithfulness)
+}
+
+const faithfulnessHelp = `usage: probe faithfulness (--model DIR | --random) --data SOURCE --methods LIST --out DIR [flags]
+
+For each image, the target is the unperturbed prediction. Each method's map (token maps drawn on
+the pixels) ranks the pixels; for f = k/steps, k = 0…steps−1, the top ⌊f·N⌋ pixels (positive:
+highest values first; negative: lowest first; ties by the lower flat index) are set to 0 in
+pixel_values, in all channels, and the softmax probability of the target and whether it is still
+the prediction are recorded. Curves are averaged over images; AUC by the trapezoid rule over f.
+The methods are those of the explain registry plus random (a seeded uniform map per image, the
+floor); "all" names every one.
+
+Writes into --out: images.jsonl (one line of curves per image, appended as each finishes: rerun
+with --resume to continue an interrupted run), run.json (the settings, checked on --resume),
+report.json, report.md (the methods ranked by negative − positive AUC of the probability) and
+curves.png. Bad images are skipped and counted.
+
+flags:`
+
+// faithfulnessRecord is one line of images.jsonl.
+type faithfulnessRecord struct {
+	Index  int                            `json:"index"`
+	ID     string                         `json:"id"`
+	Target int                            `json:"target"`
+	Curves map[string]faithfulness.Curves `json:"curves"`
+}
+
+// faithfulnessRun is run.json: what must agree for --resume to continue a run.
+type faithfulnessRun struct {
+	Model   string   `json:"model"`
+	Source  string   `json:"source"`
+	Methods []string `json:"methods"`
+	Steps   int      `json:"steps"`
+	Seed    uint64   `json:"seed"`
+	Window  int      `json:"window"`
+	Stride  int      `json:"stride"`
+}
+
+func runFaithfulness(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("faithfulness", faithfulnessHelp, stderr)
+	var mf modelFlags
+	mf.register(fs)
+	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
+	data := fs.String("data", "", "data set: an image folder, a .csv/.tsv manifest or IDX files (as for extract)")
+	limit := fs.Int("limit", 0, "score only the first N images of the source (0: all)")
+	methodList := fs.String("methods", "", "comma-separated methods: "+strings.Join(append(explain.Names(), "random"), ", ")+", or all")
+	steps := fs.Int("steps", 10, "fractions k/steps, k = 0…steps−1")
+	batch := fs.Int("batch", 8, "perturbed images per forward pass")
+	seed := fs.Uint64("seed", 1, "seed of the random map (and of smoothgrad's noise)")
+	defaults := explain.DefaultOptions()
+	window := fs.Int("window", defaults.Window, "occlusion: window side in pixels")
+	stride := fs.Int("stride", defaults.Stride, "occlusion: stride in pixels")
+	out := fs.String("out", "", "output folder")
+	resume := fs.Bool("resume", false, "continue the run in --out, skipping images already scored")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 || *data == "" || *out == "" || *methodList == "" || *random == (mf.model != "") {
+		fs.Usage()
+		return errUsage
+	}
+	if *steps < 2 || *batch < 1 || *limit < 0 {
+		return fmt.Errorf("--steps must be at least 2, --batch positive and --limit not negative")
+	}
+	methods, err := parseFaithfulnessMethods(*methodList)
+	if err != nil {
+		return err
+	}
+	src, err := probe.OpenSource(*data)
+	if err != nil {
+		return err
+	}
+	var m *core.Model
+	modelName := mf.model
+	if *random {
+		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+		modelName = "random weights (full-size architecture, seed 1)"
+	} else {
+		m, err = mf.open(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	run := faithfulnessRun{Model: modelName, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride}
+	records, err := openFaithfulnessRun(*out, run, *resume)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, r := range records {
+		done[r.ID] = true
+	}
+	n := src.Len()
+	if *limit > 0 {
+		n = min(n, *limit)
+	}
+	var todo []int
+	for i := range n {
+		if !done[src.Item(i).ID] {
+			todo = append(todo, i)
+		}
+	}
+	log, err := os.OpenFile(filepath.Join(*out, "images.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+
+	// No signal handling: Ctrl-C ends the run at once, and --resume redoes at most the image in
+	// progress (each finished image is one complete line of images.jsonl).
+	var barOut io.Writer = stderr
+	if *quiet {
+		barOut = nil
+	}
+	bar := progress.New(barOut, int64(n), "faithfulness", progress.Unit("img"), progress.Start(int64(n-len(todo))))
+	skips := preprocess.NewSkips(stderr)
+	opt := explain.DefaultOptions()
+	opt.Seed, opt.Window, opt.Stride = *seed, *window, *stride
+	start := time.Now()
+	scored := 0
+	for _, i := range todo {
+		it := src.Item(i)
+		img, err := loadItem(m, it, mf.decodeOptions())
+		if err != nil {
+			skips.Add(it.ID, err)
+			bar.Add(1)
+			continue
+		}
+		rec, err := scoreImage(m, it, img, methods, opt, faithfulness.Options{Steps: *steps, Batch: *batch})
+		if err != nil {
+			bar.Finish()
+			return fmt.Errorf("%s: %w", it.ID, err)
+		}
+		line, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if _, err := log.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("images.jsonl: %w", err)
+		}
+		records = append(records, *rec)
+		scored++
+		bar.Add(1)
+	}
+	bar.Finish()
+	elapsed := time.Since(start)
+	if len(records) == 0 {
+		return fmt.Errorf("no image could be scored (%d skipped)", skips.Count())
+	}
+	per := map[string][]faithfulness.Curves{}
+	for _, r := range records {
+		for _, name := range methods {
+			per[name] = append(per[name], r.Curves[name])
+		}
+	}
+	meta := map[string]any{"model": modelName, "source": src.Name(), "seed": *seed, "batch": *batch,
+		"occlusion":  map[string]int{"window": *window, "stride": *stride},
+		"new_images": scored, "seconds": elapsed.Seconds(), "program": "perceiverkit probe " + version(),
+		"created": time.Now().UTC().Format(time.RFC3339)}
+	if scored > 0 {
+		meta["images_per_second"] = float64(scored) / elapsed.Seconds()
+	}
+	rep, err := faithfulness.NewReport(per, *steps, skips.Count(), meta)
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(*out); err != nil {
+		return err
+	}
+	stdout.Write(rep.Markdown())
+	fmt.Fprintf(stdout, "\nwrote %s: %d images (%d new, %.3g images/s), %d skipped bad files\n",
+		filepath.Join(*out, "report.md"), rep.Images, scored, float64(scored)/elapsed.Seconds(), skips.Count())
+	return nil
+}
+
+// parseFaithfulnessMethods reads --methods: registered names and random, or all.
+func parseFaithfulnessMethods(s string) ([]string, error) {
+	known := append(explain.Names(), "random")
+	if strings.TrimSpace(s) == "all" {
+		return known, nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("--methods: unknown method %q (want %s, or all)", name, strings.Join(known, ", "))
+		}
+		if slices.Contains(out, name) {
+			return nil, fmt.Errorf("--methods: %q listed twice", name)
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--methods %q: name at least one method", s)
+	}
+	return out, nil
+}
+
+// openFaithfulnessRun prepares --out: a new run writes run.json (an existing images.jsonl is an
+// error without --resume); a resumed run checks run.json and returns the images already scored,
+// dropping a last line cut short by a crash.
+func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithfulnessRecord, error) {
+	logPath := filepath.Join(dir, "images.jsonl")
+	runPath := filepath.Join(dir, "run.json")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	want, err := json.MarshalIndent(run, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if !resume {
+		if _, err := os.Stat(logPath); err == nil {
+			return nil, fmt.Errorf("%s exists: pass --resume to continue that run, or choose another --out", logPath)
+		}
+		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+	}
+	have, err := os.ReadFile(runPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var prev faithfulnessRun
+	if err := json.Unmarshal(have, &prev); err != nil {
+		return nil, fmt.Errorf("%s: %w", runPath, err)
+	}
+	if !slices.Equal(prev.Methods, run.Methods) || prev.Model != run.Model || prev.Source != run.Source ||
+		prev.Steps != run.Steps || prev.Seed != run.Seed || prev.Window != run.Window || prev.Stride != run.Stride {
+		return nil, fmt.Errorf("--resume: %s was made with other settings (%s); rerun with those or choose another --out", runPath, bytes.Join(bytes.Fields(have), []byte(" ")))
+	}
+	raw, err := os.ReadFile(logPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []faithfulnessRecord
+	good := 0
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<30)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var r faithfulnessRecord
+		end := good + len(line) + 1
+		if end > len(raw) || json.Unmarshal(line, &r) != nil {
+			break // a line cut short by a crash: it is scored again
+		}
+		recs = append(recs, r)
+		good = end
+	}
+	if good < len(raw) {
+		if err := os.Truncate(logPath, int64(good)); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+// loadItem decodes and preprocesses one item of a source.
+func loadItem(m *core.Model, it probe.Item, opt preprocess.Options) (*preprocess.Result, error) {
+	if it.Image != nil {
+		return m.Preprocessor.Process(preprocess.FromImage(it.Image))
+	}
+	return m.Preprocessor.LoadImage(it.Path, opt)
+}
+
+// scoreImage computes every method's map of one image for its prediction and runs both
+// perturbations of all of them.
+func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []string, opt explain.Options, fo faithfulness.Options) (*faithfulnessRecord, error) {
+	base, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
+	if err != nil {
+		return nil, err
+	}
+	im := faithfulness.Image{Pixels: img.Pixels, H: img.H, W: img.W, Logits: base.Logits}
+	target := im.Target()
+	n := img.H * img.W
+	maps := make([][]float32, len(methods))
+	for i, name := range methods {
+		if name == "random" {
+			rng := rand.New(rand.NewPCG(opt.Seed, uint64(it.Index)))
+			maps[i] = make([]float32, n)
+			for p := range maps[i] {
+				maps[i][p] = rng.Float32()
+			}
+			continue
+		}
+		meth, _ := explain.Lookup(name)
+		mp, err := meth.Compute(explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}, opt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if mp.Grid.Height != img.H || mp.Grid.Width != img.W || len(mp.Values) != mp.Grid.Tokens() {
+			return nil, fmt.Errorf("%s: a map of %d values on %v for a %d×%d image", name, len(mp.Values), mp.Grid, img.H, img.W)
+		}
+		if mp.Grid.Pixel() {
+			maps[i] = mp.Values
+		} else {
+			maps[i] = make([]float32, n)
+			mp.Grid.ToPixels(maps[i], mp.Values)
+		}
+	}
+	curves, err := faithfulness.Evaluate(m, im, maps, fo)
+	if err != nil {
+		return nil, err
+	}
+	rec := &faithfulnessRecord{Index: it.Index, ID: it.ID, Target: target, Curves: map[string]faithfulness.Curves{}}
+	for i, name := range methods {
+		rec.Curves[name] = curves[i]
+	}
+	return rec, nil
+}

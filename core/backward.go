@@ -1,0 +1,600 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/perceiverkit/perceiver/attention"
+	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
+)
+
+// GradTrace chooses which gradients ForwardBackward keeps, as Trace chooses the forward pass's
+// states: nothing is kept that was not asked for. y, the scalar differentiated, is one logit per
+// image: the target's.
+type GradTrace struct {
+	Pixels           bool // ∂y/∂pixel_values, [B, 3, H, W]
+	HiddenStates     bool // ∂y/∂hidden_states.i, each [B, L, D] (i as in Output.HiddenStates)
+	SelfAttentions   bool // ∂y/∂attentions.j, each [B, heads, L, L]
+	EncoderAttention bool // ∂y/∂cross_attentions.encoder, [B, cross heads, L, N]
+	DecoderAttention bool // ∂y/∂cross_attentions.decoder, [B, 1, 1, L]
+
+	// Targets holds each image's class, whose logit is y; nil, or a negative entry, means the
+	// image's argmax.
+	Targets []int
+
+	// Recompute trades time for memory: the forward pass keeps only the hidden states, and the
+	// backward recomputes each self-attention application's activations from its input (one more
+	// pass through the latent stack) instead of keeping them all (see doc.go).
+	Recompute bool
+
+	// OnSelfAttention, when set, receives self-attention application j's (0-based) probabilities
+	// and their gradient, each [heads, L, L], for image b, as soon as the backward pass has them:
+	// in decreasing j. Reductions such as Chefer's relevance run without holding every map. Both
+	// slices are reused after the call returns.
+	OnSelfAttention func(b, j int, probs, grad []float32)
+}
+
+// Gradients are the kept results of a backward pass, row-major, shaped as the forward tensors
+// they are the gradients of. Targets holds the class each image was differentiated for.
+type Gradients struct {
+	Targets          []int
+	Pixels           []float32
+	HiddenStates     [][]float32
+	SelfAttentions   [][]float32
+	EncoderAttention []float32
+	DecoderAttention []float32
+}
+
+// Tensors names the kept gradients as `probe dump --grads` writes them: `grad.pixel_values`
+// [B,3,H,W], `grad.hidden_states.{i}`, `grad.attentions.{j}`, `grad.cross_attentions.encoder`,
+// `grad.cross_attentions.decoder`, shaped like the forward tensors of o.
+func (g *Gradients) Tensors(o *Output) []*weights.Tensor {
+	B, L, D, N := o.Batch, o.Latents, o.Channels, o.Grid.Tokens()
+	var ts []*weights.Tensor
+	put := func(name string, data []float32, shape ...int) {
+		if data != nil {
+			ts = append(ts, &weights.Tensor{Name: "grad." + name, DType: "F32", Shape: shape, Data: data})
+		}
+	}
+	put("pixel_values", g.Pixels, B, 3, o.Height, o.Width)
+	for i, h := range g.HiddenStates {
+		put("hidden_states."+strconv.Itoa(i), h, B, L, D)
+	}
+	for j, a := range g.SelfAttentions {
+		put("attentions."+strconv.Itoa(j), a, B, o.Heads, L, L)
+	}
+	put("cross_attentions.encoder", g.EncoderAttention, B, o.CrossHeads, L, N)
+	put("cross_attentions.decoder", g.DecoderAttention, B, 1, 1, L)
+	return ts
+}
+
+// ForwardBackward runs Forward with tr, then reverse mode from each image's target logit back to
+// the pixels, keeping the gradients gt asks for. See doc.go (the backward pass) for the algebra
+// and the memory layout. The returned Output holds what tr asked for, as Forward's would.
+func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt GradTrace) (*Output, *Gradients, error) {
+	cfg := &m.Config
+	dec := m.Weights.Classifier()
+	if dec == nil {
+		return nil, nil, fmt.Errorf("backward: the model has no classification decoder")
+	}
+	throughEncoder := gt.Pixels || gt.EncoderAttention
+	if throughEncoder && m.Weights.CrossAttention.Heads != 1 {
+		return nil, nil, fmt.Errorf("backward: the encoder cross-attention has %d heads; the backward pass takes one (as every released model has)", m.Weights.CrossAttention.Heads)
+	}
+	if gt.Targets != nil && len(gt.Targets) != batch {
+		return nil, nil, fmt.Errorf("backward: %d targets for %d images", len(gt.Targets), batch)
+	}
+	labels := cfg.NumLabels()
+	for _, t := range gt.Targets {
+		if t >= labels {
+			return nil, nil, fmt.Errorf("backward: target %d out of range: the model has %d classes (0…%d)", t, labels, labels-1)
+		}
+	}
+	o, st, err := m.forwardSaving(pixels, batch, h, w, tr, throughEncoder, gt.Recompute)
+	if err != nil {
+		return nil, nil, err
+	}
+	hidden, probsEnc := st.hidden, st.encoder
+
+	g := &Gradients{Targets: make([]int, batch)}
+	for b := range batch {
+		t := -1
+		if gt.Targets != nil {
+			t = gt.Targets[b]
+		}
+		if t < 0 {
+			t = argmax(o.Logits[b*labels : (b+1)*labels])
+		}
+		g.Targets[b] = t
+	}
+
+	L, D := cfg.NumLatents, cfg.DLatents
+	J := len(hidden) - 1
+	dh := make([]float32, batch*L*D)
+	if gt.DecoderAttention {
+		g.DecoderAttention = make([]float32, batch*L)
+	}
+	dec.backward(m, dh, g.DecoderAttention, hidden[J], batch, g.Targets)
+	if gt.HiddenStates {
+		g.HiddenStates = make([][]float32, J+1)
+		g.HiddenStates[J] = append([]float32(nil), dh...)
+	}
+	if gt.SelfAttentions {
+		g.SelfAttentions = make([][]float32, J)
+	}
+	per := len(m.Weights.SelfAttends)
+	var scratch []float32 // the probabilities' gradient for the callback, when not kept
+	for app := J; app >= 1; app-- {
+		layer := &m.Weights.SelfAttends[(app-1)%per]
+		size := layer.Heads * L * L
+		var dprobs []float32
+		switch {
+		case gt.SelfAttentions:
+			dprobs = make([]float32, batch*size)
+			g.SelfAttentions[app-1] = dprobs
+		case gt.OnSelfAttention != nil:
+			if len(scratch) < batch*size {
+				scratch = make([]float32, batch*size)
+			}
+			dprobs = scratch[:batch*size]
+		}
+		var sv *savedLayer
+		if gt.Recompute {
+			sv = st.saved[0]
+			st.work.forward(st.out, hidden[app-1], layer, batch, L, sv)
+		} else {
+			sv = st.saved[app-1]
+		}
+		st.work.backward(dh, dprobs, hidden[app-1], layer, batch, L, sv)
+		if gt.OnSelfAttention != nil {
+			for b := range batch {
+				gt.OnSelfAttention(b, app-1, sv.probs[b*size:(b+1)*size], dprobs[b*size:(b+1)*size])
+			}
+		}
+		if !gt.Recompute {
+			st.saved[app-1] = nil // free it for the collector: the backward has passed it
+		}
+		if gt.HiddenStates {
+			g.HiddenStates[app-1] = append([]float32(nil), dh...)
+		}
+	}
+	if !throughEncoder {
+		return o, g, nil
+	}
+	N := o.Grid.Tokens()
+	if gt.Pixels {
+		g.Pixels = make([]float32, len(pixels))
+	}
+	if gt.EncoderAttention {
+		g.EncoderAttention = make([]float32, batch*L*N)
+	}
+	e := m.newEncoderBackward(o.Grid)
+	for b := range batch {
+		var dimg, dprobs []float32
+		if g.Pixels != nil {
+			dimg = g.Pixels[b*3*h*w : (b+1)*3*h*w]
+		}
+		if g.EncoderAttention != nil {
+			dprobs = g.EncoderAttention[b*L*N : (b+1)*L*N]
+		}
+		err := e.backward(dimg, dprobs, dh[b*L*D:(b+1)*L*D], pixels[b*3*h*w:(b+1)*3*h*w], probsEnc[b*L*N:(b+1)*L*N])
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return o, g, nil
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// savedLayer is what one self-attention application's backward needs from its forward, over
+// rows = B·L positions: the projections, the probabilities, the state after the attention half
+// (LayerNorm's and the MLP's input) and the MLP's pre-GELU activations. LN1(x) and LN(x1) are
+// not kept: their backward needs only their inputs, and no weight gradient is formed.
+type savedLayer struct {
+	q, k, v []float32 // [rows, qk], [rows, qk], [rows, vw]
+	probs   []float32 // [B, heads, L, L]
+	x1, a1  []float32 // [rows, D], [rows, widening·D]
+}
+
+func newSavedLayer(l *Layer, batch, L int) *savedLayer {
+	a := &l.Attention.Self
+	rows := batch * L
+	return &savedLayer{
+		q: make([]float32, rows*a.Query.Out()), k: make([]float32, rows*a.Key.Out()), v: make([]float32, rows*a.Value.Out()),
+		probs: make([]float32, batch*l.Heads*L*L),
+		x1:    make([]float32, rows*l.LayerNorm.Weight.Len()), a1: make([]float32, rows*l.MLP.Dense1.Out()),
+	}
+}
+
+// layerWork is the scratch one layer's forward and backward share, over rows = B·L positions.
+type layerWork struct {
+	rows             int
+	xn, ctx, gel     []float32
+	dq, dk, dv, dctx []float32
+	dx1, dxn, da1    []float32
+	ds               []float32 // [L, L] softmax scratch
+}
+
+func newLayerWork(rows, d, wide, L int) *layerWork {
+	f := func(n int) []float32 { return make([]float32, n) }
+	return &layerWork{
+		rows: rows,
+		xn:   f(rows * d), ctx: f(rows * wide), gel: f(rows * wide),
+		dq: f(rows * wide), dk: f(rows * wide), dv: f(rows * wide), dctx: f(rows * wide),
+		dx1: f(rows * d), dxn: f(rows * d), da1: f(rows * wide), ds: f(L * L),
+	}
+}
+
+// forward writes into out [B·L, D] the self-attention layer l applied to x, with the same kernels
+// as Model.Forward (so the same numbers), keeping in sv what the backward needs.
+func (s *layerWork) forward(out, x []float32, l *Layer, batch, L int, sv *savedLayer) {
+	a := &l.Attention.Self
+	rows := s.rows
+	qk, vw := a.Query.Out(), a.Value.Out()
+	heads := l.Heads
+	dqk, dvh := qk/heads, vw/heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+	layerNorm(s.xn, x, rows, &a.LayerNorm1)
+	linear(sv.q, s.xn, rows, &a.Query)
+	linear(sv.k, s.xn, rows, &a.Key)
+	linear(sv.v, s.xn, rows, &a.Value)
+	ctx := s.ctx[:rows*vw]
+	size := heads * L * L
+	for b := 0; b < batch; b++ {
+		attention.MultiHead(ctx[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], sv.q[b*L*qk:], sv.k[b*L*qk:], sv.v[b*L*vw:], L, L, heads, dqk, dvh, scale)
+	}
+	if l.QueryResidual {
+		copy(sv.x1, x)
+		linearAdd(sv.x1, ctx, rows, &l.Attention.Output.Dense)
+	} else {
+		linear(sv.x1, ctx, rows, &l.Attention.Output.Dense)
+	}
+	layerNorm(s.xn, sv.x1, rows, &l.LayerNorm)
+	linear(sv.a1, s.xn, rows, &l.MLP.Dense1)
+	gel := s.gel[:len(sv.a1)]
+	copy(gel, sv.a1)
+	gelu(gel)
+	copy(out, sv.x1)
+	linearAdd(out, gel, rows, &l.MLP.Dense2)
+}
+
+// backward replaces dh, the gradient with respect to the layer's output, by the gradient with
+// respect to its input x [B·L, D], from the activations sv of its forward. dprobs, when not nil,
+// receives the gradient with respect to the probabilities [B, heads, L, L].
+func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv *savedLayer) {
+	a := &l.Attention.Self
+	rows := s.rows
+	qk, vw := a.Query.Out(), a.Value.Out()
+	heads := l.Heads
+	dqk, dvh := qk/heads, vw/heads
+	scale := float32(1 / math.Sqrt(float64(dqk)))
+	size := heads * L * L
+	// Backward of x2 = x1 + MLP(LN(x1)).
+	mlpBackward(s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
+	// Backward of x1 = x + Wo·attention(LN1(x)).
+	dctx := s.dctx[:rows*vw]
+	linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
+	dq, dk, dv := s.dq[:rows*qk], s.dk[:rows*qk], s.dv[:rows*vw]
+	for b := 0; b < batch; b++ {
+		var dp []float32
+		if dprobs != nil {
+			dp = dprobs[b*size : (b+1)*size]
+		}
+		multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
+			sv.q[b*L*qk:(b+1)*L*qk], sv.k[b*L*qk:(b+1)*L*qk], sv.v[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
+			L, L, heads, dqk, dvh, scale)
+	}
+	linearBackward(s.dxn, dq, rows, &a.Query, false)
+	linearBackward(s.dxn, dk, rows, &a.Key, true)
+	linearBackward(s.dxn, dv, rows, &a.Value, true)
+	if l.QueryResidual {
+		copy(dh, s.dx1)
+	} else {
+		clear(dh)
+	}
+	layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
+}
+
+// forwardState is what ForwardBackward's forward pass leaves for the backward.
+type forwardState struct {
+	hidden  [][]float32   // every hidden state, [B, L, D] each
+	encoder []float32     // the encoder attention [B, 1, L, N], when the backward goes through it
+	saved   []*savedLayer // per application; one, reused, when recomputing
+	work    *layerWork
+	out     []float32 // a layer's output when recomputing
+}
+
+// forwardSaving is Model.Forward (the same kernels, so the same numbers) keeping what the
+// backward needs: every hidden state, the encoder attention when wanted, and each self-attention
+// application's activations — or, with recompute, none of those, for the backward to recompute
+// application by application from the hidden states. The Output holds what tr asks for.
+func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encoder, recompute bool) (*Output, *forwardState, error) {
+	cfg := &m.Config
+	if batch < 1 || h < 1 || w < 1 {
+		return nil, nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
+	}
+	if len(pixels) != batch*3*h*w {
+		return nil, nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
+	}
+	W := &m.Weights
+	grid, err := W.Input.Grid(h, w)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward: %w", err)
+	}
+	L, D := cfg.NumLatents, cfg.DLatents
+	N, C := grid.Tokens(), cfg.DModel
+	o := &Output{
+		Batch: batch, Height: h, Width: w, Grid: grid, Latents: L, Channels: D, InputChannels: C,
+		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
+	}
+	if tr.Inputs {
+		o.Inputs = make([]float32, batch*N*C)
+	}
+	st := &forwardState{work: newLayerWork(batch*L, D, m.widest, L)}
+	etr := tr
+	etr.EncoderAttention = tr.EncoderAttention || encoder
+	hidden := make([]float32, batch*L*D)
+	start := time.Now()
+	m.encode(hidden, pixels, batch, grid, etr, o)
+	st.encoder = o.EncoderAttention
+	if !tr.EncoderAttention {
+		o.EncoderAttention = nil
+	}
+	s := newStack(batch*L, D, m.widest)
+	s.feedForward(hidden, &W.CrossAttention)
+	o.Timings.Encoder = time.Since(start) - o.Timings.Input
+	record := func() {
+		st.hidden = append(st.hidden, hidden)
+		if tr.OnHiddenState != nil {
+			tr.OnHiddenState(len(st.hidden)-1, hidden)
+		}
+	}
+	record()
+	start = time.Now()
+	j := 0
+	for blk := 0; blk < cfg.NumBlocks; blk++ {
+		for i := range W.SelfAttends {
+			layer := &W.SelfAttends[i]
+			var sv *savedLayer
+			if recompute && len(st.saved) > 0 {
+				sv = st.saved[0]
+			} else {
+				sv = newSavedLayer(layer, batch, L)
+				st.saved = append(st.saved, sv)
+			}
+			next := make([]float32, batch*L*D)
+			st.work.forward(next, hidden, layer, batch, L, sv)
+			size := layer.Heads * L * L
+			if tr.SelfAttentions {
+				if recompute {
+					o.SelfAttentions = append(o.SelfAttentions, append([]float32(nil), sv.probs...))
+				} else {
+					o.SelfAttentions = append(o.SelfAttentions, sv.probs)
+				}
+			}
+			if tr.OnSelfAttention != nil {
+				for b := 0; b < batch; b++ {
+					tr.OnSelfAttention(b, j, sv.probs[b*size:(b+1)*size])
+				}
+			}
+			hidden = next
+			record()
+			j++
+		}
+	}
+	if recompute {
+		st.out = make([]float32, batch*L*D)
+	}
+	o.Timings.Latents = time.Since(start)
+	start = time.Now()
+	if tr.HiddenStates {
+		o.HiddenStates = st.hidden
+	}
+	W.Decoder.decode(m, hidden, pixels, batch, tr, o)
+	o.Timings.Decoder = time.Since(start)
+	return o, st, nil
+}
+
+// mlpBackward writes into dx1 [rows, D] the gradient with respect to x1 of x2 = x1 + MLP(LN(x1))
+// given dx2 [rows, D]; a1 is Dense1's output (GELU's input), overwritten by nothing. da1 and dxn
+// are scratch.
+func mlpBackward(dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer) {
+	linearBackward(da1, dx2, rows, &l.MLP.Dense2, false)
+	geluBackward(da1, a1)
+	linearBackward(dxn, da1, rows, &l.MLP.Dense1, false)
+	copy(dx1, dx2)
+	layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
+}
+
+// backward carries each image's target logit back through the classification decoder to the
+// final latents hidden [B, L, D], writing the gradient into dh [B, L, D] and, when dprobs is not
+// nil, the gradient with respect to the decoder's attention into dprobs [B, L]. The decoder has
+// one query and one head, so it runs folded as in decode: scores = scale·kq·LN2(h)ᵀ, with
+// kq = q·Wk, and pooled = p·LN2(h) before the value projection.
+func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float32, batch int, targets []int) {
+	cfg := &m.Config
+	l := &dec.CrossAttention
+	a := &l.Attention.Self
+	L, D := cfg.NumLatents, cfg.DLatents
+	qk, vw := a.Query.Out(), a.Value.Out()
+	scale := float32(1 / math.Sqrt(float64(qk/l.Heads)))
+	query := dec.Query.Data
+	qn := make([]float32, D)
+	layerNorm(qn, query, 1, &a.LayerNorm1)
+	q := make([]float32, qk)
+	linear(q, qn, 1, &a.Query)
+	kq := foldKey(q, 1, &a.Key) // [D]
+
+	norm := make([]float32, batch*L*D)
+	p := make([]float32, batch*L)
+	pooled := make([]float32, batch*D)
+	for b := 0; b < batch; b++ {
+		xn := norm[b*L*D : (b+1)*L*D]
+		layerNorm(xn, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
+		pb := p[b*L : (b+1)*L]
+		sgemm.Gemm(false, true, 1, L, D, scale, kq, D, xn, D, 0, pb, L)
+		attention.SoftmaxRows(pb, 1, L, L)
+		sgemm.Gemm(false, false, 1, D, L, 1, pb, L, xn, D, 0, pooled[b*D:(b+1)*D], D)
+	}
+	ctx := make([]float32, batch*vw)
+	linear(ctx, pooled, batch, &a.Value)
+	x1 := make([]float32, batch*D)
+	for b := 0; b < batch; b++ {
+		copy(x1[b*D:(b+1)*D], query)
+	}
+	linearAdd(x1, ctx, batch, &l.Attention.Output.Dense)
+	xn2 := make([]float32, batch*D)
+	layerNorm(xn2, x1, batch, &l.LayerNorm)
+	wide := l.MLP.Dense1.Out()
+	a1 := make([]float32, batch*wide)
+	linear(a1, xn2, batch, &l.MLP.Dense1)
+
+	// y = logits[target]: ∂y/∂out is the target's row of the final layer.
+	fin := &dec.FinalLayer
+	dout := make([]float32, batch*D)
+	for b, t := range targets {
+		copy(dout[b*D:(b+1)*D], fin.Weight.Data[t*fin.In():(t+1)*fin.In()])
+	}
+	dx1 := make([]float32, batch*D)
+	mlpBackward(dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l)
+	dctx := make([]float32, batch*vw)
+	linearBackward(dctx, dx1, batch, &l.Attention.Output.Dense, false)
+	dpooled := make([]float32, batch*D)
+	linearBackward(dpooled, dctx, batch, &a.Value, false)
+	dp := make([]float32, L)
+	dxn := make([]float32, L*D)
+	for b := 0; b < batch; b++ {
+		xn, pb, dpb := norm[b*L*D:(b+1)*L*D], p[b*L:(b+1)*L], dpooled[b*D:(b+1)*D]
+		// Hugging Face's probabilities multiply the projected values LN2(h)·Wvᵀ + bv, so their
+		// gradient is LN2(h)·(Wvᵀ·dctx) + bv·dctx; the constant cancels in the softmax.
+		sgemm.Gemm(false, true, 1, L, D, 1, dpb, D, xn, D, 0, dp, L)
+		var bias float32
+		for i, v := range a.Value.Bias.Data {
+			bias += v * dctx[b*vw+i]
+		}
+		for i := range dp {
+			dp[i] += bias
+		}
+		if dprobs != nil {
+			copy(dprobs[b*L:(b+1)*L], dp)
+		}
+		softmaxBackward(dp, pb, dp, 1, L, L)
+		// dxn = p ⊗ dpooled + scale·ds ⊗ kq.
+		for i := 0; i < L; i++ {
+			row := dxn[i*D : (i+1)*D]
+			pi, si := pb[i], scale*dp[i]
+			for c := range row {
+				row[c] = pi*dpb[c] + si*kq[c]
+			}
+		}
+		layerNormBackward(dh[b*L*D:(b+1)*L*D], hidden[b*L*D:(b+1)*L*D], dxn, L, a.LayerNorm2, false)
+	}
+}
+
+// encoderBackward carries the gradient with respect to hidden state 0 back through the encoder
+// cross-attention (one head, folded: scores = scale·kq·LN2(x)ᵀ whichever path the forward took)
+// and the input stage to one image's pixels.
+type encoderBackward struct {
+	m      *Model
+	grid   TokenGrid
+	kq     []float32 // [L, C]
+	tokens []float32 // [N, C]
+	xn     []float32 // LN2(tokens)
+	dxn    []float32
+	dp, ds []float32 // [L, N]; dp allocated when the caller keeps no gradient of the map
+}
+
+func (m *Model) newEncoderBackward(g TokenGrid) *encoderBackward {
+	a := &m.Weights.CrossAttention.Attention.Self
+	L, N, C := m.Config.NumLatents, g.Tokens(), m.Config.DModel
+	return &encoderBackward{
+		m: m, grid: g,
+		kq:     foldKey(m.encoderQueries(), L, &a.Key),
+		tokens: make([]float32, N*C), xn: make([]float32, N*C), dxn: make([]float32, N*C),
+		ds: make([]float32, L*N),
+	}
+}
+
+// backward: dh0 [L, D] is the gradient with respect to hidden state 0, img [3, h, w] the image,
+// probs [L, N] its encoder attention from the forward pass. dimg [3, h, w] and dprobs [L, N]
+// receive the gradients when not nil.
+func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) error {
+	m, g := e.m, e.grid
+	cfg := &m.Config
+	l := &m.Weights.CrossAttention
+	a := &l.Attention.Self
+	L, D, N, C := cfg.NumLatents, cfg.DLatents, g.Tokens(), cfg.DModel
+	qk, vw := a.Query.Out(), a.Value.Out()
+	scale := float32(1 / math.Sqrt(float64(qk)))
+	h, w := g.Height, g.Width
+
+	m.Weights.Input.Tokens(e.tokens, img, h, w)
+	layerNorm(e.xn, e.tokens, N, a.LayerNorm2)
+	// Recompute the attention half's output x1 = latents + Wo·(Wv·(P·LN2(x)) + bv) + bo.
+	acc := make([]float32, L*C)
+	sgemm.Gemm(false, false, L, C, N, 1, probs, N, e.xn, C, 0, acc, C)
+	ctx := make([]float32, L*vw)
+	linear(ctx, acc, L, &a.Value)
+	x1 := make([]float32, L*D)
+	if l.QueryResidual {
+		copy(x1, m.Weights.Latents.Data)
+		linearAdd(x1, ctx, L, &l.Attention.Output.Dense)
+	} else {
+		linear(x1, ctx, L, &l.Attention.Output.Dense)
+	}
+	xn2 := make([]float32, L*D)
+	layerNorm(xn2, x1, L, &l.LayerNorm)
+	wide := l.MLP.Dense1.Out()
+	a1 := make([]float32, L*wide)
+	linear(a1, xn2, L, &l.MLP.Dense1)
+
+	dx1 := make([]float32, L*D)
+	mlpBackward(dx1, make([]float32, L*wide), make([]float32, L*D), dh0, x1, a1, L, l)
+	dctx := make([]float32, L*vw)
+	linearBackward(dctx, dx1, L, &l.Attention.Output.Dense, false)
+	dacc := make([]float32, L*C)
+	linearBackward(dacc, dctx, L, &a.Value, false)
+	// dP = dacc·LN2(x)ᵀ + bv·dctx per row (the values' bias; it cancels in the softmax).
+	dp := dprobs
+	if dp == nil {
+		if e.dp == nil {
+			e.dp = make([]float32, L*N)
+		}
+		dp = e.dp
+	}
+	sgemm.Gemm(false, true, L, N, C, 1, dacc, C, e.xn, C, 0, dp, N)
+	if dprobs != nil {
+		for i := 0; i < L; i++ {
+			var bias float32
+			for c, v := range a.Value.Bias.Data {
+				bias += v * dctx[i*vw+c]
+			}
+			row := dp[i*N : (i+1)*N]
+			for n := range row {
+				row[n] += bias
+			}
+		}
+	}
+	softmaxBackward(e.ds, probs, dp, L, N, N)
+	if dimg == nil {
+		return nil
+	}
+	// dLN2(x) = scale·dSᵀ·kq + Pᵀ·dacc.
+	sgemm.Gemm(true, false, N, C, L, scale, e.ds, N, e.kq, C, 0, e.dxn, C)
+	sgemm.Gemm(true, false, N, C, L, 1, probs, N, dacc, C, 1, e.dxn, C)
+	dtokens := e.xn // LN2(x) is not needed past this point: its buffer takes the tokens' gradient
+	layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
+	return inputBackward(m.Weights.Input, dimg, dtokens, img, h, w)
+}
