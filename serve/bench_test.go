@@ -55,7 +55,7 @@ func BenchmarkMapRequest224(b *testing.B) {
 		if err := kind.Map(m, a, Query{Step: a.Applications}); err != nil {
 			b.Fatal(err)
 		}
-		s.writeMap(httptest.NewRecorder(), req, m, a)
+		s.writeMap(httptest.NewRecorder(), req, m, a, false)
 	}
 }
 
@@ -65,6 +65,6 @@ func BenchmarkLatentRequest224(b *testing.B) {
 	s := &Server{}
 	req := httptest.NewRequest("GET", "/api/latent.png?latent=7", nil)
 	for b.Loop() {
-		s.writeMap(httptest.NewRecorder(), req, a.Cross[7*a.H*a.W:8*a.H*a.W], a)
+		s.writeMap(httptest.NewRecorder(), req, a.Cross[7*a.H*a.W:8*a.H*a.W], a, false)
 	}
 }
