@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/viz"
 )
 
 // fixtureServer serves one fixture's model with a folder holding its image as img.png.
@@ -320,5 +322,43 @@ func TestCostlyMapQueue(t *testing.T) {
 	case key := <-entered:
 		t.Errorf("a third job ran: %q", key)
 	default:
+	}
+}
+
+// TestSignedMapColours: a signed kind's map comes in the diverging colour map unless the request
+// names another, which it then gets; every pixel is one of that map's 256 levels (viz samples
+// level i at (i+½)/256).
+func TestSignedMapColours(t *testing.T) {
+	dir, _ := imageDir(t)
+	_, ts := newTestServer(t, Options{Images: dir})
+	for _, c := range []struct {
+		query string
+		cm    viz.Colormap
+	}{{"", viz.Diverging}, {"&cmap=diverging", viz.Diverging}, {"&cmap=viridis", viz.Viridis}} {
+		levels := map[color.RGBA]bool{}
+		for i := range 256 {
+			levels[c.cm((float64(i)+0.5)/256)] = true
+		}
+		resp, body := get(t, ts.URL+"/api/map.png?image=cat.png&kind=input-x-gradient&class=1"+c.query)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Map-Signed") != "true" {
+			t.Fatalf("%q: %d, X-Map-Signed %q", c.query, resp.StatusCode, resp.Header.Get("X-Map-Signed"))
+		}
+		img := decodePNG(t, body)
+		off := 0
+		for y := range 12 {
+			for x := range 16 {
+				r, g, b, a := img.At(x, y).RGBA()
+				if !levels[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}] {
+					off++
+				}
+			}
+		}
+		if off > 0 {
+			t.Errorf("%q: %d pixels not in the colour map", c.query, off)
+		}
+	}
+	resp, _ := get(t, ts.URL+"/api/map.png?image=cat.png&kind=chefer&class=1")
+	if resp.Header.Get("X-Map-Signed") != "false" {
+		t.Errorf("chefer: X-Map-Signed %q", resp.Header.Get("X-Map-Signed"))
 	}
 }
