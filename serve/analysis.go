@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/perceiverkit/perceiver/attention"
@@ -12,7 +13,8 @@ import (
 )
 
 // Analysis is everything the explorer shows about one image, from one forward pass. It is
-// immutable once built and shared by concurrent requests through the cache.
+// immutable once built, but for the maps of costly kinds it gathers as they are asked for
+// (behind a lock), and shared by concurrent requests through the cache.
 type Analysis struct {
 	Model        *core.Model
 	H, W         int             // the map grid: the model's input size (maps over coarser tokens are drawn on it)
@@ -20,6 +22,7 @@ type Analysis struct {
 	Latents      int             // L
 	Applications int             // J, self-attention applications
 	Image        *preprocess.RGB // the cropped and resized image the model saw, H×W
+	Pixels       []float32       // [3, H, W]: that image normalised, the model's input (for kinds that run it again)
 	Probs        []float32       // softmax of the logits
 	Cross        []float32       // [L, H·W]: encoder cross-attention, averaged over its heads, on the pixels
 	Decoder      []float32       // [L]: the decoder query's attention over the final latents
@@ -32,10 +35,45 @@ type Analysis struct {
 	Extra   map[string]any
 	Elapsed time.Duration // forward pass and reductions
 	bytes   int64
+
+	// costly holds the maps of Costly kinds computed so far, by costlyKey; costlyBytes counts
+	// them for the cache's budget.
+	costlyMu    sync.Mutex
+	costly      map[string][]float32
+	costlyBytes int64
 }
 
-// Bytes is the memory the analysis holds, for the cache's budget.
-func (a *Analysis) Bytes() int64 { return a.bytes }
+// Bytes is the memory the analysis holds, for the cache's budget: what the forward pass and
+// the kinds' Prepare kept, and the maps of costly kinds computed since.
+func (a *Analysis) Bytes() int64 {
+	a.costlyMu.Lock()
+	defer a.costlyMu.Unlock()
+	return a.bytes + a.costlyBytes
+}
+
+// costlyMap returns a costly kind's map computed earlier for this analysis.
+func (a *Analysis) costlyMap(key string) ([]float32, bool) {
+	a.costlyMu.Lock()
+	defer a.costlyMu.Unlock()
+	m, ok := a.costly[key]
+	return m, ok
+}
+
+// keepCostlyMap stores a costly kind's map and returns the bytes it adds.
+func (a *Analysis) keepCostlyMap(key string, m []float32) int64 {
+	a.costlyMu.Lock()
+	defer a.costlyMu.Unlock()
+	if _, ok := a.costly[key]; ok {
+		return 0
+	}
+	if a.costly == nil {
+		a.costly = map[string][]float32{}
+	}
+	a.costly[key] = m
+	b := 4*int64(len(m)) + int64(len(key)) + 64
+	a.costlyBytes += b
+	return b
+}
 
 // analyze runs the model on one preprocessed image and reduces its attention for the kinds.
 // The rollout products R_j are copied as the pass goes (J·L² floats, transient) because the
@@ -68,7 +106,7 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		return nil, fmt.Errorf("rollout saw %d self-attention applications, the model has %d", len(products), J)
 	}
 	a := &Analysis{
-		Model: m, H: img.H, W: img.W, Grid: out.Grid, Latents: L, Applications: J, Image: img.Resized,
+		Model: m, H: img.H, W: img.W, Grid: out.Grid, Latents: L, Applications: J, Image: img.Resized, Pixels: img.Pixels,
 		Cross: out.EncoderAttention, Decoder: out.DecoderAttention, Output: out, Extra: map[string]any{},
 	}
 	if out.CrossHeads > 1 {
@@ -98,7 +136,7 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		a.RolloutWeights[j+1] = w
 	}
 	a.Probs = softmax(out.Logits)
-	a.bytes = 4*int64(len(a.Cross)+len(a.Probs)+(J+2)*L+len(out.Logits)) + int64(len(img.Resized.Pix))
+	a.bytes = 4*int64(len(a.Cross)+len(a.Probs)+(J+2)*L+len(out.Logits)+len(a.Pixels)) + int64(len(img.Resized.Pix))
 	a.bytes += outputBytes(out)
 	for _, k := range kinds {
 		if k.Prepare == nil {

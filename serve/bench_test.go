@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/explain"
 )
 
 // BenchmarkAnalyzeTiny is one analysis of the tiny fixture: forward pass, rollout products,
@@ -55,7 +57,7 @@ func BenchmarkMapRequest224(b *testing.B) {
 		if err := kind.Map(m, a, Query{Step: a.Applications}); err != nil {
 			b.Fatal(err)
 		}
-		s.writeMap(httptest.NewRecorder(), req, m, a)
+		s.writeMap(httptest.NewRecorder(), req, m, a, false)
 	}
 }
 
@@ -65,6 +67,38 @@ func BenchmarkLatentRequest224(b *testing.B) {
 	s := &Server{}
 	req := httptest.NewRequest("GET", "/api/latent.png?latent=7", nil)
 	for b.Loop() {
-		s.writeMap(httptest.NewRecorder(), req, a.Cross[7*a.H*a.W:8*a.H*a.W], a)
+		s.writeMap(httptest.NewRecorder(), req, a.Cross[7*a.H*a.W:8*a.H*a.W], a, false)
+	}
+}
+
+// BenchmarkCostlyMap224 is the work of a class-specific map's first request at full size (random
+// weights, a random 224×224 image): explain's method (one forward and backward pass for chefer
+// and saliency) and drawing it on the pixels. Later requests for it cost BenchmarkMapRequest224's
+// PNG alone. Run with -benchtime 1x: a pass takes seconds.
+func BenchmarkCostlyMap224(b *testing.B) {
+	m, err := core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	const H, W = 224, 224
+	r := rand.New(rand.NewPCG(5, 6))
+	a := &Analysis{Model: m, H: H, W: W, Pixels: make([]float32, 3*H*W)}
+	for i := range a.Pixels {
+		a.Pixels[i] = 2*r.Float32() - 1
+	}
+	for _, name := range []string{"chefer", "saliency"} {
+		kind, err := ExplainKind(name, explain.DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			dst := make([]float32, H*W)
+			for b.Loop() {
+				if err := kind.Map(dst, a, Query{Class: 3}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

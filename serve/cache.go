@@ -50,6 +50,25 @@ func (c *lru[V]) put(key string, val V, bytes int64) {
 	}
 	c.entries[key] = c.order.PushFront(&lruEntry[V]{key: key, val: val, bytes: bytes})
 	c.bytes += bytes
+	c.evict()
+}
+
+// grow adds delta bytes to the entry under key when it still holds val (its value grew after
+// put), then evicts as put does, the entry itself included when it alone exceeds the budget.
+func (c *lru[V]) grow(key string, val V, same func(a, b V) bool, delta int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || !same(e.Value.(*lruEntry[V]).val, val) {
+		return
+	}
+	e.Value.(*lruEntry[V]).bytes += delta
+	c.bytes += delta
+	c.evict()
+}
+
+// evict drops least recently used entries until the cache is within its bounds.
+func (c *lru[V]) evict() {
 	for c.bytes > c.maxBytes || c.order.Len() > c.maxEntries {
 		last := c.order.Back()
 		ent := last.Value.(*lruEntry[V])

@@ -13,7 +13,8 @@
 //	                              names that do not exist
 //	GET  /static/app.js, style.css
 //	GET  /api/info                {model, labels, latents, applications, input: [H, W],
-//	                               kinds: [{name, title, help, per_class, steps}], colormaps: [..],
+//	                               kinds: [{name, title, help, per_class, steps, signed, costly}],
+//	                               colormaps: [..],
 //	                               images: bool, features: bool, max_upload}
 //	GET  /api/images              {images: [{name, size}], truncated}: the folder, lexical order
 //	GET  /api/thumb?image=        PNG, the original image within 128×128
@@ -23,8 +24,10 @@
 //	GET  /api/input.png?image=    PNG, the H×W image the model saw (cropped and resized)
 //	GET  /api/map.png?image=&kind=K[&class=C][&step=J][&cmap=M]
 //	                              PNG, the H×W map coloured over its own range, which the
-//	                              headers X-Map-Min and X-Map-Max give; class defaults to the
-//	                              top-1, step to all applications, cmap to viridis
+//	                              headers X-Map-Min and X-Map-Max give (signed kinds: the range
+//	                              symmetric about zero; X-Map-Signed says which); class defaults
+//	                              to the top-1, step to all applications, cmap to viridis
+//	                              (signed kinds: diverging)
 //	GET  /api/latent.png?image=&latent=L[&cmap=M]   latent L's encoder cross-attention, same form
 //	GET  /api/colorbar.png?cmap=M 256×1 PNG of the colour map
 //	POST /api/upload              multipart/form-data, field "file": answers as /api/analysis,
@@ -44,14 +47,24 @@
 // class sets PerClass and receives Query.Class; one that needs more of the forward pass sets
 // Trace and precomputes in Prepare. A latent's map is row ℓ of the encoder cross-attention C.
 //
+// The class-specific methods of package explain (ExplainMethods: chefer, grad-rollout,
+// saliency, input-x-gradient, integrated-gradients, smoothgrad) are registered too, through
+// ExplainKind: each runs on the analysis' normalised pixels for the class asked, and token-grid
+// maps are drawn on the pixels with TokenGrid.ToPixels. They are Costly (a backward pass; 50 for
+// integrated gradients, 25 for smoothgrad), and input-x-gradient and integrated-gradients are
+// Signed. Occlusion is left out by default (729 forward passes at 224×224).
+//
 // # Limits
 //
-//   - Forward passes run one at a time; Options.QueueLen more may wait (default 8), after which
-//     requests get 503 with Retry-After (the mean analysis time times the jobs ahead). Requests
-//     for an image being analysed join that analysis instead of queueing.
+//   - Forward passes, and the maps of Costly kinds, run one at a time; Options.QueueLen more may
+//     wait (default 8), after which requests get 503 with Retry-After (the mean job time times
+//     the jobs ahead). Requests for an image being analysed join that analysis instead of
+//     queueing, and requests for a costly map being computed (same image, kind, class and step)
+//     join that computation; each costly map is computed once per analysis and kept with it.
 //   - Analyses are kept in an LRU cache bounded by Options.Cache bytes (default 1 GiB; about
 //     103 MB per image for the full-size model, which keeps C [512, 50,176]; the analysis
-//     running also holds its 48 rollout products, 50 MB). Uploads are kept preprocessed (at
+//     running also holds its 48 rollout products, 50 MB). The costly maps an analysis keeps
+//     (200 kB each at 224×224) count in its bytes as they are added, so they too may evict. Uploads are kept preprocessed (at
 //     most 64) so that an evicted analysis can be recomputed.
 //   - Thumbnails and PCA run two at a time with 64 waiting, then 503.
 //   - Uploads: at most Options.MaxUpload bytes (default 20 MB; 413 beyond), read from the

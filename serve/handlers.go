@@ -81,7 +81,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		Colormaps: colormapNames(), Images: s.images != nil, Features: s.feat != nil, MaxUpload: s.opt.MaxUpload,
 	}
 	for _, k := range s.kinds {
-		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps})
+		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps, Signed: k.Signed, Costly: k.Costly})
 	}
 	writeJSON(w, http.StatusOK, info)
 }
@@ -225,16 +225,23 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// writeMap answers a map as a PNG with its value range in X-Map-Min and X-Map-Max.
-func (s *Server) writeMap(w http.ResponseWriter, r *http.Request, m []float32, a *Analysis) {
-	cm, ok := colormapByName(r.URL.Query().Get("cmap"))
+// writeMap answers a map as a PNG with its value range in X-Map-Min and X-Map-Max and whether
+// it is signed in X-Map-Signed. A signed map is drawn over a range symmetric about zero, by
+// default in the diverging colour map, so that zero is its centre whatever the map.
+func (s *Server) writeMap(w http.ResponseWriter, r *http.Request, m []float32, a *Analysis, signed bool) {
+	name := r.URL.Query().Get("cmap")
+	if name == "" && signed {
+		name = divergingName
+	}
+	cm, ok := colormapByName(name)
 	if !ok {
-		s.fail(w, r, badRequest("cmap=%q: want one of %s", r.URL.Query().Get("cmap"), strings.Join(colormapNames(), ", ")))
+		s.fail(w, r, badRequest("cmap=%q: want one of %s", name, strings.Join(colormapNames(), ", ")))
 		return
 	}
-	data, lo, hi := heatmapPNG(m, a.H, a.W, cm)
+	data, lo, hi := heatmapPNG(m, a.H, a.W, cm, signed)
 	w.Header().Set("X-Map-Min", formatFloat(lo))
 	w.Header().Set("X-Map-Max", formatFloat(hi))
+	w.Header().Set("X-Map-Signed", strconv.FormatBool(signed))
 	writePNG(w, data)
 }
 
@@ -254,7 +261,7 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("kind=%q: want one of %s", name, strings.Join(names, ", ")))
 		return
 	}
-	_, a, ok := s.sourceAnalysis(w, r)
+	src, a, ok := s.sourceAnalysis(w, r)
 	if !ok {
 		return
 	}
@@ -269,12 +276,18 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	m := make([]float32, a.H*a.W)
-	if err := kind.Map(m, a, q); err != nil {
+	var m []float32
+	if kind.Costly {
+		m, err = s.costlyMap(r.Context(), src, a, kind, q)
+	} else {
+		m = make([]float32, a.H*a.W)
+		err = kind.Map(m, a, q)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeMap(w, r, m, a)
+	s.writeMap(w, r, m, a, kind.Signed)
 }
 
 // handleLatent serves one latent's row of the encoder cross-attention.
@@ -293,7 +306,7 @@ func (s *Server) handleLatent(w http.ResponseWriter, r *http.Request) {
 	}
 	m := make([]float32, a.H*a.W)
 	attention.LatentMap(m, a.Cross, l, a.H*a.W)
-	s.writeMap(w, r, m, a)
+	s.writeMap(w, r, m, a, false)
 }
 
 func (s *Server) handleColorbar(w http.ResponseWriter, r *http.Request) {

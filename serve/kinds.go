@@ -22,6 +22,14 @@ type Kind struct {
 	// Steps says the map depends on how many self-attention applications it goes through: the
 	// page enables the slider and passes its position as Query.Step.
 	Steps bool
+	// Signed says the map's values have a sign (an attribution): it is drawn over a range
+	// symmetric about zero, with the diverging colour map unless the request names another.
+	Signed bool
+	// Costly says Map runs the model again (a backward pass, or many): the server runs it in the
+	// work queue with the forward passes (one at a time, 503 when full), computes each
+	// (class, step) it depends on once per analysis, lets concurrent requests share that
+	// computation, and keeps the map with the analysis, counted in the cache budget.
+	Costly bool
 
 	// Trace is what the kind needs the forward pass to keep besides the encoder and decoder
 	// attention; its flags are ORed into the trace of every analysis. Callbacks are ignored: use
@@ -47,7 +55,9 @@ var (
 )
 
 func init() {
-	for _, k := range builtinKinds() {
+	// Here rather than in explainkinds.go's own init, so that the order is fixed: the
+	// class-agnostic kinds first.
+	for _, k := range append(builtinKinds(), explainKinds()...) {
 		Register(k)
 	}
 }
@@ -68,8 +78,8 @@ func Register(k Kind) {
 	registered = append(registered, k)
 }
 
-// Kinds returns the registered map kinds in registration order: mean, decoder, rollout, then
-// any others.
+// Kinds returns the registered map kinds in registration order: mean, decoder, rollout, the
+// class-specific ones of package explain (ExplainMethods), then any others.
 func Kinds() []Kind {
 	kindsMu.Lock()
 	defer kindsMu.Unlock()
@@ -126,4 +136,6 @@ type kindInfo struct {
 	Help     string `json:"help"`
 	PerClass bool   `json:"per_class"`
 	Steps    bool   `json:"steps"`
+	Signed   bool   `json:"signed"`
+	Costly   bool   `json:"costly"`
 }

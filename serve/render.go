@@ -22,7 +22,11 @@ var colormaps = []struct {
 	{"viridis", viz.Viridis},
 	{"hot", hot},
 	{"gray", viz.Gray},
+	{divergingName, viz.Diverging},
 }
+
+// divergingName is the colour map signed maps get by default: blue, white at zero, red.
+const divergingName = "diverging"
 
 func colormapNames() []string {
 	names := make([]string, len(colormaps))
@@ -65,10 +69,14 @@ func encodePNG(img image.Image) []byte {
 	return buf.Bytes()
 }
 
-// heatmapPNG draws the h×w map m, one pixel per cell, over its own finite range, and returns the
-// PNG with that range.
-func heatmapPNG(m []float32, h, w int, cm viz.Colormap) (data []byte, lo, hi float64) {
-	lo, hi = viz.Range(m)
+// heatmapPNG draws the h×w map m, one pixel per cell, over its own finite range (signed: the
+// range symmetric about zero that holds it), and returns the PNG with that range.
+func heatmapPNG(m []float32, h, w int, cm viz.Colormap, signed bool) (data []byte, lo, hi float64) {
+	if signed {
+		lo, hi = viz.SymmetricRange(m)
+	} else {
+		lo, hi = viz.Range(m)
+	}
 	img := viz.Heatmap(m, h, w, viz.HeatmapOptions{Min: lo, Max: hi, Colormap: cm})
 	return encodePNG(img), lo, hi
 }

@@ -45,7 +45,7 @@ type Options struct {
 	QueueLen  int                // analyses that may wait behind the running one; 0 means DefaultQueueLen
 	LocalOnly bool               // refuse requests whose Host is not a loopback name (DNS rebinding)
 	Log       *log.Logger        // request errors; nil discards them
-	testHook  func(key string)   // tests: called inside the analysis queue slot, before the pass
+	testHook  func(key string)   // tests: called inside the queue slot, before an analysis (key: the image's) or a costly map (key: costlyKey)
 }
 
 // Server is the explorer's HTTP handler. Create it with New; it is safe for concurrent use.
@@ -59,15 +59,16 @@ type Server struct {
 	queue   *queue // forward passes: one at a time, QueueLen waiting
 	aux     *queue // thumbnails and PCA: two at a time, 64 waiting
 	flights group[*Analysis]
+	maps    group[[]float32] // costly kinds' maps being computed
 	thumbs  group[[]byte]
 	cache   *lru[*Analysis]
 	thumbC  *lru[[]byte]
 	uploads *lru[*upload]
 	feat    *featureState
 
-	statMu      sync.Mutex
-	forwardMean time.Duration // running mean of analysis times, for Retry-After
-	forwards    int
+	statMu  sync.Mutex
+	jobMean time.Duration // running mean of the work queue's job times, for Retry-After
+	jobs    int
 }
 
 // New returns a server for the model. It opens the image folder (Close releases it) and, with
@@ -270,21 +271,22 @@ func publicImageError(err error) string {
 	return msg
 }
 
-// retryAfter estimates, in whole seconds, when the queue will have room: the mean analysis time
-// times the jobs ahead, between 1 and 120.
+// retryAfter estimates, in whole seconds, when the queue will have room: the mean time of its
+// jobs (analyses and costly maps) times the jobs ahead, between 1 and 120.
 func (s *Server) retryAfter() int {
 	s.statMu.Lock()
-	mean := s.forwardMean
+	mean := s.jobMean
 	s.statMu.Unlock()
 	secs := math.Ceil(mean.Seconds() * float64(s.queue.pending()))
 	return int(min(120, max(1, secs)))
 }
 
-func (s *Server) recordForward(d time.Duration) {
+// recordJob adds a job's time to the running mean (of the last 16 or so).
+func (s *Server) recordJob(d time.Duration) {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
-	s.forwards++
-	s.forwardMean += (d - s.forwardMean) / time.Duration(min(s.forwards, 16))
+	s.jobs++
+	s.jobMean += (d - s.jobMean) / time.Duration(min(s.jobs, 16))
 }
 
 // source is the image a request names: a file of the folder or an upload.
@@ -379,7 +381,7 @@ func (s *Server) analysis(ctx context.Context, src *source) (*Analysis, error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", src.name, err)
 			}
-			s.recordForward(a.Elapsed)
+			s.recordJob(a.Elapsed)
 			return nil
 		})
 		if err != nil {
@@ -387,5 +389,52 @@ func (s *Server) analysis(ctx context.Context, src *source) (*Analysis, error) {
 		}
 		s.cache.put(src.key, a, a.Bytes())
 		return a, nil
+	})
+}
+
+// costlyKey names a costly kind's map of one analysis: the kind and the parameters it declares.
+func costlyKey(k *Kind, q Query) string {
+	key := k.Name
+	if k.PerClass {
+		key += ":c" + strconv.Itoa(q.Class)
+	}
+	if k.Steps {
+		key += ":s" + strconv.Itoa(q.Step)
+	}
+	return key
+}
+
+// costlyMap returns a costly kind's map for the analysis: kept from an earlier request, or
+// computed in the work queue, once for all the requests that ask for it meanwhile, then kept with
+// the analysis and counted in the cache's budget. The map is shared: callers must not change it.
+func (s *Server) costlyMap(ctx context.Context, src *source, a *Analysis, k *Kind, q Query) ([]float32, error) {
+	key := costlyKey(k, q)
+	if m, ok := a.costlyMap(key); ok {
+		return m, nil
+	}
+	return s.maps.do(src.key+"|"+key, func() ([]float32, error) {
+		if m, ok := a.costlyMap(key); ok {
+			return m, nil
+		}
+		m := make([]float32, a.H*a.W)
+		// Shared by every request for this map: one client leaving must not cancel it.
+		err := s.queue.do(context.WithoutCancel(ctx), func() error {
+			if s.opt.testHook != nil {
+				s.opt.testHook(src.key + "|" + key)
+			}
+			start := time.Now()
+			if err := k.Map(m, a, q); err != nil {
+				return fmt.Errorf("%s: map %s: %w", src.name, key, err)
+			}
+			s.recordJob(time.Since(start))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if b := a.keepCostlyMap(key, m); b > 0 {
+			s.cache.grow(src.key, a, func(x, y *Analysis) bool { return x == y }, b)
+		}
+		return m, nil
 	})
 }

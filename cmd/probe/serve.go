@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/serve"
@@ -38,7 +40,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract: adds the probe report and a PCA scatter")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; the default is the loopback address on a free port. Another host is reachable from the network: the server has no authentication")
 	cacheMB := fs.Int64("cache-mb", serve.DefaultCacheBytes>>20, "memory for cached analyses, in MB (the full-size model needs about 103 MB per image)")
-	queueLen := fs.Int("queue", serve.DefaultQueueLen, "analyses that may wait behind the running one; more get 503 with Retry-After")
+	queueLen := fs.Int("queue", serve.DefaultQueueLen, "analyses and class-specific maps that may wait behind the running one; more get 503 with Retry-After")
+	def := explain.DefaultOptions()
+	steps := fs.Int("steps", def.Steps, "integrated gradients: Gauss–Legendre nodes, a backward pass each (as probe explain)")
+	samples := fs.Int("samples", def.Samples, "smoothgrad: noisy samples, a backward pass each (as probe explain)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -46,8 +51,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *cacheMB < 1 || *queueLen < 1 {
-		return fmt.Errorf("--cache-mb and --queue must be at least 1")
+	if *cacheMB < 1 || *queueLen < 1 || *steps < 1 || *samples < 1 {
+		return fmt.Errorf("--cache-mb, --queue, --steps and --samples must be at least 1")
+	}
+	def.Steps, def.Samples = *steps, *samples
+	kinds, err := serveKinds(def)
+	if err != nil {
+		return err
 	}
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil {
@@ -77,7 +87,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 	srv, err := serve.New(m, serve.Options{
-		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat,
+		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat, Kinds: kinds,
 		Cache: *cacheMB << 20, QueueLen: *queueLen, LocalOnly: loopback,
 		Log: log.New(stderr, "probe serve: ", log.LstdFlags),
 	})
@@ -117,6 +127,21 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// serveKinds are serve's registered kinds with the class-specific ones of package explain
+// computed with opt (the --steps and --samples flags).
+func serveKinds(opt explain.Options) ([]serve.Kind, error) {
+	kinds := serve.Kinds()
+	for i, k := range kinds {
+		if slices.Contains(serve.ExplainMethods, k.Name) {
+			var err error
+			if kinds[i], err = serve.ExplainKind(k.Name, opt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return kinds, nil
 }
 
 // isLoopback reports whether a listen host stays on this machine: localhost or a loopback IP.

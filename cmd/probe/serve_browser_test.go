@@ -37,7 +37,7 @@ func findChromium() string {
 // TestServeBrowser drives the page in headless Chromium against `probe serve` on the demo's model,
 // images and features, as the README shows it: it opens a deep link, waits for the top-5, clicks
 // a latent and checks that its map loads, scrubs the rollout slider, switches map kinds and the
-// colour map, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
+// colour map, switches to class-specific kinds (unsigned and signed) and another class, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
 // any script error, console error (a CSP violation is one) or request to another origin.
 func TestServeBrowser(t *testing.T) {
 	browser := findChromium()
@@ -196,6 +196,47 @@ func TestServeBrowser(t *testing.T) {
 		return chromedp.Void{}, err
 	}))
 	waitJS("decoder map in hot", mapLoaded("kind:decoder|hot"))
+
+	// The class-specific kinds (package explain, a backward pass each): the class selector
+	// appears with the top-5, signed maps switch to the diverging colour map with a zero mark,
+	// another class is another map, and a colour map chosen for signed maps stays theirs.
+	setSelect := func(id, value string) chromedp.Action[chromedp.Void] {
+		return func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const s = document.getElementById(%q); s.value = %q; s.dispatchEvent(new Event('change')); return s.value === %q })()`, id, value, value))(c, tg)
+			return chromedp.Void{}, err
+		}
+	}
+	classes := strings.Split(evalString(`[...document.getElementById('class').options].map(o => o.value).join(',')`), ",")
+	if len(classes) != 5 {
+		t.Fatalf("class selector offers %v, want the top-5", classes)
+	}
+	if hidden := evalString(`String(document.getElementById('class-control').hidden)`); hidden != "true" {
+		t.Error("the class selector shows for the decoder map")
+	}
+	step("switch to chefer", chromedp.Click(chromedp.CSS(`button[data-kind="chefer"]`)))
+	waitJS("chefer map for the top-1", mapLoaded("kind:chefer:c"+classes[0]+"|hot"))
+	if hidden := evalString(`String(document.getElementById('class-control').hidden)`); hidden != "false" {
+		t.Error("no class selector for a class-specific map")
+	}
+	if title := evalString(`document.getElementById('map-title').textContent`); !strings.HasPrefix(title, "chefer for ") {
+		t.Errorf("map title %q", title)
+	}
+	step("switch to input-x-gradient", chromedp.Click(chromedp.CSS(`button[data-kind="input-x-gradient"]`)))
+	waitJS("signed map in the diverging colours", mapLoaded("kind:input-x-gradient:c"+classes[0]+"|diverging"))
+	if got := evalString(`document.getElementById('cmap').value + ' ' + document.getElementById('map-zero').hidden`); got != "diverging false" {
+		t.Errorf("signed map: colour selector and zero mark hidden = %q, want \"diverging false\"", got)
+	}
+	step("another class", setSelect("class", classes[1]))
+	waitJS("input-x-gradient for the second class", mapLoaded("kind:input-x-gradient:c"+classes[1]+"|diverging"))
+	step("gray for signed maps", setSelect("cmap", "gray"))
+	waitJS("signed map in gray", mapLoaded("kind:input-x-gradient:c"+classes[1]+"|gray"))
+	step("integrated gradients", chromedp.Click(chromedp.CSS(`button[data-kind="integrated-gradients"]`)))
+	waitJS("integrated gradients keep the signed choice", mapLoaded("kind:integrated-gradients:c"+classes[1]+"|gray"))
+	step("back to decoder", chromedp.Click(chromedp.CSS(`button[data-kind="decoder"]`)))
+	waitJS("decoder keeps its own colours", mapLoaded("kind:decoder|hot"))
+	if got := evalString(`document.getElementById('cmap').value + ' ' + document.getElementById('map-zero').hidden + ' ' + document.getElementById('class-control').hidden`); got != "hot true true" {
+		t.Errorf("unsigned map: colour selector, zero mark hidden, class selector hidden = %q, want \"hot true true\"", got)
+	}
 
 	// The probe report fills in as the background evaluation finishes columns: five fits per
 	// column and C, a minute under the race detector on a loaded machine, so -short (CI's race

@@ -54,8 +54,38 @@ func startServe(t *testing.T, args ...string) string {
 }
 
 func TestServeCommand(t *testing.T) {
-	url := startServe(t, "--model", tinyDir, "--images", tinyDir)
-	resp, err := http.Get(url + "api/analysis?image=chelsea.png")
+	url := startServe(t, "--model", tinyDir, "--images", tinyDir, "--steps", "3", "--samples", "2")
+	// The class-specific kinds are offered, with the flags' costs.
+	resp, err := http.Get(url + "api/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Kinds []struct {
+			Name, Help string
+			PerClass   bool `json:"per_class"`
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	helps := map[string]string{}
+	for _, k := range info.Kinds {
+		if k.PerClass {
+			helps[k.Name] = k.Help
+		}
+	}
+	if err != nil || len(helps) != 6 || !strings.Contains(helps["integrated-gradients"], "3 backward passes") || !strings.Contains(helps["smoothgrad"], "2 backward passes") {
+		t.Errorf("info: %v, class-specific kinds %v", err, helps)
+	}
+	resp, err = http.Get(url + "api/map.png?image=chelsea.png&kind=integrated-gradients&class=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Map-Signed") != "true" {
+		t.Errorf("integrated-gradients map: %d, X-Map-Signed %q", resp.StatusCode, resp.Header.Get("X-Map-Signed"))
+	}
+	resp, err = http.Get(url + "api/analysis?image=chelsea.png")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +121,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"serve", "--model", tinyDir, "--images", "/nonexistent/folder"}, 1, "--images"},
 		{[]string{"serve", "--model", tinyDir, "--features", "/nonexistent/features.parquet"}, 1, "nonexistent"},
 		{[]string{"serve", "--model", tinyDir, "--queue", "0"}, 1, "--queue"},
+		{[]string{"serve", "--model", tinyDir, "--steps", "0"}, 1, "--steps"},
+		{[]string{"serve", "--model", tinyDir, "--samples", "-1"}, 1, "--samples"},
 	}
 	for _, c := range cases {
 		_, stderr, code := run(t, c.args...)

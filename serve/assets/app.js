@@ -12,7 +12,8 @@ const state = {
   cls: null,         // class index for per-class kinds
   step: null,        // self-attention applications for kinds with steps
   latent: null,      // a selected latent shows its encoder map instead of the kind's
-  cmap: "viridis",
+  cmap: "viridis",    // colour map of unsigned maps (the user's choice, else the first offered)
+  cmapSigned: null,  // of signed maps (attributions): the user's choice, else "diverging"
   mapURL: null,      // object URL of the overlay, revoked when replaced
   mapRequest: 0,     // drops answers to superseded map requests
   mapBusy: false,    // a map request is in flight
@@ -63,6 +64,8 @@ async function start() {
     $("model-info").append(s);
   }
   for (const name of info.colormaps) $("cmap").append(new Option(name, name));
+  state.cmap = info.colormaps[0];
+  state.cmapSigned = info.colormaps.includes("diverging") ? "diverging" : state.cmap;
   state.kind = info.kinds.length ? info.kinds[0].name : null;
   buildKinds();
   $("step").max = info.applications;
@@ -86,26 +89,60 @@ async function start() {
   }
 }
 
+// buildKinds makes one row of buttons for the class-agnostic kinds and one for the
+// class-specific ones, which take the class selector.
 function buildKinds() {
   const box = $("kinds");
   box.textContent = "";
-  for (const k of state.info.kinds) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = k.title;
-    b.title = k.help;
-    b.dataset.kind = k.name;
-    b.addEventListener("click", () => { state.kind = k.name; state.latent = null; refresh(); });
-    box.append(b);
+  const groups = [["", state.info.kinds.filter((k) => !k.per_class)],
+    ["for a class", state.info.kinds.filter((k) => k.per_class)]];
+  for (const [label, kinds] of groups) {
+    if (!kinds.length) continue;
+    const row = document.createElement("div");
+    row.className = "kind-row";
+    if (label) {
+      const l = document.createElement("span");
+      l.className = "hint";
+      l.textContent = label;
+      row.append(l);
+    }
+    const seg = document.createElement("div");
+    seg.className = "segmented";
+    for (const k of kinds) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = k.title;
+      b.title = k.help;
+      b.dataset.kind = k.name;
+      b.addEventListener("click", () => { state.kind = k.name; state.latent = null; refresh(); });
+      seg.append(b);
+    }
+    row.append(seg);
+    box.append(row);
   }
 }
 
 function currentKind() { return state.info.kinds.find((k) => k.name === state.kind); }
 
+// The map shown is signed when it is a signed kind's (a latent's map never is).
+function signedMap() {
+  const k = currentKind();
+  return state.latent === null && !!k && k.signed;
+}
+
+// currentCmap is the colour map of the map shown: signed maps have their own choice, by default
+// the diverging map, so that choosing one for attributions does not change it for attention.
+function currentCmap() { return signedMap() ? state.cmapSigned : state.cmap; }
+
 function wireControls() {
   $("opacity").addEventListener("input", () => { $("overlay").style.opacity = $("opacity").value / 100; });
   $("overlay").style.opacity = $("opacity").value / 100;
-  $("cmap").addEventListener("change", () => { state.cmap = $("cmap").value; setColorbar(); loadMap(); });
+  $("cmap").addEventListener("change", () => {
+    if (signedMap()) state.cmapSigned = $("cmap").value;
+    else state.cmap = $("cmap").value;
+    setColorbar();
+    loadMap();
+  });
   $("step").addEventListener("input", () => { state.step = +$("step").value; showStep(); loadMap(); });
   $("class").addEventListener("change", () => { state.cls = +$("class").value; loadMap(); });
   $("upload").addEventListener("change", () => { if ($("upload").files[0]) uploadFile($("upload").files[0]); });
@@ -129,7 +166,11 @@ function showStep() {
   $("step-value").textContent = `rollout through applications 1…${j} of ${state.info.applications}` + (j === 0 ? " (none: the decoder map)" : "");
 }
 
-function setColorbar() { $("colorbar").src = `/api/colorbar.png?cmap=${encodeURIComponent(state.cmap)}`; }
+function setColorbar() {
+  const cmap = currentCmap();
+  $("cmap").value = cmap;
+  $("colorbar").src = `/api/colorbar.png?cmap=${encodeURIComponent(cmap)}`;
+}
 
 // ---- images -----------------------------------------------------------------------------------
 
@@ -307,6 +348,7 @@ function refresh() {
   const perClass = state.latent === null && k && k.per_class;
   $("class-control").hidden = !perClass;
   $("step").disabled = !(state.latent === null && k && k.steps);
+  setColorbar();
   showLatentInfo();
   loadMap();
 }
@@ -333,31 +375,41 @@ async function loadMap() {
 async function fetchMap() {
   if (!state.analysis) return;
   const k = currentKind();
-  let url, title, help, key;
+  const cmap = currentCmap();
+  let url, title, help, key, waiting = "";
   if (state.latent !== null) {
-    url = api("latent.png", { latent: state.latent, cmap: state.cmap });
+    url = api("latent.png", { latent: state.latent, cmap });
     title = `latent ${state.latent}`;
     help = "Encoder cross-attention of one latent: its distribution over the input pixels.";
     key = `latent:${state.latent}`;
   } else if (k) {
-    const extra = { kind: k.name, cmap: state.cmap };
+    const extra = { kind: k.name, cmap };
     key = `kind:${k.name}`;
     title = k.title;
     if (k.steps) { extra.step = state.step; key += `:${state.step}`; title += ` through ${state.step} of ${state.info.applications}`; }
-    if (k.per_class) { extra.class = state.cls; key += `:c${state.cls}`; }
+    if (k.per_class) {
+      extra.class = state.cls;
+      key += `:c${state.cls}`;
+      const t = state.analysis.top.find((p) => p.index === state.cls);
+      title += ` for ${t && t.label ? t.label : `class ${state.cls}`}`;
+    }
     url = api("map.png", extra);
     help = k.help;
+    // A costly map runs the model again (backward passes): say so while it computes.
+    if (k.costly) waiting = `computing ${title}…`;
   } else {
     return;
   }
-  key += `|${state.cmap}`; // e.g. "kind:rollout:4|viridis" or "latent:3|hot"
+  key += `|${cmap}`; // e.g. "kind:rollout:4|viridis", "latent:3|hot" or "kind:chefer:c2|viridis"
   const request = ++state.mapRequest;
   const source = state.source;
   const current = () => request === state.mapRequest && source === state.source;
   const overlay = $("overlay");
   overlay.dataset.loading = key;
+  if (waiting) setStatus(waiting);
   try {
     const resp = await fetchOK(url);
+    if (waiting && $("status").textContent === waiting) setStatus("");
     const blob = await resp.blob();
     if (!current()) return;
     const objectURL = URL.createObjectURL(blob);
@@ -372,6 +424,8 @@ async function fetchMap() {
     $("stage").classList.remove("empty");
     $("map-min").textContent = fmt(resp.headers.get("X-Map-Min"));
     $("map-max").textContent = fmt(resp.headers.get("X-Map-Max"));
+    // Signed maps are drawn over a range symmetric about zero: zero is the scale's centre.
+    $("map-zero").hidden = resp.headers.get("X-Map-Signed") !== "true";
     $("map-title").textContent = title;
     $("map-help").textContent = help;
   } catch (err) {
