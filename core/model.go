@@ -33,6 +33,8 @@ type Model struct {
 	encMu       sync.Mutex
 	encoders    map[[2]int]*separableEncoder // the single-head encoder attention per input size,
 	encoderFrom []*float32                   // for the weights starting at these addresses
+
+	backPacks backwardPacks // weights packed for the backward pass's products (backward_ops.go)
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).
