@@ -220,6 +220,7 @@ func newSavedLayer(l *Layer, batch, L int) *savedLayer {
 
 // layerWork is the scratch one layer's forward and backward share, over rows = B·L positions.
 type layerWork struct {
+	packs            *backwardPacks
 	rows             int
 	xn, ctx, gel     []float32
 	dq, dk, dv, dctx []float32
@@ -227,11 +228,11 @@ type layerWork struct {
 	ds               []float32 // [L, L] softmax scratch
 }
 
-func newLayerWork(rows, d, wide, L int) *layerWork {
+func newLayerWork(packs *backwardPacks, rows, d, wide, L int) *layerWork {
 	f := func(n int) []float32 { return make([]float32, n) }
 	return &layerWork{
-		rows: rows,
-		xn:   f(rows * d), ctx: f(rows * wide), gel: f(rows * wide),
+		packs: packs, rows: rows,
+		xn: f(rows * d), ctx: f(rows * wide), gel: f(rows * wide),
 		dq: f(rows * wide), dk: f(rows * wide), dv: f(rows * wide), dctx: f(rows * wide),
 		dx1: f(rows * d), dxn: f(rows * d), da1: f(rows * wide), ds: f(L * L),
 	}
@@ -282,10 +283,10 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 	scale := float32(1 / math.Sqrt(float64(dqk)))
 	size := heads * L * L
 	// Backward of x2 = x1 + MLP(LN(x1)).
-	mlpBackward(s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
+	mlpBackward(s.linearBackward, s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
 	// Backward of x1 = x + Wo·attention(LN1(x)).
 	dctx := s.dctx[:rows*vw]
-	linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
+	s.linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
 	dq, dk, dv := s.dq[:rows*qk], s.dk[:rows*qk], s.dv[:rows*vw]
 	for b := 0; b < batch; b++ {
 		var dp []float32
@@ -296,15 +297,20 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 			sv.q[b*L*qk:(b+1)*L*qk], sv.k[b*L*qk:(b+1)*L*qk], sv.v[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
 			L, L, heads, dqk, dvh, scale)
 	}
-	linearBackward(s.dxn, dq, rows, &a.Query, false)
-	linearBackward(s.dxn, dk, rows, &a.Key, true)
-	linearBackward(s.dxn, dv, rows, &a.Value, true)
+	s.linearBackward(s.dxn, dq, rows, &a.Query, false)
+	s.linearBackward(s.dxn, dk, rows, &a.Key, true)
+	s.linearBackward(s.dxn, dv, rows, &a.Value, true)
 	if l.QueryResidual {
 		copy(dh, s.dx1)
 	} else {
 		clear(dh)
 	}
 	layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
+}
+
+// linearBackward is linearBackward with the layer's weights packed once per model.
+func (s *layerWork) linearBackward(dx, dy []float32, rows int, l *Linear, accumulate bool) {
+	linearBackwardPacked(dx, dy, rows, l, s.packs.packFor(l), accumulate)
 }
 
 // forwardState is what ForwardBackward's forward pass leaves for the backward.
@@ -342,7 +348,7 @@ func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encod
 	if tr.Inputs {
 		o.Inputs = make([]float32, batch*N*C)
 	}
-	st := &forwardState{work: newLayerWork(batch*L, D, m.widest, L)}
+	st := &forwardState{work: newLayerWork(&m.backPacks, batch*L, D, m.widest, L)}
 	etr := tr
 	etr.EncoderAttention = tr.EncoderAttention || encoder
 	hidden := make([]float32, batch*L*D)
@@ -408,12 +414,12 @@ func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encod
 }
 
 // mlpBackward writes into dx1 [rows, D] the gradient with respect to x1 of x2 = x1 + MLP(LN(x1))
-// given dx2 [rows, D]; a1 is Dense1's output (GELU's input), overwritten by nothing. da1 and dxn
-// are scratch.
-func mlpBackward(dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer) {
-	linearBackward(da1, dx2, rows, &l.MLP.Dense2, false)
+// given dx2 [rows, D]; a1 is Dense1's output (GELU's input). da1 and dxn are scratch; lin is the
+// linear layers' backward (linearBackward, or a layerWork's with packed weights).
+func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool), dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer) {
+	lin(da1, dx2, rows, &l.MLP.Dense2, false)
 	geluBackward(da1, a1)
-	linearBackward(dxn, da1, rows, &l.MLP.Dense1, false)
+	lin(dxn, da1, rows, &l.MLP.Dense1, false)
 	copy(dx1, dx2)
 	layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
 }
@@ -468,7 +474,7 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 		copy(dout[b*D:(b+1)*D], fin.Weight.Data[t*fin.In():(t+1)*fin.In()])
 	}
 	dx1 := make([]float32, batch*D)
-	mlpBackward(dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l)
+	mlpBackward(linearBackward, dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l)
 	dctx := make([]float32, batch*vw)
 	linearBackward(dctx, dx1, batch, &l.Attention.Output.Dense, false)
 	dpooled := make([]float32, batch*D)
@@ -561,7 +567,7 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	linear(a1, xn2, L, &l.MLP.Dense1)
 
 	dx1 := make([]float32, L*D)
-	mlpBackward(dx1, make([]float32, L*wide), make([]float32, L*D), dh0, x1, a1, L, l)
+	mlpBackward(linearBackward, dx1, make([]float32, L*wide), make([]float32, L*D), dh0, x1, a1, L, l)
 	dctx := make([]float32, L*vw)
 	linearBackward(dctx, dx1, L, &l.Attention.Output.Dense, false)
 	dacc := make([]float32, L*C)

@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"sync"
 
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/internal/vecmath"
@@ -23,6 +24,44 @@ func linearBackward(dx, dy []float32, rows int, l *Linear, accumulate bool) {
 		beta = 1
 	}
 	sgemm.Gemm(false, false, rows, in, out, 1, dy, out, l.Weight.Data, in, beta, dx, in)
+}
+
+// backwardPacks holds linear layers' weights packed for dx = dy·W, the backward's product, which
+// reads W untransposed where the forward's x·Wᵀ reads it transposed: packed once per layer rather
+// than on every call (288 times per pass at full size), and rebuilt if a weight's Data is
+// reassigned, as the forward's packing is.
+type backwardPacks struct {
+	mu sync.Mutex
+	m  map[*Linear]backwardPack
+}
+
+type backwardPack struct {
+	from *float32
+	pb   *sgemm.PackedB
+}
+
+// packFor returns l's weights packed for linearBackward.
+func (b *backwardPacks) packFor(l *Linear) *sgemm.PackedB {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.m[l]; ok && p.from == l.Weight.first() {
+		return p.pb
+	}
+	if b.m == nil {
+		b.m = map[*Linear]backwardPack{}
+	}
+	pb := sgemm.PackB(false, l.Out(), l.In(), l.Weight.Data, l.In())
+	b.m[l] = backwardPack{l.Weight.first(), pb}
+	return pb
+}
+
+// linearBackwardPacked is linearBackward with W packed by backwardPacks.packFor.
+func linearBackwardPacked(dx, dy []float32, rows int, l *Linear, pb *sgemm.PackedB, accumulate bool) {
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	sgemm.GemmPacked(rows, 1, dy, l.Out(), false, pb, nil, beta, dx, l.In())
 }
 
 // layerNormBackward writes (or adds, when accumulate is set) into dx [rows, n] the gradient of

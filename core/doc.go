@@ -66,5 +66,7 @@
 // application's activations at a time) where memory is scarcer than time. The encoder keeps one
 // image's tokens, LN2(tokens), their gradient and two latents × tokens maps (the probabilities
 // and the scores' gradient; 103 MB each at 224²); its queries' gradient is not formed, since the
-// latents are weights.
+// latents are weights. The backward's products dx = dy·W read the weights untransposed, so
+// each linear layer's weights are packed for them once more, on first use (about 150 MB at full
+// size, beside the forward's packing).
 package core

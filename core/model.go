@@ -36,6 +36,8 @@ type Model struct {
 	encoderFrom []*float32                   // for the weights starting at these addresses
 	learned     *learnedEncoder              // likewise for the learned stage (one size)
 	learnedFrom []*float32
+
+	backPacks backwardPacks // weights packed for the backward pass's products (backward_ops.go)
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).

@@ -122,15 +122,6 @@ def main():
     m = model()
     pixels = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(2))
 
-    def time_runs(fn):
-        t = []
-        for r in range(args.runs + 1):
-            t0 = time.perf_counter()
-            fn()
-            if r > 0:
-                t.append(time.perf_counter() - t0)
-        return min(t), statistics.median(t)
-
     def fwd():
         with torch.no_grad():
             forward(m, pixels)
@@ -142,11 +133,22 @@ def main():
         logits[0, int(logits[0].argmax())].backward()
         assert x.grad is not None and all(a.grad is not None for a in maps) and len(maps) == 1 + BLOCKS * PER_BLOCK + 1
 
+    def timed(fn):
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    # Each run: a forward pass, then forward + backward, so that both see the same load.
+    f, b = [], []
+    for r in range(args.runs + 1):
+        tf, tb = timed(fwd), timed(fwd_bwd)
+        if r > 0:
+            f.append(tf)
+            b.append(tb)
+    ratio = statistics.median(y / x for x, y in zip(f, b))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, Fourier Perceiver ({L} latents × {D}, {BLOCKS}×{PER_BLOCK} layers), random weights, {H}×{W}, batch 1")
-    lo, med = time_runs(fwd)
-    print(f"forward               min {lo:8.3f} s  median {med:8.3f} s")
-    lo2, med2 = time_runs(fwd_bwd)
-    print(f"forward+backward      min {lo2:8.3f} s  median {med2:8.3f} s  (output_attentions, autograd to pixels and every attention map; {med2 / med:.2f}× forward)")
+    print(f"forward               min {min(f):8.3f} s  median {statistics.median(f):8.3f} s")
+    print(f"forward+backward      min {min(b):8.3f} s  median {statistics.median(b):8.3f} s  (output_attentions, autograd to pixels and every attention map; {ratio:.2f}× forward, median of the runs' ratios)")
     print(f"peak RSS              {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} kB")
 
 
