@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/perceiverkit/perceiver/internal/par"
 )
 
 // Method names a similarity measure.
@@ -279,9 +281,23 @@ func (r Representation) validate(n int) error {
 	case r.Rows() != n:
 		return fmt.Errorf("similarity: %s: %d rows, want %d like the first representation", r.Name, r.Rows(), n)
 	}
-	for i, v := range r.Data {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("similarity: %s: row %d feature %d is %v", r.Name, i/r.Dim, i%r.Dim, v)
+	// v − v is NaN exactly for NaN and ±Inf; rows are scanned in parallel, the first bad one
+	// reported.
+	bad := make([]int, r.Rows())
+	par.For(len(bad), 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bad[i] = -1
+			for j, v := range r.Data[i*r.Dim : (i+1)*r.Dim] {
+				if z := v - v; z != z {
+					bad[i] = j
+					break
+				}
+			}
+		}
+	})
+	for i, j := range bad {
+		if j >= 0 {
+			return fmt.Errorf("similarity: %s: row %d feature %d is %v", r.Name, i, j, r.Data[i*r.Dim+j])
 		}
 	}
 	return nil
@@ -303,7 +319,7 @@ func prepare(r Representation, opt Options) (prepared, error) {
 		if !opt.InPlace {
 			dst = make([]float32, len(r.Data))
 		}
-		c := centre(dst, r.Data, n, r.Dim)
+		c := centre(dst, r.Data, n, r.Dim, opt.Method != RBFCKA)
 		if opt.Method == RBFCKA {
 			return prepared{rbf: newRBFGram(c, opt.RBFThreshold)}, nil
 		}
@@ -325,11 +341,16 @@ func (x *prepared) stat(y *prepared, perm []int, m Method) float64 {
 	case CKA, DebiasedCKA:
 		a, b := x.c, y.c
 		yx := b.x
-		if perm != nil {
+		if perm != nil { // permute the rows of Y: the columns of the stored Yᵀ
 			yx = make([]float32, len(b.x))
-			for i, p := range perm {
-				copy(yx[i*b.d:(i+1)*b.d], b.x[p*b.d:(p+1)*b.d])
-			}
+			par.For(b.d, 16, func(lo, hi int) {
+				for j := lo; j < hi; j++ {
+					src, dst := b.x[j*b.n:(j+1)*b.n], yx[j*b.n:(j+1)*b.n]
+					for i, p := range perm {
+						dst[i] = src[p]
+					}
+				}
+			})
 		}
 		f := crossProduct(a.x, yx, a.n, a.d, b.d, make([]float32, a.d*b.d))
 		if m == CKA {

@@ -62,7 +62,7 @@ func upperRDM(x []float32, n, d int, kind string, inPlace bool) ([]float32, erro
 		})
 	case RDMEuclidean:
 		// Distances are translation invariant; centring the columns keeps float32 precise.
-		sq = centre(work, work, n, d).rowSq
+		sq = centre(work, work, n, d, false).rowSq
 	default:
 		return nil, fmt.Errorf("rdm %q: want correlation, cosine or euclidean", kind)
 	}

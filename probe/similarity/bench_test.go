@@ -1,0 +1,50 @@
+package similarity
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchColumns returns cols representations [n, d] of uniform noise shared in part between
+// neighbouring columns (like adjacent layers), filled with a cheap generator.
+func benchColumns(n, d, cols int) []Representation {
+	state := uint64(0x9e3779b97f4a7c15)
+	reps := make([]Representation, cols)
+	for c := range reps {
+		x := make([]float32, n*d)
+		for i := range x {
+			state ^= state << 13 // xorshift64: the benchmark needs 512M values quickly
+			state ^= state >> 7
+			state ^= state << 17
+			x[i] = float32(state>>40)/(1<<24) - 0.5
+			if c > 0 && i%2 == 0 {
+				x[i] += reps[c-1].Data[i]
+			}
+		}
+		reps[c] = Representation{Name: fmt.Sprintf("block%d_mean", c+1), Data: x, Dim: d}
+	}
+	return reps
+}
+
+// BenchmarkCKAAllPairs is the goal: 50,000 rows × 1,024 dims, 10 columns, all 45 pairs
+// (plus the 10 self-products), in at most 60 s on a 2-core machine:
+//
+//	go test -run X -bench 'CKAAllPairs/50000' -benchtime 1x -timeout 30m ./probe/similarity/
+//
+// It needs 2 GiB for the features. The small case is for quick checks.
+func BenchmarkCKAAllPairs(b *testing.B) {
+	for _, s := range []struct{ n, d, cols int }{{5000, 256, 4}, {50000, 1024, 2}, {50000, 1024, 10}} {
+		reps := benchColumns(s.n, s.d, s.cols)
+		for _, m := range []Method{CKA, DebiasedCKA} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", s.n, s.d, s.cols, m), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := Compare(reps, nil, Options{Method: m, InPlace: true}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				pairs := s.cols * (s.cols + 1) / 2
+				b.ReportMetric(float64(pairs)*2*float64(s.n)*float64(s.d)*float64(s.d)/b.Elapsed().Seconds()*float64(b.N)/1e9, "GFLOPS")
+			})
+		}
+	}
+}
