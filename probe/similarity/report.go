@@ -50,15 +50,16 @@ func (n viridis) Colors() []color.Color {
 	return out
 }
 
-// PlotHeatmap saves the matrix as a PNG heatmap (viridis over [min(0, smallest value), 1]; NaN
-// cells grey), rows and columns in the order of the result, values printed in the cells for up to
-// 30 rows and columns.
+// PlotHeatmap saves the matrix as a PNG heatmap, rows and columns in the order of the result,
+// values printed in the cells for up to 30 rows and columns. Colours: viridis from the smallest
+// value (rounded down to a tenth) to max(1, largest), the range stated under the title; NaN cells
+// grey.
 func PlotHeatmap(path, title string, r *Result) error {
 	rows, cols := len(r.Columns), len(r.AgainstColumns)
 	if rows == 0 || cols == 0 {
 		return fmt.Errorf("similarity: plot %s: empty matrix", path)
 	}
-	lo, hi := 0.0, 1.0
+	lo, hi := math.Inf(1), 1.0
 	for _, row := range r.Matrix {
 		for _, v := range row {
 			if !math.IsNaN(v) {
@@ -66,8 +67,15 @@ func PlotHeatmap(path, title string, r *Result) error {
 			}
 		}
 	}
+	if math.IsInf(lo, 1) {
+		lo = 0
+	}
+	lo = math.Floor(lo*10) / 10
+	if lo >= hi {
+		lo = hi - 0.1
+	}
 	p := plot.New()
-	p.Title.Text = title
+	p.Title.Text = fmt.Sprintf("%s\ncolours: %.1f (dark blue) … %.2g (yellow)", title, lo, hi)
 	hm := plotter.NewHeatMap(grid{r.Matrix}, viridis(128))
 	hm.Min, hm.Max = lo, hi
 	hm.NaN = color.RGBA{R: 190, G: 190, B: 190, A: 255}
