@@ -258,7 +258,7 @@ func ExampleMetrics_MarshalJSON() {
 	m := linear.ScoreMetrics([]float64{1, 0}, 2, []int{0}, false)
 	b, _ := m.MarshalJSON()
 	fmt.Println(string(b))
-	// Output: {"n":1,"top1":1,"top5":null,"macro_f1":1,"log_loss":null,"per_class_acc":[1,null],"confusion":[[1,0],[0,0]]}
+	// Output: {"n":1,"top1":1,"top5":null,"balanced_acc":1,"macro_f1":1,"log_loss":null,"per_class_acc":[1,null],"confusion":[[1,0],[0,0]]}
 }
 
 func ExampleBestResult() {
