@@ -115,7 +115,10 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	})
 	fmt.Fprintln(stderr)
 	if err != nil {
-		return err
+		if *against != "" {
+			return fmt.Errorf("%s against %s: %w", *features, *against, err)
+		}
+		return fmt.Errorf("%s: %w", *features, err)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
