@@ -141,7 +141,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	jsonPath := filepath.Join(*out, "similarity.json")
-	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
 		return err
 	}
 	title := fmt.Sprintf("%s, n = %d", m, n)
@@ -184,7 +184,12 @@ func resultJSON(res *similarity.Result, info map[string]any) ([]byte, error) {
 	for k, v := range info {
 		all[k] = v
 	}
-	return json.MarshalIndent(all, "", "  ")
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false) // "n < d" stays readable
+	enc.SetIndent("", "  ")
+	err = enc.Encode(all)
+	return out.Bytes(), err
 }
 
 type tableInfo struct {
