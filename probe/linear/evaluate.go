@@ -125,16 +125,16 @@ type KNNScore struct {
 // FewShotResult summarises the draws at one shot count: mean and sample standard deviation over
 // the draws (NaN for a single draw) of the test top-1 and balanced accuracy.
 type FewShotResult struct {
-	Shots          int       `json:"shots"`           // train rows per class asked for
-	MinPerClass    int       `json:"min_per_class"`   // fewest drawn for a class (< Shots when a class is short)
-	Top1Mean       float64   `json:"top1_mean"`       //
-	Top1SD         jsonFloat `json:"top1_sd"`         //
-	BalancedMean   float64   `json:"balanced_mean"`   //
-	BalancedSD     jsonFloat `json:"balanced_sd"`     //
+	Shots          int       `json:"shots"`         // train rows per class asked for
+	MinPerClass    int       `json:"min_per_class"` // fewest drawn for a class (< Shots when a class is short)
+	Top1Mean       float64   `json:"top1_mean"`
+	Top1SD         jsonFloat `json:"top1_sd"`
+	BalancedMean   float64   `json:"balanced_mean"`
+	BalancedSD     jsonFloat `json:"balanced_sd"`
 	Top1           []float64 `json:"top1"`            // per draw
-	C              []float64 `json:"C"`               // per draw
+	C              []float64 `json:"C"`               // chosen per draw
 	Seeds          int       `json:"seeds"`           // draws
-	SelectionSplit string    `json:"selection_split"` // "val" or "full-protocol C"
+	SelectionSplit string    `json:"selection_split"` // "val", or "full-protocol C" with K-fold
 }
 
 // Validate checks shapes, labels and values; errors name the column.
