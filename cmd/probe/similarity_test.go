@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,6 +196,13 @@ func TestSimilarityBadInput(t *testing.T) {
 		twoCols[i] = simRow{id: r.id, vecs: r.vecs[:2]}
 	}
 	writeSim(t, c, cols[:2], twoCols, nil) // no block1_mean
+	withNaN := make([]simRow, len(rows))
+	for i, r := range rows {
+		withNaN[i] = simRow{id: r.id, vecs: [][]float32{r.vecs[0], slices.Clone(r.vecs[1]), r.vecs[2]}}
+	}
+	withNaN[4].vecs[1][2] = float32(math.NaN())
+	nan := filepath.Join(dir, "nan.parquet")
+	writeSim(t, nan, cols, withNaN, nil)
 	small := filepath.Join(dir, "small.parquet")
 	writeSim(t, small, cols, rows[:3], nil)
 	out := filepath.Join(dir, "out")
@@ -210,6 +218,7 @@ func TestSimilarityBadInput(t *testing.T) {
 		{[]string{"--features", a, "--method", "svcca"}, `--method "svcca"`},
 		{[]string{"--features", a, "--method", "rsa", "--rdm", "manhattan"}, `rdm "manhattan"`},
 		{[]string{"--features", a, "--against-columns", "decoder"}, "--against-columns needs --against"},
+		{[]string{"--features", a, "--against", nan}, a + " against " + nan + ": similarity: block2_mean: row 4 feature 2 is NaN"},
 	} {
 		_, errOut, code := run(t, append([]string{"similarity", "--out", out}, tc.args...)...)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
