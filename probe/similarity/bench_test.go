@@ -51,3 +51,25 @@ func BenchmarkCKAAllPairs(b *testing.B) {
 		}
 	}
 }
+
+// RSA and RBF CKA at the default --max-rows (5,000 rows: 12.5 million pairs per RDM), 4 columns
+// of 1,024 dimensions:
+//
+//	go test -run X -bench 'Gram5000' -benchtime 1x ./probe/similarity/
+func BenchmarkGram5000(b *testing.B) {
+	for _, opt := range []Options{{Method: RSA}, {Method: RSA, Compare: CompareKendall}, {Method: RBFCKA}} {
+		name := string(opt.Method)
+		if opt.Compare != "" {
+			name += "-" + opt.Compare
+		}
+		b.Run(name, func(b *testing.B) {
+			reps := benchColumns(5000, 1024, 4)
+			opt.InPlace = true
+			for b.Loop() {
+				if _, err := Compare(reps, nil, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

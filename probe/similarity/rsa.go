@@ -109,8 +109,35 @@ func sortKeys(v []float32) []uint64 {
 		}
 		keys[i] = uint64(u)<<32 | uint64(uint32(i))
 	}
-	slices.Sort(keys)
+	radixSort(keys, 32)
 	return keys
+}
+
+// radixSort sorts keys by their bits from lowBit (0 or 32) up, stably (keys made in index order
+// stay in index order among equal values): an LSD radix sort in 16-bit passes, several times
+// faster than a comparison sort for the 12.5 million pairs of 5,000 rows.
+func radixSort(keys []uint64, lowBit int) {
+	buf := make([]uint64, len(keys))
+	src, dst := keys, buf
+	var count [1 << 16]int
+	for shift := lowBit; shift < 64; shift += 16 {
+		clear(count[:])
+		for _, k := range src {
+			count[(k>>shift)&0xffff]++
+		}
+		pos := 0
+		for d, c := range count {
+			count[d] = pos
+			pos += c
+		}
+		for _, k := range src {
+			d := (k >> shift) & 0xffff
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// An even number of passes (2 or 4) leaves the result in keys.
 }
 
 // AverageRanks returns the 1-based ranks of v, tied values getting the mean of their positions
@@ -260,7 +287,7 @@ func kendallTauB(ra, rb []int32) float64 {
 	for i := range m {
 		keys[i] = uint64(uint32(ra[i]))<<32 | uint64(uint32(rb[i]))
 	}
-	slices.Sort(keys)
+	radixSort(keys, 0)
 	var tiedA, tiedBoth int64
 	for start := 0; start < m; {
 		end, endBoth := start+1, start+1

@@ -1,9 +1,11 @@
 package similarity
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -417,5 +419,29 @@ func TestUndefinedIsNullInJSON(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"matrix":[[null]]`) {
 		t.Errorf("JSON %s: want a null matrix entry", b)
+	}
+}
+
+// The radix sort against the standard library's sort, with many equal values.
+func TestRadixSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	for _, n := range []int{0, 1, 7, 1000, 70000} {
+		keys := make([]uint64, n)
+		for i := range keys {
+			keys[i] = uint64(rng.IntN(50))<<40 | uint64(rng.Uint32())<<8 | uint64(i&0xff)
+		}
+		full, high := slices.Clone(keys), slices.Clone(keys)
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		radixSort(full, 0)
+		if !slices.Equal(full, want) {
+			t.Fatalf("n=%d: radixSort(·, 0) differs from slices.Sort", n)
+		}
+		wantHigh := slices.Clone(keys)
+		slices.SortStableFunc(wantHigh, func(a, b uint64) int { return cmp.Compare(a>>32, b>>32) })
+		radixSort(high, 32)
+		if !slices.Equal(high, wantHigh) {
+			t.Fatalf("n=%d: radixSort(·, 32) is not a stable sort by the upper 32 bits", n)
+		}
 	}
 }
