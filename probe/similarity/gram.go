@@ -2,7 +2,6 @@ package similarity
 
 import (
 	"math"
-	"slices"
 
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
@@ -43,12 +42,13 @@ func medianPairDistance(d []float32, n int) float64 {
 	for i := range n {
 		upper = append(upper, d[i*n+i+1:(i+1)*n]...)
 	}
-	slices.Sort(upper)
-	m := len(upper)
+	keys := sortKeys(upper)
+	m := len(keys)
+	mid := math.Sqrt(float64(keyValue(keys[m/2])))
 	if m%2 == 1 {
-		return math.Sqrt(float64(upper[m/2]))
+		return mid
 	}
-	return (math.Sqrt(float64(upper[m/2-1])) + math.Sqrt(float64(upper[m/2]))) / 2
+	return (math.Sqrt(float64(keyValue(keys[m/2-1]))) + mid) / 2
 }
 
 // newRBFGram computes HKH for K_ij = exp(−‖xᵢ − xⱼ‖²/(2σ²)), σ = threshold × the median pair

@@ -445,3 +445,14 @@ func TestRadixSort(t *testing.T) {
 		}
 	}
 }
+
+func TestSortKeysRoundTrip(t *testing.T) {
+	v := []float32{3.5, -2, 0, float32(math.Copysign(0, -1)), 1e-30, -1e30, 7}
+	keys := sortKeys(v)
+	want := []float32{-1e30, -2, 0, 0, 1e-30, 3.5, 7}
+	for i, k := range keys {
+		if keyValue(k) != want[i] {
+			t.Fatalf("sorted values %v…: position %d is %v, want %v", keys, i, keyValue(k), want[i])
+		}
+	}
+}
