@@ -137,6 +137,29 @@ func crossProduct(xt, yt []float32, n, dx, dy int, scratch []float32) float64 {
 	return sumSquares(g)
 }
 
+// selfProduct returns ‖XᵀX‖²_F from the transposed centred matrix xt [d, n]. XᵀX is symmetric, so
+// it is computed in blocks of features (rows of xt) above the diagonal only, off-diagonal blocks
+// counted twice: 10 of 16 blocks for 4 blocks, 37.5% fewer flops than the full product.
+func selfProduct(xt []float32, n, d int, scratch []float32) float64 {
+	blocks := 1
+	if d >= 512 {
+		blocks = 4
+	}
+	edge := func(b int) int { return b * d / blocks }
+	total := 0.0
+	for bi := range blocks {
+		for bj := bi; bj < blocks; bj++ {
+			r0, r1, c0, c1 := edge(bi), edge(bi+1), edge(bj), edge(bj+1)
+			f := crossProduct(xt[r0*n:r1*n], xt[c0*n:c1*n], n, r1-r0, c1-c0, scratch)
+			if bi != bj {
+				f *= 2
+			}
+			total += f
+		}
+	}
+	return total
+}
+
 // sumSquares returns Σ v² in float64 over a fixed partition, so results do not depend on
 // GOMAXPROCS timing.
 func sumSquares(g []float32) float64 {

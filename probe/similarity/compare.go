@@ -352,7 +352,12 @@ func (x *prepared) stat(y *prepared, perm []int, m Method) float64 {
 				}
 			})
 		}
-		f := crossProduct(a.x, yx, a.n, a.d, b.d, make([]float32, a.d*b.d))
+		var f float64
+		if x == y && perm == nil {
+			f = selfProduct(a.x, a.n, a.d, make([]float32, a.d*a.d))
+		} else {
+			f = crossProduct(a.x, yx, a.n, a.d, b.d, make([]float32, a.d*b.d))
+		}
 		if m == CKA {
 			return hsicLinear(f)
 		}

@@ -456,3 +456,17 @@ func TestSortKeysRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The blocked symmetric self-product equals the full product (relative 1e-6: float32 entries,
+// float64 sums in another order).
+func TestSelfProductBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	const n, d = 300, 515 // d ≥ 512: 4 uneven blocks
+	x := gaussian(rng, n, d, 1)
+	c := centre(make([]float32, n*d), x, n, d, true)
+	scratch := make([]float32, d*d)
+	full := crossProduct(c.x, c.x, n, d, d, scratch)
+	if got := selfProduct(c.x, n, d, scratch); math.Abs(got-full) > 1e-6*full {
+		t.Errorf("blocked ‖XᵀX‖² = %.10g, full product %.10g", got, full)
+	}
+}
