@@ -26,18 +26,23 @@ func protocol(cfg Config) map[string]any {
 	if cfg.Folds >= 2 {
 		sel = fmt.Sprintf("stratified %d-fold cross-validation on train+val", cfg.Folds)
 	}
-	return map[string]any{
+	p := map[string]any{
 		"classifier":      "multinomial logistic regression, L2 on weights (intercept unpenalised), L-BFGS",
 		"objective":       "sum cross-entropy + ||W||^2/(2C) (scikit-learn's lbfgs objective divided by C)",
 		"standardisation": "mean / population std of the fitted rows (std 0 -> 1)",
 		"C_selection":     sel + "; highest top-1, ties by lower log-loss then smaller C; refit on train+val; test scored once",
 		"knn":             fmt.Sprintf("cosine on L2-normalised raw features, k=%s, weights exp(sim/T), T=%g, bank=train+val (k capped at the bank size)", joinInts(cfg.KNN.Ks), cfg.KNN.Temperature),
 		"balanced_acc":    "mean per-class recall over the classes present in the split",
-		"few_shot":        fmt.Sprintf("shots %v per class drawn from train, %d draws each; C chosen on val; mean ± sample sd of test accuracy", cfg.Shots, cfg.Seeds),
-		"bootstrap":       fmt.Sprintf("%d resamples of the test rows; 95%% percentile interval of top-1", cfg.Bootstrap),
 		"log_loss":        "mean natural-log cross-entropy",
 		"macro_f1":        "mean F1 over classes present as true or predicted label",
 	}
+	if len(cfg.Shots) > 0 {
+		p["few_shot"] = fmt.Sprintf("shots %v per class drawn from train, %d draws each; C chosen on val; mean ± sample sd of test accuracy", cfg.Shots, cfg.Seeds)
+	}
+	if cfg.Bootstrap > 0 {
+		p["bootstrap"] = fmt.Sprintf("%d resamples of the test rows; 95%% percentile interval of top-1", cfg.Bootstrap)
+	}
+	return p
 }
 
 // BestResult returns the result with the highest test top-1 (ties: the earlier one).
