@@ -21,19 +21,23 @@ func init() {
 }
 
 func runLinear(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("linear", "usage: probe linear --features FILE|DIR [--columns c1,c2|all] [--label label] [--split-col split] [--val-frac F] [--test-frac F] [--C LIST] [--folds K] [--seed N] [--report DIR]", stderr)
+	fs := newFlagSet("linear", "usage: probe linear --features FILE|DIR [--columns c1,c2|all] [--label label] [--split-col split] [--val-frac F] [--test-frac F] [--C LIST] [--folds K] [--seed N] [--knn-k LIST] [--shots LIST --seeds N] [--bootstrap N] [--report DIR]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
-	columns := fs.String("columns", "all", "feature columns to probe, comma-separated, or all")
+	columns := fs.String("columns", "all", "feature columns to probe, comma-separated, or all; a+b probes the concatenation of columns a and b")
 	labelCol := fs.String("label", "label", "label column: label (class index) or label_name")
 	splitCol := fs.String("split-col", "split", "split column with train/val/test values; none to ignore it")
 	valFrac := fs.Float64("val-frac", 0.1, "validation fraction of a stratified split (when the file has no split column)")
 	testFrac := fs.Float64("test-frac", 0.2, "test fraction of a stratified split (when the file has no split column)")
-	cs := fs.String("C", "", "inverse regularisation strengths to try, comma-separated (default 1e-4,1e-3,…,1e3)")
+	cs := fs.String("C", "", "inverse regularisation strengths to try, comma-separated (default 1e-6,1e-5,…,1e6)")
 	folds := fs.Int("folds", 0, "choose C by K-fold cross-validation on train+val (K ≥ 2) instead of the val split")
 	seed := fs.Uint64("seed", 0, "seed of the stratified split and the folds")
 	maxIter := fs.Int("max-iter", 1000, "L-BFGS iterations per fit")
 	tol := fs.Float64("tol", 1e-5, "gradient tolerance of the per-sample objective")
 	noKNN := fs.Bool("no-knn", false, "skip the kNN baseline")
+	knnK := fs.String("knn-k", "20", "kNN neighbour counts, comma-separated (DINO: 10,20,100,200); the first is the headline kNN")
+	shots := fs.String("shots", "", "few-shot sizes, comma-separated: k train rows per class, e.g. 1,5,10")
+	seeds := fs.Int("seeds", 5, "few-shot draws per size (mean ± sd)")
+	bootstrap := fs.Int("bootstrap", 0, "resample the test rows N times for a 95% interval of test top-1")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -42,7 +46,18 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg := linear.Config{Folds: *folds, ValFrac: *valFrac, TestFrac: *testFrac, Seed: *seed, MaxIter: *maxIter, Tol: *tol, NoKNN: *noKNN}
+	cfg := linear.Config{Folds: *folds, ValFrac: *valFrac, TestFrac: *testFrac, Seed: *seed, MaxIter: *maxIter, Tol: *tol, NoKNN: *noKNN,
+		Seeds: *seeds, Bootstrap: *bootstrap}
+	var err error
+	if cfg.KNN.Ks, err = positiveInts("--knn-k", *knnK); err != nil {
+		return err
+	}
+	if cfg.Shots, err = positiveInts("--shots", *shots); err != nil {
+		return err
+	}
+	if *seeds < 1 || *bootstrap < 0 {
+		return fmt.Errorf("--seeds %d must be ≥ 1 and --bootstrap %d ≥ 0", *seeds, *bootstrap)
+	}
 	if *cs != "" {
 		for _, f := range strings.Split(*cs, ",") {
 			c, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
@@ -104,6 +119,22 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(*report, "report.md"))
 	}
 	return nil
+}
+
+// positiveInts parses a comma-separated list of positive integers ("" is the empty list).
+func positiveInts(flagName, list string) ([]int, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive integer", flagName, f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // layersPerBlock reads num_self_attends_per_block from the config stored in a features file, so

@@ -156,3 +156,30 @@ func BenchmarkEvaluate60kx1024OneC(b *testing.B) {
 		b.ReportMetric(float64(r.Refit.Iterations), "refit-iters")
 	}
 }
+
+// The C sweep, 10,000 × 256, 10 classes, kNN off: the old 8-value grid (1e-4 … 1e3) against
+// CLIP's 13-value default (1e-6 … 1e6), both warm-started from strong to weak regularisation.
+// The total L-BFGS iterations over the sweep are reported.
+func BenchmarkCSweep(b *testing.B) {
+	n, d, k := 10000, 256, 10
+	x, y := benchFeatures(n, d, k)
+	ds := Dataset{X: x, N: n, D: d, Y: y, Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}}
+	for _, grid := range []struct {
+		name string
+		cs   []float64
+	}{{"1e-4..1e3", []float64{1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000}}, {"default-1e-6..1e6", nil}} {
+		b.Run(grid.name, func(b *testing.B) {
+			for b.Loop() {
+				r, err := Evaluate("block8_mean", ds, Config{Cs: grid.cs, NoKNN: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				iters := 0
+				for _, f := range fitsOf(r) {
+					iters += f.Iterations
+				}
+				b.ReportMetric(float64(iters), "sweep-iters")
+			}
+		})
+	}
+}

@@ -15,8 +15,17 @@ var depthPattern = regexp.MustCompile(`^(cross|block|layer|hidden|hidden_states|
 // Depth places a column on the model's depth axis: cross → 0, block{b} → b·layersPerBlock (the
 // model's self-attention layers per block, so that block{b} and layer{j} columns interleave),
 // layer{j} / hidden{j} → j, decoder after every layer, logits after the decoder, and any other
-// name after those. known is false for names that do not follow these patterns.
+// name after those. known is false for names that do not follow these patterns. A concatenation
+// "a+b" sits at the depth of its deepest part.
 func Depth(column string, layersPerBlock int) (depth float64, known bool) {
+	if parts := strings.Split(column, "+"); len(parts) > 1 {
+		depth, known = -1, true
+		for _, p := range parts {
+			d, k := Depth(p, layersPerBlock)
+			depth, known = max(depth, d), known && k
+		}
+		return depth, known
+	}
 	m := depthPattern.FindStringSubmatch(strings.ToLower(column))
 	if m == nil {
 		return 3e9, false

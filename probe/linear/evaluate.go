@@ -21,7 +21,7 @@ type Dataset struct {
 
 // Config is the probe protocol. Zero values select the defaults noted.
 type Config struct {
-	Cs       []float64  `json:"Cs"`        // inverse L2 strengths to try; nil means 1e-4 … 1e3 (8 values)
+	Cs       []float64  `json:"Cs"`        // inverse L2 strengths to try; nil means DefaultCs, 1e-6 … 1e6
 	Folds    int        `json:"folds"`     // ≥ 2: choose C by stratified K-fold on train+val; otherwise on the val split
 	ValFrac  float64    `json:"val_frac"`  // stratified split fractions when there is no split column; 0 means 0.1
 	TestFrac float64    `json:"test_frac"` // 0 means 0.2
@@ -30,13 +30,23 @@ type Config struct {
 	Tol      float64    `json:"tol"`       // gradient tolerance of the per-sample objective; 0 means 1e-5
 	KNN      KNNOptions `json:"knn"`
 	NoKNN    bool       `json:"no_knn"` // skip the kNN baseline
+	// Shots lists few-shot sizes: for each k, k train rows per class are drawn (Seeds times),
+	// a probe is fitted on them (C chosen on the val split as in the full protocol, or the full
+	// protocol's C with K-fold) and scored on test; mean ± sd over the draws.
+	Shots []int `json:"shots,omitempty"`
+	Seeds int   `json:"seeds,omitempty"` // draws per shot count; 0 means 5
+	// Bootstrap > 0 resamples the test rows that many times for a 95% percentile interval of
+	// the test top-1.
+	Bootstrap int `json:"bootstrap,omitempty"`
 	// LayersPerBlock places block{b} columns among layer{j} ones in the depth order (see Depth);
 	// 0 means DefaultLayersPerBlock.
 	LayersPerBlock int `json:"layers_per_block"`
 }
 
-// DefaultCs is the grid tried when Config.Cs is empty.
-var DefaultCs = []float64{1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000}
+// DefaultCs is the grid tried when Config.Cs is empty: CLIP's sweep, 1e-6 … 1e6 in decades. Fits
+// run from strong to weak regularisation, each warm-started from the previous solution, so the
+// weak end costs few iterations.
+var DefaultCs = []float64{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6}
 
 // WithDefaults returns cfg with its zero values replaced by the defaults.
 func (cfg Config) WithDefaults() Config {
@@ -56,6 +66,9 @@ func (cfg Config) WithDefaults() Config {
 		cfg.Tol = 1e-5
 	}
 	cfg.KNN = cfg.KNN.withDefaults()
+	if len(cfg.Shots) > 0 && cfg.Seeds == 0 {
+		cfg.Seeds = 5
+	}
 	if cfg.LayersPerBlock == 0 {
 		cfg.LayersPerBlock = DefaultLayersPerBlock
 	}
@@ -80,20 +93,48 @@ type Durations struct {
 
 // Result is the evaluation of one column.
 type Result struct {
-	Column    string    `json:"column"`
-	Dim       int       `json:"dim"`
-	Classes   []string  `json:"classes"`
-	SplitFrom string    `json:"split_from"` // "column", "stratified"
-	NTrain    int       `json:"n_train"`
-	NVal      int       `json:"n_val"`
-	NTest     int       `json:"n_test"`
-	BestC     float64   `json:"best_C"`
-	ByC       []CScore  `json:"by_C"`
-	Refit     FitInfo   `json:"refit"`      // the final fit on train+val
-	TrainTop1 float64   `json:"train_top1"` // accuracy of the final fit on train+val
-	Test      Metrics   `json:"test"`
-	KNN       *Metrics  `json:"knn,omitempty"` // nil when disabled
-	Durations Durations `json:"durations"`
+	Column    string   `json:"column"`
+	Dim       int      `json:"dim"`
+	Classes   []string `json:"classes"`
+	SplitFrom string   `json:"split_from"` // "column", "stratified"
+	NTrain    int      `json:"n_train"`
+	NVal      int      `json:"n_val"`
+	NTest     int      `json:"n_test"`
+	BestC     float64  `json:"best_C"`
+	ByC       []CScore `json:"by_C"`
+	Refit     FitInfo  `json:"refit"`      // the final fit on train+val
+	TrainTop1 float64  `json:"train_top1"` // accuracy of the final fit on train+val
+	Test      Metrics  `json:"test"`
+	KNN       *Metrics `json:"knn,omitempty"` // nil when disabled; the first of KNNByK
+	// KNNByK scores every k of KNNOptions.Ks, in that order.
+	KNNByK []KNNScore `json:"knn_by_k,omitempty"`
+	// TestTop1CI95 is the bootstrap 95% percentile interval of Test.Top1 (Config.Bootstrap).
+	TestTop1CI95 *[2]float64     `json:"test_top1_ci95,omitempty"`
+	FewShot      []FewShotResult `json:"few_shot,omitempty"`
+	Durations    Durations       `json:"durations"`
+}
+
+// KNNScore is the kNN baseline at one k. K is what was asked; it is capped at the bank size
+// (EffectiveK) when the bank is smaller.
+type KNNScore struct {
+	K          int     `json:"k"`
+	EffectiveK int     `json:"effective_k"`
+	Metrics    Metrics `json:"metrics"`
+}
+
+// FewShotResult summarises the draws at one shot count: mean and sample standard deviation over
+// the draws (NaN for a single draw) of the test top-1 and balanced accuracy.
+type FewShotResult struct {
+	Shots          int       `json:"shots"`         // train rows per class asked for
+	MinPerClass    int       `json:"min_per_class"` // fewest drawn for a class (< Shots when a class is short)
+	Top1Mean       float64   `json:"top1_mean"`
+	Top1SD         jsonFloat `json:"top1_sd"`
+	BalancedMean   float64   `json:"balanced_mean"`
+	BalancedSD     jsonFloat `json:"balanced_sd"`
+	Top1           []float64 `json:"top1"`            // per draw
+	C              []float64 `json:"C"`               // chosen per draw
+	Seeds          int       `json:"seeds"`           // draws
+	SelectionSplit string    `json:"selection_split"` // "val", or "full-protocol C" with K-fold
 }
 
 // Validate checks shapes, labels and values; errors name the column.
@@ -195,6 +236,19 @@ func Evaluate(column string, ds Dataset, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("linear: C must be positive and finite, got %v", c)
 		}
 	}
+	for _, kk := range cfg.KNN.Ks {
+		if kk < 1 {
+			return nil, fmt.Errorf("linear: kNN k must be positive, got %d", kk)
+		}
+	}
+	for _, sh := range cfg.Shots {
+		if sh < 1 {
+			return nil, fmt.Errorf("linear: shots must be positive, got %d", sh)
+		}
+	}
+	if cfg.Seeds < 0 || cfg.Bootstrap < 0 {
+		return nil, fmt.Errorf("linear: seeds (%d) and bootstrap (%d) must be ≥ 0", cfg.Seeds, cfg.Bootstrap)
+	}
 	s, from, err := ds.splits(column, cfg)
 	if err != nil {
 		return nil, err
@@ -282,13 +336,29 @@ func Evaluate(column string, ds Dataset, cfg Config) (*Result, error) {
 	res.Test = evalModel(m, ds.X, ds.Y, s.Test)
 	res.Durations.Refit = time.Since(t)
 
+	if cfg.Bootstrap > 0 {
+		ci := bootstrapTop1(m, ds.X, ds.Y, s.Test, cfg.Bootstrap, cfg.Seed)
+		res.TestTop1CI95 = &ci
+	}
 	if !cfg.NoKNN {
 		t = time.Now()
-		scores := make([]float64, len(s.Test)*k)
-		KNNScores(scores, ds.X, ds.D, ds.Y, k, trainVal, s.Test, cfg.KNN)
-		km := ScoreMetrics(scores, k, pick(ds.Y, s.Test), false)
-		res.KNN = &km
+		scores := make([][]float64, len(cfg.KNN.Ks))
+		for i := range scores {
+			scores[i] = make([]float64, len(s.Test)*k)
+		}
+		KNNScoresMulti(scores, ds.X, ds.D, ds.Y, k, trainVal, s.Test, cfg.KNN.Ks, cfg.KNN.Temperature)
+		for i, kk := range cfg.KNN.Ks {
+			res.KNNByK = append(res.KNNByK, KNNScore{K: kk, EffectiveK: min(kk, len(trainVal)), Metrics: ScoreMetrics(scores[i], k, pick(ds.Y, s.Test), false)})
+		}
+		res.KNN = &res.KNNByK[0].Metrics
 		res.Durations.KNN = time.Since(t)
+	}
+	for _, shots := range cfg.Shots {
+		fs, err := fewShot(ds, s, cs, res.BestC, shots, cfg, opt)
+		if err != nil {
+			return nil, fmt.Errorf("linear: column %q: %d-shot: %w", column, shots, err)
+		}
+		res.FewShot = append(res.FewShot, fs)
 	}
 	res.Durations.Total = time.Since(start)
 	return res, nil
@@ -326,26 +396,45 @@ type Table struct {
 }
 
 // SelectColumns resolves a user's column list: empty or "all" means every column; an unknown name
-// is an error listing the available ones.
+// is an error listing the available ones. A name joining columns with "+" (block7_mean+block8_mean)
+// stands for their concatenation, as DINO probes its last blocks.
 func (t *Table) SelectColumns(names []string) ([]string, error) {
 	if len(names) == 0 || (len(names) == 1 && names[0] == "all") {
 		return slices.Clone(t.Columns), nil
 	}
 	for _, n := range names {
-		if !slices.Contains(t.Columns, n) {
-			return nil, fmt.Errorf("linear: column %q not in features (have: %s)", n, strings.Join(t.Columns, ", "))
+		for _, part := range strings.Split(n, "+") {
+			if !slices.Contains(t.Columns, part) {
+				return nil, fmt.Errorf("linear: column %q not in features (have: %s)", part, strings.Join(t.Columns, ", "))
+			}
 		}
 	}
 	return slices.Clone(names), nil
 }
 
-// Dataset returns the named column as a Dataset sharing t's slices.
+// Dataset returns the named column as a Dataset sharing t's slices, or for "a+b" a new matrix
+// whose rows are a's row followed by b's.
 func (t *Table) Dataset(name string) (Dataset, error) {
-	i := slices.Index(t.Columns, name)
-	if i < 0 {
-		return Dataset{}, fmt.Errorf("linear: column %q not in features (have: %s)", name, strings.Join(t.Columns, ", "))
+	parts := strings.Split(name, "+")
+	idx := make([]int, len(parts))
+	dim := 0
+	for p, part := range parts {
+		idx[p] = slices.Index(t.Columns, part)
+		if idx[p] < 0 {
+			return Dataset{}, fmt.Errorf("linear: column %q not in features (have: %s)", part, strings.Join(t.Columns, ", "))
+		}
+		dim += t.Dims[idx[p]]
 	}
-	return Dataset{X: t.Values[i], N: t.N, D: t.Dims[i], Y: t.Y, Classes: t.Classes, Split: t.Split}, nil
+	if len(parts) == 1 {
+		return Dataset{X: t.Values[idx[0]], N: t.N, D: dim, Y: t.Y, Classes: t.Classes, Split: t.Split}, nil
+	}
+	x := make([]float32, 0, t.N*dim)
+	for r := range t.N {
+		for _, i := range idx {
+			x = append(x, t.Values[i][r*t.Dims[i]:(r+1)*t.Dims[i]]...)
+		}
+	}
+	return Dataset{X: x, N: t.N, D: dim, Y: t.Y, Classes: t.Classes, Split: t.Split}, nil
 }
 
 // EvaluateAll evaluates the selected columns (see SelectColumns) in depth order. progress, if not

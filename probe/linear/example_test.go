@@ -233,7 +233,7 @@ func ExampleDataset_Validate() {
 func ExampleConfig_WithDefaults() {
 	cfg := linear.Config{Seed: 3}.WithDefaults()
 	fmt.Println(cfg.Cs, cfg.ValFrac, cfg.TestFrac, cfg.Tol, cfg.KNN.K, cfg.KNN.Temperature)
-	// Output: [0.0001 0.001 0.01 0.1 1 10 100 1000] 0.1 0.2 1e-05 20 0.07
+	// Output: [1e-06 1e-05 0.0001 0.001 0.01 0.1 1 10 100 1000 10000 100000 1e+06] 0.1 0.2 1e-05 20 0.07
 }
 
 func ExampleStandardizer_Apply() {
@@ -258,7 +258,7 @@ func ExampleMetrics_MarshalJSON() {
 	m := linear.ScoreMetrics([]float64{1, 0}, 2, []int{0}, false)
 	b, _ := m.MarshalJSON()
 	fmt.Println(string(b))
-	// Output: {"n":1,"top1":1,"top5":null,"macro_f1":1,"log_loss":null,"per_class_acc":[1,null],"confusion":[[1,0],[0,0]]}
+	// Output: {"n":1,"top1":1,"top5":null,"balanced_acc":1,"macro_f1":1,"log_loss":null,"per_class_acc":[1,null],"confusion":[[1,0],[0,0]]}
 }
 
 func ExampleBestResult() {

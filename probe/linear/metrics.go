@@ -12,6 +12,7 @@ type Metrics struct {
 	N           int       `json:"n"`
 	Top1        float64   `json:"top1"`
 	Top5        float64   `json:"top5"`
+	BalancedAcc float64   `json:"balanced_acc"` // mean per-class recall over the classes present
 	MacroF1     float64   `json:"macro_f1"`
 	LogLoss     float64   `json:"log_loss"`      // mean −log p(true class), natural log
 	PerClassAcc []float64 `json:"per_class_acc"` // recall of each class
@@ -28,7 +29,7 @@ func ScoreMetrics(scores []float64, k int, y []int, logProbs bool) Metrics {
 		m.Confusion[c] = make([]int, k)
 	}
 	if n == 0 {
-		m.Top1, m.MacroF1 = math.NaN(), math.NaN()
+		m.Top1, m.MacroF1, m.BalancedAcc = math.NaN(), math.NaN(), math.NaN()
 		m.PerClassAcc = nanSlice(k)
 		return m
 	}
@@ -65,7 +66,23 @@ func ScoreMetrics(scores []float64, k int, y []int, logProbs bool) Metrics {
 		m.LogLoss = loss / float64(n)
 	}
 	m.PerClassAcc, m.MacroF1 = perClass(m.Confusion)
+	m.BalancedAcc = balanced(m.PerClassAcc)
 	return m
+}
+
+// balanced is the mean recall over the classes present (scikit-learn's balanced_accuracy_score).
+func balanced(recall []float64) float64 {
+	s, n := 0.0, 0
+	for _, r := range recall {
+		if !math.IsNaN(r) {
+			s += r
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
 }
 
 // perClass returns each class's recall (NaN if absent) and the macro-F1 over the classes that
@@ -133,6 +150,7 @@ type metricsJSON struct {
 	N           int         `json:"n"`
 	Top1        jsonFloat   `json:"top1"`
 	Top5        jsonFloat   `json:"top5"`
+	BalancedAcc jsonFloat   `json:"balanced_acc"`
 	MacroF1     jsonFloat   `json:"macro_f1"`
 	LogLoss     jsonFloat   `json:"log_loss"`
 	PerClassAcc []jsonFloat `json:"per_class_acc"`
@@ -141,7 +159,7 @@ type metricsJSON struct {
 
 // MarshalJSON writes undefined values as null.
 func (m Metrics) MarshalJSON() ([]byte, error) {
-	j := metricsJSON{N: m.N, Top1: jsonFloat(m.Top1), Top5: jsonFloat(m.Top5), MacroF1: jsonFloat(m.MacroF1),
+	j := metricsJSON{N: m.N, Top1: jsonFloat(m.Top1), Top5: jsonFloat(m.Top5), BalancedAcc: jsonFloat(m.BalancedAcc), MacroF1: jsonFloat(m.MacroF1),
 		LogLoss: jsonFloat(m.LogLoss), Confusion: m.Confusion, PerClassAcc: make([]jsonFloat, len(m.PerClassAcc))}
 	for i, v := range m.PerClassAcc {
 		j.PerClassAcc[i] = jsonFloat(v)
@@ -155,7 +173,7 @@ func (m *Metrics) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*m = Metrics{N: j.N, Top1: float64(j.Top1), Top5: float64(j.Top5), MacroF1: float64(j.MacroF1),
+	*m = Metrics{N: j.N, Top1: float64(j.Top1), Top5: float64(j.Top5), BalancedAcc: float64(j.BalancedAcc), MacroF1: float64(j.MacroF1),
 		LogLoss: float64(j.LogLoss), Confusion: j.Confusion, PerClassAcc: make([]float64, len(j.PerClassAcc))}
 	for i, v := range j.PerClassAcc {
 		m.PerClassAcc[i] = float64(v)

@@ -17,6 +17,8 @@ import (
 // Confusion: [0][0]=1 [0][1]=1 [1][1]=1 [2][3]=1 [2][2]=1. Top-1 3/5, top-5 4/5.
 // F1: class 0 p=1 r=1/2 → 2/3; class 1 p=1/2 r=1 → 2/3; class 2 p=1 r=1/2 → 2/3;
 // class 3 p=0 (no true rows) → 0; classes 4, 5 never occur → excluded. Macro-F1 = 2/4 = 0.5.
+// Balanced accuracy: recalls of the classes present in y (0, 1, 2) are 1/2, 1, 1/2 → 2/3
+// (scikit-learn's balanced_accuracy_score, where top-1 is 3/5).
 func TestScoreMetricsHandWorked(t *testing.T) {
 	scores := []float64{
 		5, 1, 0, 0, 0, 0,
@@ -29,6 +31,9 @@ func TestScoreMetricsHandWorked(t *testing.T) {
 	m := ScoreMetrics(scores, 6, y, false)
 	if m.Top1 != 0.6 || m.Top5 != 0.8 {
 		t.Errorf("top-1 %v top-5 %v, want 0.6 0.8", m.Top1, m.Top5)
+	}
+	if math.Abs(m.BalancedAcc-2.0/3) > 1e-15 {
+		t.Errorf("balanced accuracy %v, want 2/3", m.BalancedAcc)
 	}
 	if math.Abs(m.MacroF1-0.5) > 1e-15 {
 		t.Errorf("macro-F1 %v, want 0.5", m.MacroF1)

@@ -54,7 +54,11 @@ func PlotAccuracyByLayer(path string, results []*Result) error {
 		kl.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		kp.Shape = draw.TriangleGlyph{}
 		p.Add(kl, kp)
-		p.Legend.Add("kNN (k=20, cosine)", kl, kp)
+		k := 20
+		if len(results[0].KNNByK) > 0 {
+			k = results[0].KNNByK[0].K
+		}
+		p.Legend.Add(fmt.Sprintf("kNN (k=%d, cosine)", k), kl, kp)
 	}
 	labels, err := plotter.NewLabels(cLabels)
 	if err != nil {

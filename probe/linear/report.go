@@ -28,15 +28,23 @@ func protocol(cfg Config) map[string]any {
 	if cfg.Folds >= 2 {
 		sel = fmt.Sprintf("stratified %d-fold cross-validation on train+val", cfg.Folds)
 	}
-	return map[string]any{
+	p := map[string]any{
 		"classifier":      "multinomial logistic regression, L2 on weights (intercept unpenalised), L-BFGS",
 		"objective":       "sum cross-entropy + ||W||^2/(2C) (scikit-learn's lbfgs objective divided by C)",
 		"standardisation": "mean / population std of the fitted rows (std 0 -> 1)",
 		"C_selection":     sel + "; highest top-1, ties by lower log-loss then smaller C; refit on train+val; test scored once",
-		"knn":             fmt.Sprintf("cosine on L2-normalised raw features, k=%d, weights exp(sim/T), T=%g, bank=train+val", cfg.KNN.K, cfg.KNN.Temperature),
+		"knn":             fmt.Sprintf("cosine on L2-normalised raw features, k=%s, weights exp(sim/T), T=%g, bank=train+val (k capped at the bank size)", joinInts(cfg.KNN.Ks), cfg.KNN.Temperature),
+		"balanced_acc":    "mean per-class recall over the classes present in the split",
 		"log_loss":        "mean natural-log cross-entropy",
 		"macro_f1":        "mean F1 over classes present as true or predicted label",
 	}
+	if len(cfg.Shots) > 0 {
+		p["few_shot"] = fmt.Sprintf("shots %v per class drawn from train, %d draws each; C chosen on val; mean ± sample sd of test accuracy", cfg.Shots, cfg.Seeds)
+	}
+	if cfg.Bootstrap > 0 {
+		p["bootstrap"] = fmt.Sprintf("%d resamples of the test rows; 95%% percentile interval of top-1", cfg.Bootstrap)
+	}
+	return p
 }
 
 // BestResult returns the result with the highest test top-1 (ties: the earlier one).
@@ -78,6 +86,14 @@ func WriteReport(dir string, results []*Result, cfg Config, meta map[string]any)
 	return PlotConfusion(filepath.Join(dir, "confusion.png"), best)
 }
 
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
 func pct(v float64) string {
 	if math.IsNaN(v) {
 		return "–"
@@ -102,8 +118,26 @@ func Markdown(results []*Result, cfg Config) []byte {
 	}
 	fmt.Fprintf(&b, "- seed %d, Cs %v, max_iter %d, tol %g\n\n", cfg.Seed, cfg.Cs, cfg.MaxIter, cfg.Tol)
 	fmt.Fprintf(&b, "## Accuracy by layer (percent, test split)\n\n")
-	fmt.Fprintf(&b, "| column | dim | train/val/test | best C | val top-1 | test top-1 | top-5 | macro-F1 | log-loss | kNN top-1 | kNN top-5 | iters | time |\n")
-	fmt.Fprintf(&b, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| column | dim | train/val/test | best C | val top-1 | test top-1 |")
+	if cfg.Bootstrap > 0 {
+		fmt.Fprintf(&b, " 95%% CI |")
+	}
+	fmt.Fprintf(&b, " balanced | top-5 | macro-F1 | log-loss |")
+	if !cfg.NoKNN {
+		for _, k := range cfg.KNN.Ks {
+			fmt.Fprintf(&b, " kNN@%d top-1 | kNN@%d balanced |", k, k)
+		}
+		fmt.Fprintf(&b, " kNN@%d top-5 |", cfg.KNN.Ks[0])
+	}
+	fmt.Fprintf(&b, " iters | time |\n|---|---:|---|---:|---:|---:|")
+	if cfg.Bootstrap > 0 {
+		b.WriteString("---|")
+	}
+	b.WriteString("---:|---:|---:|---:|")
+	if !cfg.NoKNN {
+		b.WriteString(strings.Repeat("---:|", 2*len(cfg.KNN.Ks)+1))
+	}
+	b.WriteString("---:|---:|\n")
 	for _, r := range results {
 		val := math.NaN()
 		for _, s := range r.ByC {
@@ -111,13 +145,48 @@ func Markdown(results []*Result, cfg Config) []byte {
 				val = s.ValTop1
 			}
 		}
-		k1, k5 := math.NaN(), math.NaN()
-		if r.KNN != nil {
-			k1, k5 = r.KNN.Top1, r.KNN.Top5
+		fmt.Fprintf(&b, "| %s | %d | %d/%d/%d | %g | %s | **%s** |", r.Column, r.Dim, r.NTrain, r.NVal, r.NTest, r.BestC, pct(val), pct(r.Test.Top1))
+		if cfg.Bootstrap > 0 {
+			if ci := r.TestTop1CI95; ci != nil {
+				fmt.Fprintf(&b, " %s–%s |", pct(ci[0]), pct(ci[1]))
+			} else {
+				b.WriteString(" – |")
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d/%d/%d | %g | %s | **%s** | %s | %s | %s | %s | %s | %d | %.1fs |\n",
-			r.Column, r.Dim, r.NTrain, r.NVal, r.NTest, r.BestC, pct(val), pct(r.Test.Top1), pct(r.Test.Top5),
-			pct(r.Test.MacroF1), num(r.Test.LogLoss, 4), pct(k1), pct(k5), r.Refit.Iterations, r.Durations.Total.Seconds())
+		fmt.Fprintf(&b, " %s | %s | %s | %s |", pct(r.Test.BalancedAcc), pct(r.Test.Top5), pct(r.Test.MacroF1), num(r.Test.LogLoss, 4))
+		if !cfg.NoKNN {
+			for i := range cfg.KNN.Ks {
+				k1, kb := math.NaN(), math.NaN()
+				if i < len(r.KNNByK) {
+					k1, kb = r.KNNByK[i].Metrics.Top1, r.KNNByK[i].Metrics.BalancedAcc
+				}
+				fmt.Fprintf(&b, " %s | %s |", pct(k1), pct(kb))
+			}
+			k5 := math.NaN()
+			if r.KNN != nil {
+				k5 = r.KNN.Top5
+			}
+			fmt.Fprintf(&b, " %s |", pct(k5))
+		}
+		fmt.Fprintf(&b, " %d | %.1fs |\n", r.Refit.Iterations, r.Durations.Total.Seconds())
+	}
+	if len(cfg.Shots) > 0 {
+		fmt.Fprintf(&b, "\n## Few-shot (percent, test split; mean ± sd over %d draws)\n\n| column |", cfg.Seeds)
+		for _, sh := range cfg.Shots {
+			fmt.Fprintf(&b, " %d-shot top-1 | %d-shot balanced |", sh, sh)
+		}
+		fmt.Fprintf(&b, "\n|---|%s\n", strings.Repeat("---:|", 2*len(cfg.Shots)))
+		for _, r := range results {
+			fmt.Fprintf(&b, "| %s |", r.Column)
+			for _, f := range r.FewShot {
+				short := ""
+				if f.MinPerClass < f.Shots {
+					short = fmt.Sprintf(" (a class had %d)", f.MinPerClass)
+				}
+				fmt.Fprintf(&b, " %s ± %s%s | %s ± %s |", pct(f.Top1Mean), pct(float64(f.Top1SD)), short, pct(f.BalancedMean), pct(float64(f.BalancedSD)))
+			}
+			b.WriteString("\n")
+		}
 	}
 	var unconverged []string
 	for _, r := range results {

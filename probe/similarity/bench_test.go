@@ -1,0 +1,81 @@
+package similarity
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchColumns returns cols representations [n, d] of uniform noise shared in part between
+// neighbouring columns (like adjacent layers), filled with a cheap generator.
+func benchColumns(n, d, cols int) []Representation {
+	state := uint64(0x9e3779b97f4a7c15)
+	reps := make([]Representation, cols)
+	for c := range reps {
+		x := make([]float32, n*d)
+		for i := range x {
+			state ^= state << 13 // xorshift64: the benchmark needs 512M values quickly
+			state ^= state >> 7
+			state ^= state << 17
+			x[i] = float32(state>>40)/(1<<24) - 0.5
+			if c > 0 && i%2 == 0 {
+				x[i] += reps[c-1].Data[i]
+			}
+		}
+		reps[c] = Representation{Name: fmt.Sprintf("block%d_mean", c+1), Data: x, Dim: d}
+	}
+	return reps
+}
+
+// BenchmarkCKAAllPairs is the goal: 50,000 rows × 1,024 dims, 10 columns, all 45 pairs
+// (plus the 10 self-products), in at most 60 s on a 2-core machine:
+//
+//	go test -run X -bench 'CKAAllPairs/50000' -benchtime 1x -timeout 30m ./probe/similarity/
+//
+// It needs 2 GiB for the features (the case's whole time, centring included, is measured). The
+// smaller cases are for quick checks.
+func BenchmarkCKAAllPairs(b *testing.B) {
+	for _, s := range []struct{ n, d, cols int }{{5000, 256, 4}, {50000, 1024, 2}, {50000, 1024, 10}} {
+		for _, m := range []Method{CKA, DebiasedCKA} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", s.n, s.d, s.cols, m), func(b *testing.B) {
+				// Fresh data for each case (b.Loop starts the clock after this). Compare works in
+				// place, so a second iteration would see centred, transposed data: the same work.
+				reps := benchColumns(s.n, s.d, s.cols)
+				for b.Loop() {
+					if _, err := Compare(reps, nil, Options{Method: m, InPlace: true}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// Flops of the products: the cross pairs in full, the self-products in their
+				// upper blocks (10/16 of the full product for d ≥ 512, see selfProduct).
+				self := 1.0
+				if s.d >= 512 {
+					self = 10.0 / 16
+				}
+				products := float64(s.cols*(s.cols-1)/2) + self*float64(s.cols)
+				b.ReportMetric(products*2*float64(s.n)*float64(s.d)*float64(s.d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			})
+		}
+	}
+}
+
+// RSA and RBF CKA at the default --max-rows (5,000 rows: 12.5 million pairs per RDM), 4 columns
+// of 1,024 dimensions:
+//
+//	go test -run X -bench 'Gram5000' -benchtime 1x ./probe/similarity/
+func BenchmarkGram5000(b *testing.B) {
+	for _, opt := range []Options{{Method: RSA}, {Method: RSA, Compare: CompareKendall}, {Method: RBFCKA}} {
+		name := string(opt.Method)
+		if opt.Compare != "" {
+			name += "-" + opt.Compare
+		}
+		b.Run(name, func(b *testing.B) {
+			reps := benchColumns(5000, 1024, 4)
+			opt.InPlace = true
+			for b.Loop() {
+				if _, err := Compare(reps, nil, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
