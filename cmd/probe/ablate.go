@@ -42,6 +42,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
+	arch := archFlag(fs)
 	imagePath := fs.String("image", "", "image file")
 	target := fs.Int("target", -1, "class whose logit is measured (default: the prediction)")
 	latentFlag := fs.String("latents", "all", "latents to ablate: all, top:K (the K the decoder attends to most), or a list such as 3,17,200 (ranges 0-7 allowed)")
@@ -89,15 +90,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var m *core.Model
-	var err error
-	modelName := mf.model
-	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-		modelName = "random weights (full-size architecture, seed 1)"
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, modelName, err := mf.openOrRandomNamed(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size Fourier architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model relies on")
+	arch := archFlag(fs)
 	image := fs.String("image", "", "image file to explain")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
 	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 (the model's prediction) or a label from config.json")
@@ -83,14 +84,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	limitMemory()
-	var m *core.Model
-	source := mf.model
-	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-		source = "random weights (full-size architecture, seed 1)"
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, source, err := mf.openOrRandomNamed(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
+	arch := archFlag(fs)
 	data := fs.String("data", "", "data set: an image folder, a .csv/.tsv manifest or IDX files (as for extract)")
 	limit := fs.Int("limit", 0, "score only the first N images of the source (0: all)")
 	methodList := fs.String("methods", "", "comma-separated methods: "+strings.Join(append(explain.Names(), "random"), ", ")+", or all")
@@ -97,14 +98,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var m *core.Model
-	modelName := mf.model
-	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-		modelName = "random weights (full-size architecture, seed 1)"
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, modelName, err := mf.openOrRandomNamed(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}

@@ -78,8 +78,22 @@ func randomFullSize(kind string, seed uint64) (*core.Model, error) {
 // openOrRandom is the model of a command that takes --model or --random [--arch KIND]: the named
 // model, or the full-size architecture of that kind with random weights (seed 1).
 func (f *modelFlags) openOrRandom(random bool, arch string, stderr io.Writer) (*core.Model, error) {
+	m, _, err := f.openOrRandomNamed(random, arch, stderr)
+	return m, err
+}
+
+// openOrRandomNamed is openOrRandom with the words that name the model in outputs: the --model
+// argument, or what the random weights are.
+func (f *modelFlags) openOrRandomNamed(random bool, arch string, stderr io.Writer) (*core.Model, string, error) {
 	if random {
-		return randomFullSize(arch, 1)
+		m, err := randomFullSize(arch, 1)
+		return m, "random weights (full-size " + arch + " architecture, seed 1)", err
 	}
-	return f.open(stderr)
+	m, err := f.open(stderr)
+	return m, f.model, err
+}
+
+// archFlag registers --arch, the architecture --random builds.
+func archFlag(fs *flag.FlagSet) *string {
+	return fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 }

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/perceiverkit/perceiver/core"
-	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
@@ -36,6 +34,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: the page at its real size, without a download")
+	arch := archFlag(fs)
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract: adds the probe report and a PCA scatter")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; the default is the loopback address on a free port. Another host is reachable from the network: the server has no authentication")
@@ -74,14 +73,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var m *core.Model
-	name := mf.model
-	if *random {
-		m, err = core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-		name = "random weights (full-size architecture, seed 1)"
-	} else {
-		m, err = mf.open(stderr)
-	}
+	m, name, err := mf.openOrRandomNamed(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}
