@@ -328,32 +328,18 @@ type forwardState struct {
 // application by application from the hidden states. The Output holds what tr asks for.
 func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encoder, recompute bool) (*Output, *forwardState, error) {
 	cfg := &m.Config
-	if batch < 1 || h < 1 || w < 1 {
-		return nil, nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
-	}
-	if len(pixels) != batch*3*h*w {
-		return nil, nil, fmt.Errorf("forward: pixel_values has %d values, want %d×3×%d×%d", len(pixels), batch, h, w)
+	o, err := m.newOutput(pixels, batch, h, w, tr)
+	if err != nil {
+		return nil, nil, err
 	}
 	W := &m.Weights
-	grid, err := W.Input.Grid(h, w)
-	if err != nil {
-		return nil, nil, fmt.Errorf("forward: %w", err)
-	}
-	L, D := cfg.NumLatents, cfg.DLatents
-	N, C := grid.Tokens(), cfg.DModel
-	o := &Output{
-		Batch: batch, Height: h, Width: w, Grid: grid, Latents: L, Channels: D, InputChannels: C,
-		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
-	}
-	if tr.Inputs {
-		o.Inputs = make([]float32, batch*N*C)
-	}
+	L, D := o.Latents, o.Channels
 	st := &forwardState{work: newLayerWork(&m.backPacks, batch*L, D, m.widest, L)}
 	etr := tr
 	etr.EncoderAttention = tr.EncoderAttention || encoder
 	hidden := make([]float32, batch*L*D)
 	start := time.Now()
-	m.encode(hidden, pixels, batch, grid, etr, o)
+	m.encode(hidden, pixels, batch, o.Grid, etr, o)
 	st.encoder = o.EncoderAttention
 	if !tr.EncoderAttention {
 		o.EncoderAttention = nil

@@ -134,34 +134,18 @@ func (m *Model) ForwardLatents(hidden []float32, batch int, tr Trace) (*Output, 
 // encodeBatch runs the encoder for Forward and Encode and records hidden state 0, which it
 // returns; the buffer goes on through the latent stack.
 func (m *Model) encodeBatch(pixels []float32, batch, h, w int, tr Trace) (*Output, []float32, error) {
-	cfg := &m.Config
-	if batch < 1 || h < 1 || w < 1 {
-		return nil, nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
-	}
-	if pc := pixelChannels(m.Weights.Input); len(pixels) != batch*pc*h*w {
-		return nil, nil, fmt.Errorf("forward: pixel_values has %d values, want %d×%d×%d×%d", len(pixels), batch, pc, h, w)
-	}
-	W := &m.Weights
-	grid, err := W.Input.Grid(h, w)
+	o, err := m.newOutput(pixels, batch, h, w, tr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("forward: %w", err)
+		return nil, nil, err
 	}
-	L, D := cfg.NumLatents, cfg.DLatents
-	N, C := grid.Tokens(), cfg.DModel
-	o := &Output{
-		Batch: batch, Height: h, Width: w, Grid: grid, Latents: L, Channels: D, InputChannels: C,
-		Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
-	}
-	if tr.Inputs {
-		o.Inputs = make([]float32, batch*N*C)
-	}
+	L, D := o.Latents, o.Channels
 	hidden := make([]float32, batch*L*D)
 	start := time.Now()
-	m.encode(hidden, pixels, batch, grid, tr, o)
+	m.encode(hidden, pixels, batch, o.Grid, tr, o)
 
 	// The MLP half of the cross-attention layer runs on all images at once.
 	s := newStack(batch*L, D, m.widest)
-	s.feedForward(hidden, &W.CrossAttention)
+	s.feedForward(hidden, &m.Weights.CrossAttention)
 	o.Timings.Encoder = time.Since(start) - o.Timings.Input
 	if tr.HiddenStates {
 		o.HiddenStates = append(o.HiddenStates, append([]float32(nil), hidden...))
@@ -215,6 +199,30 @@ func (m *Model) latentsAndDecoder(o *Output, hidden, pixels []float32, batch int
 	start = time.Now()
 	W.Decoder.decode(m, hidden, pixels, batch, tr, o)
 	o.Timings.Decoder = time.Since(start)
+}
+
+// newOutput checks a batch of pixels [batch, planes, h, w] against the model and lays out its
+// Output: the sizes, the token grid, and the inputs buffer when tr keeps them.
+func (m *Model) newOutput(pixels []float32, batch, h, w int, tr Trace) (*Output, error) {
+	cfg := &m.Config
+	if batch < 1 || h < 1 || w < 1 {
+		return nil, fmt.Errorf("forward: batch %d of %d×%d images is empty", batch, h, w)
+	}
+	if pc := pixelChannels(m.Weights.Input); len(pixels) != batch*pc*h*w {
+		return nil, fmt.Errorf("forward: pixel_values has %d values, want %d×%d×%d×%d", len(pixels), batch, pc, h, w)
+	}
+	grid, err := m.Weights.Input.Grid(h, w)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	o := &Output{
+		Batch: batch, Height: h, Width: w, Grid: grid, Latents: cfg.NumLatents, Channels: cfg.DLatents,
+		InputChannels: cfg.DModel, Heads: cfg.NumSelfAttentionHeads, CrossHeads: cfg.NumCrossAttentionHeads,
+	}
+	if tr.Inputs {
+		o.Inputs = make([]float32, batch*grid.Tokens()*cfg.DModel)
+	}
+	return o, nil
 }
 
 // maxWidth is the largest dimension of any linear layer: enough columns for every activation

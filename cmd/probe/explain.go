@@ -48,7 +48,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explain", explainHelp, stderr)
 	var mf modelFlags
 	mf.register(fs)
-	random := fs.Bool("random", false, "use the full-size Fourier architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model relies on")
+	random := fs.Bool("random", false, "use the full-size architecture of --arch with random weights (seed 1) instead of --model: shows the output format, not what a trained model relies on")
 	arch := archFlag(fs)
 	image := fs.String("image", "", "image file to explain")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
