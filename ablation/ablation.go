@@ -57,7 +57,7 @@ func Latents(m *core.Model, hidden []float32, target int, latents []int, opt Opt
 	}
 	labels := len(logits)
 	if target < 0 {
-		target = Argmax(logits)
+		target = core.Argmax(logits)
 	}
 	if target >= labels {
 		return nil, fmt.Errorf("ablation: target %d out of range: the model has %d classes (0…%d)", target, labels, labels-1)
@@ -86,17 +86,6 @@ func Latents(m *core.Model, hidden []float32, target int, latents []int, opt Opt
 		}
 	}
 	return r, nil
-}
-
-// Argmax returns the index of the largest value, the lower index on ties; NaN never wins.
-func Argmax(v []float32) int {
-	best := -1
-	for i, x := range v {
-		if x == x && (best < 0 || x > v[best]) {
-			best = i
-		}
-	}
-	return max(best, 0)
 }
 
 // Mean accumulates hidden state 0 over a data set: each latent's mean vector, the replacement

@@ -67,7 +67,7 @@ func TestLatentsMatchDirectForward(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := Argmax(plain.Logits)
+				want := core.Argmax(plain.Logits)
 				if r.Target != want || r.Logit != float64(plain.Logits[want]) {
 					t.Fatalf("%s: target %d logit %g, the plain forward pass predicts %d with %g", mode.name, r.Target, r.Logit, want, plain.Logits[want])
 				}

@@ -41,7 +41,7 @@ type Image struct {
 }
 
 // Target is the unperturbed prediction.
-func (im Image) Target() int { return Argmax(im.Logits) }
+func (im Image) Target() int { return core.Argmax(im.Logits) }
 
 // Options set the protocol's number of steps and how many perturbed copies share a pass.
 type Options struct {
@@ -69,7 +69,7 @@ func Evaluate(m *core.Model, im Image, maps [][]float32, opt Options) ([]Curves,
 		return nil, fmt.Errorf("faithfulness: pixel_values has %d values, want 3×%d×%d", len(im.Pixels), im.H, im.W)
 	}
 	target := im.Target()
-	p0 := Softmax(im.Logits)[target]
+	p0 := core.Softmax(im.Logits)[target]
 	out := make([]Curves, len(maps))
 	type job struct {
 		order []int
@@ -110,8 +110,8 @@ func Evaluate(m *core.Model, im Image, maps [][]float32, opt Options) ([]Curves,
 		labels := len(res.Logits) / len(chunk)
 		for b, jb := range chunk {
 			logits := res.Logits[b*labels : (b+1)*labels]
-			jb.curve.Prob[jb.k] = Softmax(logits)[target]
-			if Argmax(logits) == target {
+			jb.curve.Prob[jb.k] = core.Softmax(logits)[target]
+			if core.Argmax(logits) == target {
 				jb.curve.Top1[jb.k] = 1
 			}
 		}

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"sync"
 	"time"
@@ -135,7 +134,10 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 		attention.WeightedMap(w, a.Decoder, r, L, L) // w[k] = Σ_i d[i]·R_j[i, k]
 		a.RolloutWeights[j+1] = w
 	}
-	a.Probs = softmax(out.Logits)
+	a.Probs = make([]float32, len(out.Logits))
+	for i, p := range core.Softmax(out.Logits) {
+		a.Probs[i] = float32(p)
+	}
 	a.bytes = 4*int64(len(a.Cross)+len(a.Probs)+(J+2)*L+len(out.Logits)+len(a.Pixels)) + int64(len(img.Resized.Pix))
 	a.bytes += outputBytes(out)
 	for _, k := range kinds {
@@ -174,23 +176,6 @@ func outputBytes(o *core.Output) int64 {
 		n += len(s)
 	}
 	return 4 * int64(n)
-}
-
-// softmax returns the probabilities of logits, computed in float64.
-func softmax(logits []float32) []float32 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	p := make([]float32, len(logits))
-	for i, v := range logits {
-		p[i] = float32(math.Exp(float64(v)-mx) / sum)
-	}
-	return p
 }
 
 // prediction is one row of an analysis' top-k.

@@ -106,7 +106,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("output folder: %w", err)
 	}
 	in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}
-	prob := softmaxAt(fwd.Logits, target)
+	prob := core.Softmax(fwd.Logits)[target]
 	fmt.Fprintf(stdout, "%s: explaining class %d (%s), logit %.4g, probability %.4g\n", *image, target, labels[target], fwd.Logits[target], prob)
 
 	maps, err := computeExplanations(in, opt, names)
@@ -202,18 +202,6 @@ func computeExplanations(in explain.Input, opt explain.Options, names []string) 
 		res = append(res, mp)
 	}
 	return res, nil
-}
-
-func softmaxAt(logits []float32, k int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	return math.Exp(float64(logits[k])-mx) / sum
 }
 
 type explainSummary struct {
