@@ -17,17 +17,7 @@ func (m *Model) FLOPs(h, w int) float64 {
 		return 0
 	}
 	L, D, N := float64(c.NumLatents), float64(c.DLatents), float64(g.Tokens())
-	var f float64
-	switch s := W.Input.(type) {
-	case *LearnedStage:
-		f += 2 * float64(h*w) * 3 * float64(s.Conv.Out())                                      // the 1×1 convolution
-		f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out()) // the positions' projection, which Hugging Face computes every time
-	case *FlowStage:
-		f += 2 * N * FlowPatchChannels * float64(s.ConvAfterPatches.Out()) // conv_after_patches
-	case *ConvStage:
-		ch, cw := s.convSize(h), s.convSize(w)
-		f += 2 * float64(ch*cw) * float64(s.Conv.Weight.Len()) // the 7×7 convolution
-	}
+	f := m.inputStageFLOPs(h, w, N, true) // Hugging Face projects the learned positions every time
 	ca := &W.CrossAttention.Attention
 	qk, v := float64(ca.Self.Query.Out()), float64(ca.Self.Value.Out())
 	f += 2 * N * float64(c.DModel) * (qk + v) // keys and values of every pixel
@@ -35,12 +25,7 @@ func (m *Model) FLOPs(h, w int) float64 {
 	f += 2 * L * N * (qk + v)                 // scores and context
 	f += 2 * L * v * D                        // output projection
 	f += 4 * L * D * float64(W.CrossAttention.MLP.Dense1.Out())
-	for i := range W.SelfAttends {
-		a := &W.SelfAttends[i].Attention.Self
-		qk, v := float64(a.Query.Out()), float64(a.Value.Out())
-		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
-		f += per * float64(c.NumBlocks)
-	}
+	f += m.latentStackFLOPs()
 	if dec, ok := W.Decoder.(*FlowDecoder); ok {
 		f += dec.flops(N, L, D)
 	}
@@ -65,21 +50,9 @@ func (m *Model) ExecutedFLOPs(h, w int) float64 {
 	C := float64(c.DModel)
 	ca := &W.CrossAttention
 	qk, v := float64(ca.Attention.Self.Query.Out()), float64(ca.Attention.Self.Value.Out())
-	var f float64
 	folded := ca.Heads == 1
-	switch s := W.Input.(type) {
-	case *ConvStage:
-		ch, cw := s.convSize(h), s.convSize(w)
-		f += 2 * float64(ch*cw) * float64(s.Conv.Weight.Len())
-	case *FlowStage:
-		f += 2 * N * FlowPatchChannels * float64(s.ConvAfterPatches.Out()) // conv_after_patches
-	case *LearnedStage:
-		f += 2 * float64(h*w) * 3 * float64(s.Conv.Out())
-		if !folded {
-			f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out())
-		}
-	}
-	f += 2 * L * v * D // output projection
+	f := m.inputStageFLOPs(h, w, N, !folded) // folded, the learned positions are projected once per model
+	f += 2 * L * v * D                       // output projection
 	f += 4 * L * D * float64(ca.MLP.Dense1.Out())
 	switch st := W.Input.(type) {
 	case *FourierStage:
@@ -103,12 +76,7 @@ func (m *Model) ExecutedFLOPs(h, w int) float64 {
 		f += 2*N*C*(qk+v) + 2*L*N*(qk+v)
 	}
 	f += 2 * L * v // the value projection of the pooled tokens (folded), or of the queries
-	for i := range W.SelfAttends {
-		a := &W.SelfAttends[i].Attention.Self
-		qk, v := float64(a.Query.Out()), float64(a.Value.Out())
-		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
-		f += per * float64(c.NumBlocks)
-	}
+	f += m.latentStackFLOPs()
 	if dec, ok := W.Decoder.(*FlowDecoder); ok {
 		fs := W.Input.(*FlowStage)
 		f += 2 * N * FlowPatchChannels * float64(fs.ConvAfterPatches.Out()) // the decoder remakes its queries
@@ -119,6 +87,39 @@ func (m *Model) ExecutedFLOPs(h, w int) float64 {
 		f += 2 * D * float64(dec.CrossAttention.Attention.Self.Value.Out())
 		f += 4 * D * float64(dec.CrossAttention.MLP.Dense1.Out())
 		f += 2 * D * float64(dec.FinalLayer.Out())
+	}
+	return f
+}
+
+// inputStageFLOPs is the work of the input stage on one h×w image of N tokens: the convolutions
+// and projections, with the learned positions' projection when projectPositions.
+func (m *Model) inputStageFLOPs(h, w int, N float64, projectPositions bool) float64 {
+	switch s := m.Weights.Input.(type) {
+	case *LearnedStage:
+		f := 2 * float64(h*w) * 3 * float64(s.Conv.Out()) // the 1×1 convolution
+		if projectPositions {
+			f += 2 * float64(s.Positions.Shape[0]*s.Projection.In()) * float64(s.Projection.Out())
+		}
+		return f
+	case *FlowStage:
+		return 2 * N * FlowPatchChannels * float64(s.ConvAfterPatches.Out()) // conv_after_patches
+	case *ConvStage:
+		ch, cw := s.convSize(h), s.convSize(w)
+		return 2 * float64(ch*cw) * float64(s.Conv.Weight.Len()) // the 7×7 convolution
+	}
+	return 0
+}
+
+// latentStackFLOPs is the work of the self-attention layers, applied num_blocks times.
+func (m *Model) latentStackFLOPs() float64 {
+	c, W := &m.Config, &m.Weights
+	L, D := float64(c.NumLatents), float64(c.DLatents)
+	var f float64
+	for i := range W.SelfAttends {
+		a := &W.SelfAttends[i].Attention.Self
+		qk, v := float64(a.Query.Out()), float64(a.Value.Out())
+		per := 2*L*D*(2*qk+v) + 2*L*L*(qk+v) + 2*L*v*D + 4*L*D*float64(W.SelfAttends[i].MLP.Dense1.Out())
+		f += per * float64(c.NumBlocks)
 	}
 	return f
 }
