@@ -306,14 +306,17 @@ func Compare(a, b []Representation, opt Options) (*Result, error) {
 	if len(perms) > 0 {
 		res.PValues = newMatrix(len(a), len(b))
 	}
+	// CKNNA is not symmetric (its masks are row-wise and its HSIC pairs Ã with B̃ᵀ): every
+	// ordered pair is computed.
+	mirror := self && opt.Method != CKNNA
 	total := len(a) * len(b)
-	if self {
+	if mirror {
 		total = len(a) * (len(a) + 1) / 2
 	}
 	done := 0
 	for i := range a {
 		for j := range b {
-			if self && j < i {
+			if mirror && j < i {
 				res.Matrix[i][j] = res.Matrix[j][i]
 				if res.PValues != nil {
 					res.PValues[i][j] = res.PValues[j][i]

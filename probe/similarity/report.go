@@ -155,16 +155,19 @@ func PlotHeatmap(path, title string, r *Result) error {
 	bar.Title.Text = "\n" // the heatmap's two title lines, so that the bar starts level with it
 	bar.Add(&plotter.ColorBar{ColorMap: &viridisMap{min: lo, max: hi}, Vertical: true})
 	bar.HideX()
-	bar.Y.Label.Text = label
+	bar.Y.Label.Text = "similarity"
+	if r.Distance {
+		bar.Y.Label.Text = "distance (radians)"
+	}
 	bar.Y.Min, bar.Y.Max = lo, hi
 
-	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6)))*vg.Centimeter + 3*vg.Centimeter
+	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6)))*vg.Centimeter + 3.5*vg.Centimeter
 	h := vg.Length(math.Max(11, math.Min(40, 1.1*float64(rows)+6))) * vg.Centimeter
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	barW := 3 * vg.Centimeter
+	barW := 3.5 * vg.Centimeter
 	p.Draw(draw.Crop(dc, 0, -barW, 0, 0))
-	bar.Draw(draw.Crop(dc, w-barW, 0, 2.2*vg.Centimeter, 0))
+	bar.Draw(draw.Crop(dc, w-barW, -0.8*vg.Centimeter, 2.2*vg.Centimeter, 0))
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("similarity: plot %s: %w", path, err)
