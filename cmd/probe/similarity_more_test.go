@@ -19,8 +19,8 @@ type simRef struct {
 	SVCCADims int      `json:"svcca_dims"`
 	Columns   []string `json:"columns"`
 	Cases     map[string]struct {
-		AgainstColumns []string                 `json:"against_columns"`
-		N              int                      `json:"n"`
+		AgainstColumns []string                `json:"against_columns"`
+		N              int                     `json:"n"`
 		Matrix         map[string][][]*float64 `json:"matrix"`
 	} `json:"cases"`
 }
