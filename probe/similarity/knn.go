@@ -3,7 +3,10 @@ package similarity
 import (
 	"cmp"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
@@ -21,12 +24,12 @@ type knnGraph struct {
 	recomputed int
 }
 
-// Blocking of the screening product: a goroutine multiplies knnRowBlock rows by knnColBlock
-// rows at a time (a 512×2048 float32 tile, 4 MiB) and scans the tile at once.
+// knnBlock is the side of the screening tiles: the rows are cut into blocks of knnBlock, and
+// each pair of blocks (I ≤ J) is multiplied once (a 1024×1024 float32 tile, 4 MiB) and scanned
+// both ways, so the product costs n²d/2 multiply-adds.
 const (
-	knnRowBlock = 512
-	knnColBlock = 2048
-	knnExtra    = 16 // candidates kept beyond K per row, for the float64 re-ranking
+	knnBlock = 1024
+	knnExtra = 16 // candidates kept beyond K per row, for the float64 re-ranking
 )
 
 // unitRows returns the rows of r divided by max(‖xᵢ‖₂, 1e-12), in float64 (from r.Exact when
@@ -95,6 +98,31 @@ func (h candHeap) siftUp(i int) {
 	}
 }
 
+// screen holds every row's candidate heap and its admission threshold (the heap's minimum once
+// full, −∞ before).
+type screen struct {
+	keep  int
+	heaps []candHeap
+	thr   []float32
+}
+
+// offer adds row j with screened value v to row i's candidates if it beats the threshold.
+func (s *screen) offer(i, j int, v float32) {
+	h := s.heaps[i]
+	if len(h) < s.keep {
+		h = append(h, candidate{v, int32(j)})
+		h.siftUp(len(h) - 1)
+		s.heaps[i] = h
+		if len(h) == s.keep {
+			s.thr[i] = h[0].v
+		}
+		return
+	}
+	h[0] = candidate{v, int32(j)}
+	h.siftDown(0)
+	s.thr[i] = h[0].v
+}
+
 // buildKNN finds the k nearest neighbours of every row of r (1 ≤ k ≤ n−1), never forming the
 // n×n similarity matrix. The rows are screened in float32 tiles (sgemm), keeping each row's
 // k+knnExtra best candidates, and re-ranked in float64. Float32 products of unit vectors are
@@ -105,45 +133,89 @@ func (h candHeap) siftUp(i int) {
 func buildKNN(r Representation, k int) *knnGraph {
 	n, d := r.Rows(), r.Dim
 	u64 := unitRows(r)
-	u32 := make([]float32, n*d)
-	for i, v := range u64 {
-		u32[i] = float32(v)
-	}
+	u32 := make([]float32, n*d)  // [n, d]
+	u32t := make([]float32, d*n) // [d, n]: the right operand, packed without transposing
+	par.For(n, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			for f, v := range u64[i*d : (i+1)*d] {
+				u32[i*d+f] = float32(v)
+			}
+		}
+	})
+	par.For(d, 8, func(lo, hi int) {
+		for f := lo; f < hi; f++ {
+			for i := range n {
+				u32t[f*n+i] = u32[i*d+f]
+			}
+		}
+	})
 	keep := min(k+knnExtra, n-1)
 	eps := 1.05 * float64(d+2) * 0x1p-24
-	g := &knnGraph{n: n, k: k, idx: make([]int32, n*k), sim: make([]float64, n*k)}
+	sc := &screen{keep: keep, heaps: make([]candHeap, n), thr: make([]float32, n)}
+	store := make([]candidate, n*keep)
+	for i := range n {
+		sc.heaps[i] = store[i*keep : i*keep : (i+1)*keep]
+		sc.thr[i] = float32(math.Inf(-1))
+	}
 
-	blocks := (n + knnRowBlock - 1) / knnRowBlock
-	recomputed := make([]int, blocks)
-	par.For(blocks, 1, func(blo, bhi int) {
-		tile := make([]float32, knnRowBlock*knnColBlock)
-		heaps := make([]candHeap, knnRowBlock)
-		store := make([]candidate, knnRowBlock*keep)
+	// Tiles (I, J), I ≤ J, in order of the offset J − I so that consecutive tiles touch
+	// different blocks; a tile locks its two blocks (the lower first).
+	blocks := (n + knnBlock - 1) / knnBlock
+	type pair struct{ i, j int }
+	var tasks []pair
+	for off := range blocks {
+		for i := 0; i+off < blocks; i++ {
+			tasks = append(tasks, pair{i, i + off})
+		}
+	}
+	locks := make([]sync.Mutex, blocks)
+	var next atomic.Int64
+	workers := min(runtime.GOMAXPROCS(0), len(tasks))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tile := make([]float32, knnBlock*knnBlock)
+			for {
+				t := int(next.Add(1)) - 1
+				if t >= len(tasks) {
+					return
+				}
+				bi, bj := tasks[t].i, tasks[t].j
+				r0, r1 := bi*knnBlock, min((bi+1)*knnBlock, n)
+				c0, c1 := bj*knnBlock, min((bj+1)*knnBlock, n)
+				rows, cols := r1-r0, c1-c0
+				sgemm.GemmSerial(false, false, rows, cols, d, 1, u32[r0*d:r1*d], d, u32t[c0:], n, 0, tile, cols)
+				locks[bi].Lock()
+				if bj != bi {
+					locks[bj].Lock()
+				}
+				scanTile(sc, tile, r0, rows, c0, cols, bi == bj)
+				if bj != bi {
+					locks[bj].Unlock()
+				}
+				locks[bi].Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	u32, u32t = nil, nil
+
+	g := &knnGraph{n: n, k: k, idx: make([]int32, n*k), sim: make([]float64, n*k)}
+	recomputed := make([]int, n)
+	par.For(n, 256, func(lo, hi int) {
 		var work []scored
-		for b := blo; b < bhi; b++ {
-			r0, r1 := b*knnRowBlock, min((b+1)*knnRowBlock, n)
-			rows := r1 - r0
-			for i := range rows {
-				heaps[i] = store[i*keep : i*keep : (i+1)*keep]
+		var vals []float32
+		for i := lo; i < hi; i++ {
+			var exact bool
+			work, vals, exact = rerank(work, vals, sc.heaps[i], u64, n, d, i, k, eps)
+			if exact {
+				recomputed[i] = 1
 			}
-			for c0 := 0; c0 < n; c0 += knnColBlock {
-				c1 := min(c0+knnColBlock, n)
-				cols := c1 - c0
-				sgemm.GemmSerial(false, true, rows, cols, d, 1, u32[r0*d:r1*d], d, u32[c0*d:c1*d], d, 0, tile, cols)
-				for i := range rows {
-					scanTile(&heaps[i], tile[i*cols:(i+1)*cols], c0, r0+i, keep)
-				}
-			}
-			for i := range rows {
-				var exact bool
-				work, exact = rerank(work, heaps[i], u64, n, d, r0+i, k, keep, eps)
-				if exact {
-					recomputed[b]++
-				}
-				for t, s := range work[:k] {
-					g.idx[(r0+i)*k+t] = int32(s.j)
-					g.sim[(r0+i)*k+t] = s.v
-				}
+			for t, s := range work[:k] {
+				g.idx[i*k+t] = int32(s.j)
+				g.sim[i*k+t] = s.v
 			}
 		}
 	})
@@ -153,34 +225,28 @@ func buildKNN(r Representation, k int) *knnGraph {
 	return g
 }
 
-// scanTile offers one tile row (similarities of row self to rows c0, c0+1, …) to the row's heap.
-func scanTile(h *candHeap, vals []float32, c0, self, keep int) {
-	hp := *h
-	thr := float32(math.Inf(-1))
-	if len(hp) == keep {
-		thr = hp[0].v
-	}
-	for c, v := range vals {
-		if v <= thr {
-			continue
-		}
-		j := c0 + c
-		if j == self {
-			continue
-		}
-		if len(hp) < keep {
-			hp = append(hp, candidate{v, int32(j)})
-			hp.siftUp(len(hp) - 1)
-			if len(hp) == keep {
-				thr = hp[0].v
+// scanTile offers the tile of similarities between rows r0… (tile rows) and rows c0… (tile
+// columns) to both sides' candidates: each tile row to its own row, and, off the diagonal
+// blocks, each tile column to its row too (the product is symmetric). A row is never its own
+// candidate.
+func scanTile(sc *screen, tile []float32, r0, rows, c0, cols int, diagonal bool) {
+	colThr := sc.thr[c0 : c0+cols]
+	for a := range rows {
+		i := r0 + a
+		vals := tile[a*cols : (a+1)*cols]
+		thr := sc.thr[i]
+		for c, v := range vals {
+			if v > thr {
+				if j := c0 + c; j != i {
+					sc.offer(i, j, v)
+					thr = sc.thr[i]
+				}
 			}
-			continue
+			if !diagonal && v > colThr[c] {
+				sc.offer(c0+c, i, v)
+			}
 		}
-		hp[0] = candidate{v, int32(j)}
-		hp.siftDown(0)
-		thr = hp[0].v
 	}
-	*h = hp
 }
 
 // scored is a neighbour with its float64 similarity.
@@ -206,11 +272,11 @@ func dot64(a, b []float64) float64 {
 }
 
 // rerank returns row i's k nearest neighbours in float64 (in work[:k]) from its screened
-// candidates, or from all rows when the candidates cannot decide (then exact is true).
-func rerank(work []scored, h candHeap, u []float64, n, d, i, k, keep int, eps float64) (out []scored, exact bool) {
-	work = work[:0]
+// candidates, or from all rows when the candidates cannot decide (then exact is true). vals is
+// scratch.
+func rerank(work []scored, vals []float32, h candHeap, u []float64, n, d, i, k int, eps float64) (out []scored, scratch []float32, exact bool) {
+	work, vals = work[:0], vals[:0]
 	xi := u[i*d : (i+1)*d]
-	vals := make([]float32, 0, len(h))
 	for _, c := range h {
 		vals = append(vals, c.v)
 	}
@@ -232,7 +298,7 @@ func rerank(work []scored, h candHeap, u []float64, n, d, i, k, keep int, eps fl
 		}
 	}
 	slices.SortFunc(work, byRank)
-	return work, exact
+	return work, vals, exact
 }
 
 // mutualKNN is (1/n) Σᵢ |N_X(i) ∩ N_Y(i)| / K for two graphs over the same rows with the same K.
