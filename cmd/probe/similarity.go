@@ -101,14 +101,14 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	}
 	n := len(rowsA)
 	if need := m.MinRows(opts); n < need {
-		why := fmt.Sprintf("--method %s needs at least %d", m, need)
+		what := fmt.Sprintf("--method %s needs at least %d rows", m, need)
 		if m.UsesKNN() {
-			why = fmt.Sprintf("--method %s with --knn-k %d needs at least %d (K + 1)", m, *knnK, need)
+			what = fmt.Sprintf("--method %s with --knn-k %d needs at least %d rows (K + 1)", m, *knnK, need)
 		}
 		if b != nil {
-			return fmt.Errorf("%d rows matched by id (%d in %s, %d in %s): %s", n, a.Len(), *features, b.Len(), *against, why)
+			return fmt.Errorf("%s, have %d matched by id (%d in %s, %d in %s)", what, n, a.Len(), *features, b.Len(), *against)
 		}
-		return fmt.Errorf("%s: %d rows: %s", *features, n, why)
+		return fmt.Errorf("%s: %s, have %d", *features, what, n)
 	}
 	subsampled := false
 	if n > *maxRows {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/perceiverkit/perceiver/probe"
+	"github.com/perceiverkit/perceiver/probe/linear"
 )
 
 // simRef is testdata/similarity/reference.json, written by tools/similarity/reference.py: an
@@ -135,4 +136,65 @@ func fmtPtr(p *float64) string {
 func jsonNumber(v float64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Bad input for the new methods and the foreign readers: one line naming the flag or the file and
+// the counts, before any output.
+func TestSimilarityForeignBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cols, rows := simData(12, 3)
+	a := filepath.Join(dir, "a.parquet")
+	writeSim(t, a, cols, rows, nil)
+	// A foreign .npy holding 5 of a's 12 ids (plus 2 others).
+	few := filepath.Join(dir, "few", "vit.npy")
+	if err := os.MkdirAll(filepath.Dir(few), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(few)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]float32, 7*3)
+	for i := range vals {
+		vals[i] = float32(i%5) + float32(i)/7
+	}
+	if err := linear.WriteNPY(f, vals, 7, 3); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var ids strings.Builder
+	for i := range 5 {
+		ids.WriteString(rows[i].id + "\n")
+	}
+	ids.WriteString("x/1\nx/2\n")
+	if err := os.WriteFile(filepath.Join(dir, "few", "vit.ids.txt"), []byte(ids.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--features", a, "--against", few, "--method", "mutual-knn"}, "--method mutual-knn with --knn-k 10 needs at least 11 rows (K + 1), have 5 matched by id (12 in " + a + ", 7 in " + few + ")"},
+		{[]string{"--features", a, "--method", "mutual-knn", "--knn-k", "12"}, a + ": --method mutual-knn with --knn-k 12 needs at least 13 rows (K + 1), have 12"},
+		{[]string{"--features", a, "--method", "cknna", "--knn-k", "1"}, "--knn-k 1: must be ≥ 1 (≥ 2 for cknna)"},
+		{[]string{"--features", a, "--method", "svcca", "--svcca-dims", "0"}, "--svcca-dims 0"},
+		{[]string{"--features", a, "--method", "procrustes", "--permutations", "9"}, "--permutations: available for cka, cka-debiased, cka-rbf and rsa, not --method procrustes"},
+		{[]string{"--features", a, "--against", few, "--against-columns", "decoder"}, `--against-columns decoder: ` + few + ` holds one column, "vit"`},
+		{[]string{"--features", a, "--against", filepath.Join(dir, "none.npy")}, "none.npy"},
+		{[]string{"--features", a, "--method", "mutual-knn", "--knn-k", "3", "--max-rows", "10"}, "compares every pair of rows (time grows with n²) and 12 rows exceed --max-rows 10"},
+	} {
+		_, errOut, code := run(t, append(append([]string{"similarity"}, tc.args...), "--out", out)...)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n") // the error is the last line
+		if code == 0 || !strings.Contains(lines[len(lines)-1], tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want a last line containing %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("an output was written despite the errors")
+	}
+	// The one size no row count bounds: neighbour lists for a million rows at K = 100,000.
+	if err := checkSimilarityMemory("mutual-knn", 1_000_000, 100_000, 10, 2, nil); err == nil || !strings.Contains(err.Error(), "--knn-k 100000: 2 columns × 1000000 rows need 2400.0 GB") {
+		t.Errorf("memory check: %v", err)
+	}
 }

@@ -390,7 +390,7 @@ func TestBadInput(t *testing.T) {
 		{[]Representation{{Name: "x", Data: x, Dim: 2}}, []Representation{{Name: "y", Data: x, Dim: 3}}, Options{}, "y: 2 rows, want 3"},
 		{[]Representation{{Name: "x", Data: x, Dim: 4}}, nil, Options{}, "x: 6 values are not whole rows of 4"},
 		{[]Representation{{Name: "x", Data: []float32{1, float32(math.NaN()), 0, 0, 1, 1, 2, 2}, Dim: 2}}, nil, Options{}, "x: row 0 feature 1 is NaN"},
-		{[]Representation{{Name: "x", Data: x, Dim: 2}}, nil, Options{Method: "svcca"}, `method "svcca"`},
+		{[]Representation{{Name: "x", Data: x, Dim: 2}}, nil, Options{Method: "cca"}, `method "svcca"`},
 		{[]Representation{{Name: "x", Data: x, Dim: 2}}, nil, Options{Method: RSA, RDM: "manhattan"}, `rdm "manhattan"`},
 		{[]Representation{{Name: "x", Data: x, Dim: 2}}, nil, Options{Method: RSA, Compare: "cosine"}, `compare "cosine"`},
 		{nil, nil, Options{}, "no representations"},
