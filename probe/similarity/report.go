@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
@@ -161,12 +162,18 @@ func PlotHeatmap(path, title string, r *Result) error {
 	}
 	bar.Y.Min, bar.Y.Max = lo, hi
 
-	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6)))*vg.Centimeter + 3.5*vg.Centimeter
+	barW := 3.5 * vg.Centimeter
+	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6)))*vg.Centimeter + barW
+	// Wide enough for the longest title line (the heatmap is narrow with few columns).
+	for _, line := range strings.Split(p.Title.Text, "\n") {
+		w = max(w, p.Title.TextStyle.Width(line)+barW+vg.Centimeter)
+	}
 	h := vg.Length(math.Max(11, math.Min(40, 1.1*float64(rows)+6))) * vg.Centimeter
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	barW := 3.5 * vg.Centimeter
-	p.Draw(draw.Crop(dc, 0, -barW, 0, 0))
+	// A margin on the left: gonum/plot's axis sizing leaves the first letters of long row names
+	// at the very edge.
+	p.Draw(draw.Crop(dc, 0.5*vg.Centimeter, -barW, 0, 0))
 	bar.Draw(draw.Crop(dc, w-barW, -0.8*vg.Centimeter, 2.2*vg.Centimeter, 0))
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
