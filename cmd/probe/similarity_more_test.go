@@ -20,6 +20,7 @@ type simRef struct {
 	SVCCADims int      `json:"svcca_dims"`
 	Columns   []string `json:"columns"`
 	Cases     map[string]struct {
+		Features       string                  `json:"features"` // "": the fixture's layers as one Parquet file
 		AgainstColumns []string                `json:"against_columns"`
 		N              int                     `json:"n"`
 		Matrix         map[string][][]*float64 `json:"matrix"`
@@ -63,7 +64,8 @@ func writeFixtureParquet(t *testing.T, path string, names []string) {
 // Each new measure through `probe similarity` agrees with the NumPy float64 reference within 1e-4
 // (1e-3 for procrustes), for the columns of one file with each other, against a float32 .npy with
 // ids in another order (NAME.ids.txt), a float64 .npy with export's ids.txt (`id<TAB>split`,
-// CRLF), and a clip-retrieval folder of two float16 parts.
+// CRLF), a clip-retrieval folder of two float16 parts, and a foreign --features (vit.npy) against
+// that folder.
 func TestSimilarityNewMethodsMatchNumpy(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(simFixtures, "reference.json"))
 	if err != nil {
@@ -77,10 +79,14 @@ func TestSimilarityNewMethodsMatchNumpy(t *testing.T) {
 	features := filepath.Join(dir, "features.parquet")
 	writeFixtureParquet(t, features, ref.Columns)
 	against := map[string]string{
-		"self":   "",
-		"vit":    filepath.Join(simFixtures, "vit.npy"),
-		"dino64": filepath.Join(simFixtures, "vit64", "dino.npy"),
-		"clip":   filepath.Join(simFixtures, "clip"),
+		"self":        "",
+		"vit":         filepath.Join(simFixtures, "vit.npy"),
+		"dino64":      filepath.Join(simFixtures, "vit64", "dino.npy"),
+		"clip":        filepath.Join(simFixtures, "clip"),
+		"vit-vs-clip": filepath.Join(simFixtures, "clip"),
+	}
+	if len(against) != len(ref.Cases) {
+		t.Fatalf("%d reference cases, %d here", len(ref.Cases), len(against))
 	}
 	methods := []string{"mutual-knn", "cknna", "svcca", "procrustes", "cka-angular"}
 	if testing.Short() {
@@ -90,7 +96,11 @@ func TestSimilarityNewMethodsMatchNumpy(t *testing.T) {
 		for _, m := range methods {
 			t.Run(name+"/"+m, func(t *testing.T) {
 				out := filepath.Join(dir, name+"-"+m)
-				args := []string{"similarity", "--features", features, "--method", m, "--out", out}
+				feat := features
+				if c.Features != "" {
+					feat = filepath.Join(simFixtures, c.Features)
+				}
+				args := []string{"similarity", "--features", feat, "--method", m, "--out", out}
 				if against[name] != "" {
 					args = append(args, "--against", against[name])
 				}

@@ -19,7 +19,8 @@ It writes the fixtures into testdata/similarity/ (run from the repository root):
                           float16 parts (clip-retrieval's dtype), ids in clip/ids_{0,1}.txt for
                           gen_clip_metadata.go, which writes clip/metadata/metadata_{0,1}.parquet
                           (then delete the ids_*.txt)
-  reference.json          the expected matrices of every method for each comparison
+  reference.json          the expected matrices of every method for each comparison (the last one with
+                          vit.npy as --features against the clip folder)
 Usage: /usr/bin/python3 tools/similarity/reference.py && go run testdata/similarity/gen_clip_metadata.go &&
   rm testdata/similarity/clip/ids_*.txt
 """
@@ -202,6 +203,11 @@ def main():
     ra, rb = match(ids, cid)
     ref["cases"]["clip"] = {"against_columns": ["img_emb"], "n": len(ra),
                             "matrix": matrices([c[ra] for c in cols], [emb.astype(np.float64)[rb]])}
+
+    # Foreign on both sides: vit.npy as --features (its row order decides) against the clip folder.
+    ra, rb = match(fid, cid)
+    ref["cases"]["vit-vs-clip"] = {"features": "vit.npy", "against_columns": ["img_emb"], "n": len(ra),
+                                   "matrix": matrices([vit[ra]], [emb.astype(np.float64)[rb]])}
 
     with open(f"{OUT}/reference.json", "w") as f:
         json.dump(ref, f, indent=1)
