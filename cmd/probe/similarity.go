@@ -128,7 +128,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--method %s compares every pair of rows (time grows with n²) and %d rows exceed --max-rows %d: raise --max-rows, or add --seed S to use a random subset of --max-rows rows", m, n, *maxRows)
 		}
 	}
-	if err := checkSimilarityMemory(m, n, *knnK, *svccaDims, len(a.Columns), b); err != nil {
+	if err := checkSimilarityMemory(m, n, *knnK, *svccaDims, a, b); err != nil {
 		return err
 	}
 
@@ -284,19 +284,31 @@ func loadSimilarityTable(path, columns, flag string) (*probe.Table, *tableInfo, 
 
 // checkSimilarityMemory refuses sizes set by --knn-k, --svcca-dims and --max-rows whose working
 // memory would exceed the memory available, before anything is allocated.
-func checkSimilarityMemory(m similarity.Method, n, k, dims, colsA int, b *probe.Table) error {
-	cols := colsA
-	if b != nil {
-		cols += len(b.Columns)
+func checkSimilarityMemory(m similarity.Method, n, k, dims int, a, b *probe.Table) error {
+	cols := len(a.Columns)
+	dmax := 0
+	for _, t := range []*probe.Table{a, b} {
+		if t == nil {
+			continue
+		}
+		if t != a {
+			cols += len(t.Columns)
+		}
+		for _, c := range t.Columns {
+			dmax = max(dmax, c.Dim)
+		}
 	}
+	// One column at a time is prepared: its unit rows in float64 and float32 (twice, for the
+	// screening product), 16 bytes a value.
+	work := 16 * float64(n) * float64(dmax)
 	var need float64
 	var flag string
 	switch {
 	case m.UsesKNN():
 		// Every column's neighbour lists (row int32 + similarity float64) stay until the end.
-		need, flag = float64(cols)*float64(n)*float64(k)*12, fmt.Sprintf("--knn-k %d", k)
+		need, flag = work+float64(cols)*float64(n)*float64(k)*12, fmt.Sprintf("--knn-k %d", k)
 	case m == similarity.SVCCA:
-		need, flag = float64(cols)*float64(n)*float64(dims)*8, fmt.Sprintf("--svcca-dims %d", dims)
+		need, flag = work+float64(cols)*float64(n)*float64(dims)*8, fmt.Sprintf("--svcca-dims %d", dims)
 	default:
 		return nil
 	}

@@ -204,7 +204,8 @@ func TestSimilarityForeignBadInput(t *testing.T) {
 		t.Error("an output was written despite the errors")
 	}
 	// The one size no row count bounds: neighbour lists for a million rows at K = 100,000.
-	if err := checkSimilarityMemory("mutual-knn", 1_000_000, 100_000, 10, 2, nil); err == nil || !strings.Contains(err.Error(), "--knn-k 100000: 2 columns × 1000000 rows need 2400.0 GB") {
+	two := &probe.Table{Columns: []probe.Column{{Name: "a", Dim: 1000}, {Name: "b", Dim: 1000}}}
+	if err := checkSimilarityMemory("mutual-knn", 1_000_000, 100_000, 10, two, nil); err == nil || !strings.Contains(err.Error(), "--knn-k 100000: 2 columns × 1000000 rows need 2416.0 GB") {
 		t.Errorf("memory check: %v", err)
 	}
 }

@@ -370,6 +370,8 @@ func (r Representation) validate(n int) error {
 		return fmt.Errorf("similarity: %s: %d values are not whole rows of %d", r.Name, len(r.Data), r.Dim)
 	case r.Rows() != n:
 		return fmt.Errorf("similarity: %s: %d rows, want %d like the first representation", r.Name, r.Rows(), n)
+	case r.Exact != nil && len(r.Exact) != len(r.Data):
+		return fmt.Errorf("similarity: %s: %d exact values for %d values", r.Name, len(r.Exact), len(r.Data))
 	}
 	// v − v is NaN exactly for NaN and ±Inf; rows are scanned in parallel, the first bad one
 	// reported.
