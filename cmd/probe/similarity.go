@@ -141,6 +141,11 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	opts.RBFThreshold, opts.RDM, opts.Compare = *threshold, *rdm, *compare
 	opts.Permutations, opts.Seed, opts.InPlace = *perms, *seed, true
 	opts.Progress = func(done, total int) { fmt.Fprintf(stderr, "\r[%d/%d] pairs", done, total) }
+	if m.UsesKNN() || m == similarity.SVCCA {
+		// The per-column preparation is the long part at scale (a kNN graph costs n²d/2
+		// multiply-adds); say so before the first pair appears.
+		fmt.Fprintf(stderr, "preparing %d columns of %d rows (%s) …\n", len(repsA)+len(repsB), n, m)
+	}
 	res, err := similarity.Compare(repsA, repsB, opts)
 	fmt.Fprintln(stderr)
 	if err != nil {
