@@ -84,6 +84,7 @@ func TestSimilarityNewMethodsMatchNumpy(t *testing.T) {
 		"dino64":      filepath.Join(simFixtures, "vit64", "dino.npy"),
 		"clip":        filepath.Join(simFixtures, "clip"),
 		"vit-vs-clip": filepath.Join(simFixtures, "clip"),
+		"wide":        filepath.Join(simFixtures, "wide", "wide.npy"),
 	}
 	if len(against) != len(ref.Cases) {
 		t.Fatalf("%d reference cases, %d here", len(ref.Cases), len(against))

@@ -19,6 +19,7 @@ It writes the fixtures into testdata/similarity/ (run from the repository root):
                           float16 parts (clip-retrieval's dtype), ids in clip/ids_{0,1}.txt for
                           gen_clip_metadata.go, which writes clip/metadata/metadata_{0,1}.parquet
                           (then delete the ids_*.txt)
+  wide/wide.npy           float32 [120, 300], more features than rows
   reference.json          the expected matrices of every method for each comparison (the last one with
                           vit.npy as --features against the clip folder)
 Usage: /usr/bin/python3 tools/similarity/reference.py && go run testdata/similarity/gen_clip_metadata.go &&
@@ -208,6 +209,17 @@ def main():
     ra, rb = match(fid, cid)
     ref["cases"]["vit-vs-clip"] = {"features": "vit.npy", "against_columns": ["img_emb"], "n": len(ra),
                                    "matrix": matrices([vit[ra]], [emb.astype(np.float64)[rb]])}
+
+    # Wider than it is long: 120 matched rows × 300 features (SVCCA's k = min(D, d, n − 1); the
+    # Procrustes cross-product has rank < d).
+    keep = sorted(rng.choice(n, 120, replace=False))
+    wide = (np.sin(z[keep] @ rng.normal(size=(6, 300))) + 0.3 * rng.normal(size=(120, 300))).astype(np.float32)
+    save(f"{OUT}/wide/wide.npy", wide)
+    with open(f"{OUT}/wide/wide.ids.txt", "w") as f:
+        f.writelines(ids[i] + "\n" for i in keep)
+    ra, rb = match(ids, [ids[i] for i in keep])
+    ref["cases"]["wide"] = {"against_columns": ["wide"], "n": len(ra),
+                            "matrix": matrices([c[ra] for c in cols], [wide[rb]])}
 
     with open(f"{OUT}/reference.json", "w") as f:
         json.dump(ref, f, indent=1)
