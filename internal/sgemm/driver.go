@@ -334,7 +334,7 @@ func roundUp(x, unit int) int { return (x + unit - 1) / unit * unit }
 func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c []float32, ldc int) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
-	kcMax := blockSize(p1-p0, kcTarget, 1)
+	kcMax := blockSize(p1-p0, kcTarget, kern.kUnit())
 	if op.pb != nil {
 		kcMax = op.pb.blk // p0 = 0, p1 = k: the packed blocks
 	}
@@ -354,7 +354,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			}
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
 				for jc := j0; jc < j1; jc += ncMax {
 					nc := min(ncMax, j1-jc)
 					// The first row block reads B from memory: prefetch it.
@@ -373,10 +373,10 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			if pc != p0 {
 				be, bias = 1, nil
 			}
-			packPanels(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
+			kern.pack(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
 				w.macro(op, ap, bp, tile, ic, mc, jc, nc, kc, be, bias, c, ldc, false)
 			}
 		}
@@ -389,6 +389,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 func (w *workspace) macro(op operands, ap, bp, tile []float32, ic, mc, jc, nc, kc int, be float32, bias []float32, c []float32, ldc int, stream bool) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
+	kc = kern.packedLen(kc) // panel words per row; the kernels count k in them
 	for ir := 0; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)
 		aPanel := &ap[ir*kc]

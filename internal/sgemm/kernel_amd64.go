@@ -18,12 +18,45 @@ func kernelAVX512Stream(kc int, a, b, c *float32, ldc int, alpha, beta float32, 
 func kernelAVX512Short8(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
+func kernelBF16AVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelBF16AVX512Stream(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelBF16AVX512Short8(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
 func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 var (
 	avx512Kernel = &microKernel{name: "avx512", mr: 14, nr: 32, run: kernelAVX512, shortRows: 8, runShort: kernelAVX512Short8, runStream: kernelAVX512Stream}
 	avx2Kernel   = &microKernel{name: "avx2", mr: 6, nr: 16, run: kernelAVX2}
+
+	bf16AVX512Kernel = &microKernel{name: "avx512bf16", mr: 14, nr: 32, run: kernelBF16AVX512, shortRows: 8, runShort: kernelBF16AVX512Short8, runStream: kernelBF16AVX512Stream, bf16: true}
 )
+
+// bestBF16Kernel runs VDPBF16PS where the CPU has AVX-512 BF16, else the portable definition;
+// PERCEIVERKIT_KERNEL=generic selects the portable one.
+var bestBF16Kernel = chooseBF16Kernel()
+
+func chooseBF16Kernel() *microKernel {
+	if cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX512F && os.Getenv("PERCEIVERKIT_KERNEL") != "generic" && os.Getenv("PERCEIVERKIT_KERNEL") != "go" {
+		return bf16AVX512Kernel
+	}
+	return bf16GenericKernel
+}
+
+func missingBF16Features() []string {
+	var m []string
+	if !cpu.X86.HasAVX512BF16 {
+		m = append(m, "avx512_bf16")
+	}
+	if !cpu.X86.HasAMXBF16 {
+		m = append(m, "amx_bf16")
+	}
+	return m
+}
 
 // availableKernels lists the kernels this CPU can run, best first.
 func availableKernels() []*microKernel {

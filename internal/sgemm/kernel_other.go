@@ -6,4 +6,8 @@ func availableKernels() []*microKernel { return []*microKernel{genericKernel} }
 
 var bestKernel = genericKernel
 
+var bestBF16Kernel = bf16GenericKernel
+
+func missingBF16Features() []string { return []string{"avx512_bf16", "amx_bf16"} }
+
 func transposeRows8(d []float32, w int, x []float32, ld, r, p0, kc int) bool { return false }
