@@ -28,20 +28,19 @@ func (p Precision) String() string {
 	return fmt.Sprintf("Precision(%d)", uint8(p))
 }
 
-// ToBF16 rounds x to bfloat16 (the high 16 bits of a float32), to nearest with ties to even.
-// Results too small to be normal bfloat16 numbers become zeros of x's sign, since the dot
-// instructions treat subnormal inputs as zero (DAZ); NaNs stay NaNs (quiet).
+// ToBF16 rounds x to bfloat16 (the high 16 bits of a float32), to nearest with ties to even,
+// as VCVTNEPS2BF16 does: subnormal inputs count as zeros of their sign (DAZ), NaNs stay NaNs
+// (made quiet). A normal float32 never rounds to a subnormal bfloat16 (same exponent range).
 func ToBF16(x float32) uint16 {
 	u := math.Float32bits(x)
-	if u&0x7fffffff > 0x7f800000 { // NaN
+	switch {
+	case u&0x7fffffff > 0x7f800000: // NaN
 		return uint16(u>>16) | 0x40
+	case u&0x7f800000 == 0: // zero or subnormal
+		return uint16(u>>16) & 0x8000
 	}
 	u += 0x7fff + (u >> 16 & 1)
-	h := uint16(u >> 16)
-	if h&0x7f80 == 0 { // zero or subnormal
-		h &= 0x8000
-	}
-	return h
+	return uint16(u >> 16)
 }
 
 // FromBF16 widens a bfloat16 to the float32 it denotes.
@@ -103,14 +102,37 @@ func fma32(x, y, z float32) float32 {
 // packPanelsBF16 is packPanels for a bfloat16 kernel: the same panels of w rows, but each
 // column word holds a pair of k values (k = p0+2q in the low half, p0+2q+1 in the high half,
 // zero past p0+kc), so a panel of kc values takes (kc+1)/2 words per row.
-func packPanelsBF16(dst, x []float32, ld int, kContiguous bool, r0, rn, p0, kc, w int) {
+//
+// When k runs along the rows of X (kContiguous), a row converted to bfloat16 in place order is
+// already its sequence of pair words, so each row is converted into scratch (grown as needed)
+// and the words are moved into panels by packPanels, as float32 panels are.
+func packPanelsBF16(dst, x []float32, ld int, kContiguous bool, r0, rn, p0, kc, w int, scratch *[]float32) {
+	kp := (kc + 1) / 2
+	if kContiguous {
+		if cap(*scratch) < rn*kp {
+			*scratch = make([]float32, rn*kp)
+		}
+		buf := (*scratch)[:rn*kp]
+		if len(buf) == 0 {
+			return
+		}
+		half := unsafe.Slice((*uint16)(unsafe.Pointer(&buf[0])), 2*len(buf))
+		for i := 0; i < rn; i++ {
+			row := half[2*i*kp : 2*(i+1)*kp]
+			toBF16Row(row, x[(r0+i)*ld+p0:][:kc])
+			if kc%2 == 1 {
+				row[kc] = 0
+			}
+		}
+		packPanels(dst, buf, kp, true, 0, rn, 0, kp, w)
+		return
+	}
 	at := func(i, p int) float32 {
 		if kContiguous {
 			return x[i*ld+p]
 		}
 		return x[p*ld+i]
 	}
-	kp := (kc + 1) / 2
 	for q := 0; q < rn; q += w {
 		rows := min(w, rn-q)
 		d := dst[q*kp : q*kp+w*kp]
@@ -225,4 +247,18 @@ func GemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 func GemmSerialBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	gemmPacked(bestBF16Kernel, 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// UsePortableBF16 makes bfloat16 products run on the portable definition (on = true) or on the
+// CPU's best kernel, and returns a function that restores the previous choice: for tests that
+// compare the two on whole models. Products already packed keep the kernel they were packed
+// for; not safe to call during products.
+func UsePortableBF16(on bool) (restore func()) {
+	prev := bestBF16Kernel
+	if on {
+		bestBF16Kernel = bf16GenericKernel
+	} else {
+		bestBF16Kernel = chooseBF16Kernel()
+	}
+	return func() { bestBF16Kernel = prev }
 }

@@ -36,7 +36,7 @@ func TestToBF16(t *testing.T) {
 		{float32(math.Inf(-1)), 0xff80},
 		{math.Float32frombits(0x00400000), 0x0000}, // subnormal: zero
 		{math.Float32frombits(0x80000001), 0x8000}, // subnormal: zero of its sign
-		{math.Float32frombits(0x007fffff), 0x0080}, // rounds up to the smallest normal: kept
+		{math.Float32frombits(0x007fffff), 0x0000}, // subnormal input: zero (DAZ), not rounded up
 		{math.Float32frombits(0x7fc00001), 0x7fc0}, // quiet NaN stays NaN
 		{math.Float32frombits(0x7f800001), 0x7fc0}, // signalling NaN becomes quiet, not Inf
 		{math.Float32frombits(0x3c23d70a), 0x3c24}, // 0.01
@@ -50,7 +50,7 @@ func TestToBF16(t *testing.T) {
 		{math.Float32frombits(0x3f7e7fff), 0x3f7e}, // just below a tie
 		{math.Float32frombits(0x00800000), 0x0080}, // smallest normal
 		{math.Float32frombits(0x0080ffff), 0x0081}, // rounds within the normals
-		{math.Float32frombits(0x807fffff), 0x8080}, // negative subnormal rounding to a normal
+		{math.Float32frombits(0x807fffff), 0x8000}, // negative subnormal input: -0
 		{math.Float32frombits(0xff7fffff), 0xff80}, // to -Inf
 		{math.Float32frombits(0x7f7f7fff), 0x7f7f}, // largest finite stays finite
 		{math.Float32frombits(0x40490fdb), 0x4049}, // π
@@ -65,10 +65,10 @@ func TestToBF16(t *testing.T) {
 		{math.Float32frombits(0x2edbe6ff), 0x2edc}, // 1e-10
 		{math.Float32frombits(0x00800001), 0x0080}, // just above the smallest normal
 		{math.Float32frombits(0x0000ffff), 0x0000}, // subnormal
-		{math.Float32frombits(0x007f7fff), 0x0000}, // rounds to a subnormal bf16: zero
-		{math.Float32frombits(0x007f8000), 0x0080}, // a tie at odd 0x007f: up to the smallest normal
-		{math.Float32frombits(0x807f8000), 0x8080}, // the same, negative
-		{math.Float32frombits(0x807f7fff), 0x8000}, // negative, rounds to a subnormal: -0
+		{math.Float32frombits(0x007f7fff), 0x0000}, // subnormal: zero
+		{math.Float32frombits(0x007f8000), 0x0000}, // subnormal input: zero
+		{math.Float32frombits(0x807f8000), 0x8000}, // the same, negative
+		{math.Float32frombits(0x807f7fff), 0x8000}, // negative subnormal: -0
 		{math.Float32frombits(0x7f7f8000), 0x7f80}, // a tie at odd at the top: to +Inf
 		{math.Float32frombits(0x7f7e8000), 0x7f7e}, // a tie at even at the top: stays finite
 		{math.Float32frombits(0xffc00000), 0xffc0}, // negative quiet NaN
@@ -275,5 +275,32 @@ func TestBF16PackedAllocs(t *testing.T) {
 	call()
 	if n := testing.AllocsPerRun(20, call); n != 0 {
 		t.Errorf("GemmPacked with bfloat16 weights allocates %v times per call", n)
+	}
+}
+
+// TestToBF16RowHardware compares the machine's conversion (VCVTNEPS2BF16) with ToBF16 on
+// every class of input: normals around ties, subnormals, zeros, infinities and NaNs.
+func TestToBF16RowHardware(t *testing.T) {
+	bf16Kernels(t)
+	rng := rand.New(rand.NewPCG(71, 72))
+	src := make([]float32, 1<<16+5)
+	for i := range src {
+		u := rng.Uint32()
+		switch i % 5 {
+		case 0:
+			u = u&0xffff0000 | 0x8000 // exact ties
+		case 1:
+			u &= 0x807fffff // subnormals and zeros
+		case 2:
+			u |= 0x7f800000 // infinities and NaNs
+		}
+		src[i] = math.Float32frombits(u)
+	}
+	got := make([]uint16, len(src))
+	toBF16Row(got, src)
+	for i, x := range src {
+		if want := ToBF16(x); got[i] != want {
+			t.Fatalf("element %d, %#08x: machine %#04x, ToBF16 %#04x", i, math.Float32bits(x), got[i], want)
+		}
 	}
 }

@@ -47,6 +47,7 @@ type operands struct {
 // workspace holds one goroutine's packing buffers; reused through wsPool.
 type workspace struct {
 	aRaw, bRaw, tileRaw, partRaw []float32
+	cvtRaw                       []float32 // bfloat16 rows before packing
 }
 
 var wsPool = sync.Pool{New: func() any { return new(workspace) }}
@@ -354,7 +355,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			}
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr, &w.cvtRaw)
 				for jc := j0; jc < j1; jc += ncMax {
 					nc := min(ncMax, j1-jc)
 					// The first row block reads B from memory: prefetch it.
@@ -373,10 +374,10 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			if pc != p0 {
 				be, bias = 1, nil
 			}
-			kern.pack(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
+			kern.pack(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr, &w.cvtRaw)
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr, &w.cvtRaw)
 				w.macro(op, ap, bp, tile, ic, mc, jc, nc, kc, be, bias, c, ldc, false)
 			}
 		}

@@ -40,6 +40,25 @@ var (
 // PERCEIVERKIT_KERNEL=generic selects the portable one.
 var bestBF16Kernel = chooseBF16Kernel()
 
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int)
+
+var haveCvtBF16 = cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX512F
+
+// toBF16Row sets dst[i] = ToBF16(src[i]) (len(dst) ≥ len(src)), 16 at a time with
+// VCVTNEPS2BF16 where the CPU has it.
+func toBF16Row(dst []uint16, src []float32) {
+	n := 0
+	if haveCvtBF16 && len(src) >= 16 {
+		n = len(src) &^ 15
+		_ = dst[n-1]
+		cvtBF16AVX512(&dst[0], &src[0], n)
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = ToBF16(src[i])
+	}
+}
+
 func chooseBF16Kernel() *microKernel {
 	if cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX512F && os.Getenv("PERCEIVERKIT_KERNEL") != "generic" && os.Getenv("PERCEIVERKIT_KERNEL") != "go" {
 		return bf16AVX512Kernel

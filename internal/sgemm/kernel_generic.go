@@ -39,10 +39,11 @@ func (k *microKernel) kUnit() int {
 	return 1
 }
 
-// pack packs panels of X for this kernel (see packPanels).
-func (k *microKernel) pack(dst, x []float32, ld int, kContiguous bool, r0, rn, p0, kc, w int) {
+// pack packs panels of X for this kernel (see packPanels); scratch is a reusable buffer for
+// the bfloat16 conversion.
+func (k *microKernel) pack(dst, x []float32, ld int, kContiguous bool, r0, rn, p0, kc, w int, scratch *[]float32) {
 	if k.bf16 {
-		packPanelsBF16(dst, x, ld, kContiguous, r0, rn, p0, kc, w)
+		packPanelsBF16(dst, x, ld, kContiguous, r0, rn, p0, kc, w, scratch)
 		return
 	}
 	packPanels(dst, x, ld, kContiguous, r0, rn, p0, kc, w)

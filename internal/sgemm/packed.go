@@ -53,10 +53,11 @@ func packNative(kern *microKernel, transB bool, k, n int, b []float32, ldb int) 
 	p.blk = blockSize(k, kcTarget, kern.kUnit())
 	np := roundUp(n, kern.nr)
 	p.data = make([]float32, np*kern.packedLen(k))
+	var scratch []float32
 	for pc := 0; pc < k; pc += p.blk {
 		kc := min(p.blk, k-pc)
 		off := np * kern.packedLen(pc) // blocks before pc are whole pairs
-		kern.pack(p.data[off:off+np*kern.packedLen(kc)], b, ldb, transB, 0, n, pc, kc, kern.nr)
+		kern.pack(p.data[off:off+np*kern.packedLen(kc)], b, ldb, transB, 0, n, pc, kc, kern.nr, &scratch)
 	}
 	return p
 }
