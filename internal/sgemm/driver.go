@@ -61,6 +61,7 @@ type operands struct {
 // workspace holds one goroutine's packing buffers; reused through wsPool.
 type workspace struct {
 	aRaw, bRaw, tileRaw, partRaw []float32
+	keptRaw                      []float32 // beta·C held aside over several k blocks
 	cvtRaw                       []float32 // bfloat16 rows before packing
 }
 
@@ -358,6 +359,23 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 	ap := aligned(&w.aRaw, mcMax*kcMax)
 	tile := aligned(&w.tileRaw, mr*nr)
 
+	// With several k blocks, the bias and beta·C (a residual) join only after the last block, so
+	// that the result rounds as (alpha·A·B + bias) + beta·C whatever the blocking, as with one
+	// block: C is kept aside, the blocks sum alpha·A·B into C, then finish adds the rest.
+	if p1-p0 > kcMax && (beta != 0 || op.bias != nil) {
+		var kept, bias []float32
+		if beta != 0 {
+			kept = aligned(&w.keptRaw, (i1-i0)*(j1-j0))
+			for i := i0; i < i1; i++ {
+				copy(kept[(i-i0)*(j1-j0):(i-i0+1)*(j1-j0)], c[i*ldc+j0:i*ldc+j1])
+			}
+		}
+		if op.bias != nil {
+			bias = op.bias[j0:j1]
+		}
+		defer finish(c, ldc, i0, i1, j0, j1, bias, beta, kept)
+		beta, op.bias = 0, nil
+	}
 	if op.pb != nil {
 		// B is packed already: pack each block of A once and run it against all of B, so that a
 		// product wider than one column block does not pack A once per column block.
@@ -446,6 +464,34 @@ func (w *workspace) macro(op operands, ap, bp, tile []float32, ic, mc, jc, nc, k
 					}
 				}
 			}
+		}
+	}
+}
+
+// finish sets C = fma(beta, kept, C + bias) on C[i0:i1, j0:j1] (kept row-major, j1−j0 wide; nil
+// when beta is 0; bias nil or j1−j0 values), rounding as the kernels' epilogue does: the bias add,
+// then one rounding for beta·kept + that.
+func finish(c []float32, ldc, i0, i1, j0, j1 int, bias []float32, beta float32, kept []float32) {
+	n := j1 - j0
+	for i := i0; i < i1; i++ {
+		row := c[i*ldc+j0 : i*ldc+j1]
+		if bias != nil {
+			for j, b := range bias {
+				row[j] += b
+			}
+		}
+		if kept == nil {
+			continue
+		}
+		k := kept[(i-i0)*n : (i-i0+1)*n]
+		if beta == 1 {
+			for j, v := range k {
+				row[j] += v // one rounding, as fma(1, v, row[j])
+			}
+			continue
+		}
+		for j, v := range k {
+			row[j] = fma32(beta, v, row[j])
 		}
 	}
 }

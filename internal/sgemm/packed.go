@@ -73,9 +73,10 @@ func (p *PackedB) block(jc, pc, kc int) []float32 {
 // GemmPacked computes C = alpha·op(A)·B + bias + beta·C where B was packed by
 // PackB: op(A) is m×k, C is m×n, and bias, if not nil, holds n values added to
 // every row (a Linear layer's bias, applied in the kernel's epilogue rather
-// than by a pass over C). Each element rounds as (alpha·AB + bias) + beta·C,
-// so a layer's output plus a residual already in C (beta = 1) rounds as
-// PyTorch's (x·Wᵀ + b) + residual. Without a bias and with the same operands
+// than by a pass over C). Each element rounds as (alpha·AB + bias) + beta·C
+// whatever the k blocking (with several k blocks, bias and beta·C join after
+// the last one), so a layer's output plus a residual already in C (beta = 1)
+// rounds as PyTorch's (x·Wᵀ + b) + residual. Without a bias and with the same operands
 // it returns bit for bit what Gemm returns, except when Gemm would split the k
 // range over goroutines (k ≥ 2·kc and a thin product), where the sums are
 // grouped differently. It panics with a DimensionError on bad dimensions,
