@@ -76,6 +76,9 @@ func (g *Gradients) Tensors(o *Output) []*weights.Tensor {
 // and the memory layout. The returned Output holds what tr asked for, as Forward's would.
 func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt GradTrace) (*Output, *Gradients, error) {
 	cfg := &m.Config
+	if m.precision != Float32 {
+		return nil, nil, fmt.Errorf("backward: %w", ErrBackwardPrecision)
+	}
 	dec := m.Weights.Classifier()
 	if dec == nil {
 		return nil, nil, fmt.Errorf("backward: the model has no classification decoder")

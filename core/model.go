@@ -38,6 +38,8 @@ type Model struct {
 	learnedFrom []*float32
 
 	backPacks backwardPacks // weights packed for the backward pass's products (backward_ops.go)
+
+	precision Precision // of the weights' products (SetOptions)
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).

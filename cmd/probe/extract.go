@@ -42,6 +42,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet]", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	data := fs.String("data", "", "data set: an image folder (class/xxx.jpg or flat), a .csv/.tsv manifest (path[,label][,split]), or IDX files (MNIST format)")
 	out := fs.String("out", "", "output Parquet file")
 	layers := fs.String("layers", "", "representations to store, comma-separated: cross_mean, block{b}_mean, layer{j}_mean, …_max, decoder, logits, or all (default decoder,block{last}_mean)")
@@ -93,6 +94,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	list := *layers
 	if list == "" {
 		list = m.Config.DefaultRepresentations()
@@ -199,7 +203,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 // change between attempts.
 // The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
 // one source) and by the digest of its item list.
-var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers"}
+var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers", "precision"}
 
 // defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
 // (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
@@ -349,6 +353,7 @@ func extractMetadata(m *core.Model, model, data string, src probe.Source, shard 
 		return nil, err
 	}
 	meta := map[string]string{
+		"precision":                m.Options().Precision.String(),
 		"model":                    model,
 		"config.json":              string(cfg),
 		"preprocessor_config.json": string(prep),
