@@ -138,7 +138,7 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 			}
 		}
 	}
-	o, st, err := m.forwardSaving(pixels, batch, h, w, tr, throughEncoder, gt.Recompute || !throughStack, allParams)
+	o, st, err := m.forwardSaving(pixels, batch, h, w, tr, throughEncoder, gt.Recompute, allParams, throughStack)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -421,8 +421,11 @@ type forwardState struct {
 // application's activations — or, with recompute, none of those, for the backward to recompute
 // application by application from the hidden states. The Output holds what tr asks for.
 //
-// With params, each application also keeps its attention context, for the parameter gradients.
-func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encoder, recompute, params bool) (*Output, *forwardState, error) {
+// With params, each application also keeps its attention context, for the parameter gradients;
+// without stack (no backward through the latent stack), only the final hidden state is kept and
+// one application's activations are reused, as with recompute.
+func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encoder, recompute, params, stack bool) (*Output, *forwardState, error) {
+	recompute = recompute || !stack
 	cfg := &m.Config
 	o, err := m.newOutput(pixels, batch, h, w, tr)
 	if err != nil {
@@ -443,11 +446,19 @@ func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encod
 	s := newStack(batch*L, D, m.widest)
 	s.feedForward(hidden, &W.CrossAttention)
 	o.Timings.Encoder = time.Since(start) - o.Timings.Input
+	// Without the latent stack's backward only the final state is needed (unless tr keeps them).
+	keepHidden := stack || tr.HiddenStates
+	recorded := 0
 	record := func() {
-		st.hidden = append(st.hidden, hidden)
-		if tr.OnHiddenState != nil {
-			tr.OnHiddenState(len(st.hidden)-1, hidden)
+		if keepHidden || len(st.hidden) == 0 {
+			st.hidden = append(st.hidden, hidden)
+		} else {
+			st.hidden[0] = hidden
 		}
+		if tr.OnHiddenState != nil {
+			tr.OnHiddenState(recorded, hidden)
+		}
+		recorded++
 	}
 	record()
 	start = time.Now()

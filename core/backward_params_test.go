@@ -166,6 +166,16 @@ func TestParamGradsMatchPyTorch(t *testing.T) {
 					t.Errorf("loss %.8g, want %.8g", g.Loss, want)
 				}
 				checkParamGrads(t, g, ref, "batch/")
+				// Recomputing the latent stack's activations gives the same bits.
+				_, gr, err := m.ForwardBackward(bx.Data, bx.Shape[0], h, w, Trace{}, GradTrace{Labels: batchLabels, Params: AllParams, Recompute: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, p := range gr.Params {
+					if !slices.Equal(p.Data, g.Params[i].Data) {
+						t.Errorf("%s: recomputing changes the gradient", p.Name)
+					}
+				}
 
 				// The decoder alone: the same numbers for perceiver.decoder.*, nothing else, and
 				// no pass below the decoder.
@@ -553,5 +563,27 @@ func TestWeightsChanged(t *testing.T) {
 			t.Errorf("%s: changing the weights changed nothing (the test cannot tell)", kind)
 		}
 		m.Close()
+	}
+}
+
+// With DecoderParams the forward keeps only the final hidden state, yet a trace still sees every
+// state, in order, and keeps them all when asked.
+func TestDecoderParamsTrace(t *testing.T) {
+	m := loadTiny(t)
+	exp := openExpected(t)
+	px := exp.Tensors["pixel_values"]
+	h, w := px.Shape[2], px.Shape[3]
+	var seen []int
+	tr := Trace{HiddenStates: true, OnHiddenState: func(i int, _ []float32) { seen = append(seen, i) }}
+	o, g, err := m.ForwardBackward(px.Data, 1, h, w, tr, GradTrace{Labels: []int{1}, Params: DecoderParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := exp.Tensors["hidden_states.4"]
+	if len(seen) != 5 || seen[4] != 4 || len(o.HiddenStates) != 5 || relErr(o.HiddenStates[4], want.Data) > parityTol {
+		t.Errorf("states seen %v, kept %d", seen, len(o.HiddenStates))
+	}
+	if len(g.Params) != 21 {
+		t.Errorf("%d decoder gradients", len(g.Params))
 	}
 }
