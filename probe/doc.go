@@ -52,6 +52,12 @@
 // pages arrow/go v15 reallocates the repetition-level buffer of a list column
 // once per row, which made 64 MiB row groups write at ~3 MB/s.
 //
+// Foreign features (foreign.go) are read whole into a Foreign: a NumPy .npy [n, d]
+// (float16/32/64, C order, little endian) with ids in NAME.ids.txt or ids.txt beside it
+// (ReadNPYFeatures), or a clip-retrieval output folder, img_emb/img_emb_S.npy with
+// metadata/metadata_S.parquet, ids from image_path or key (ReadClipRetrieval); ids must be unique,
+// multi-part folders must agree in width and dtype.
+//
 // Memory does not grow with the data. Measured live heap peaks (arrow/go v15
 // allocates from the Go heap): about 3 x RowGroupBytes while writing and
 // merging (~200 MiB for the default 64 MiB), ~30 MiB while reading.

@@ -147,3 +147,14 @@ func ExampleReader_Batches() {
 	// [img2 img3] 2 3 2
 	// [img4] 1 3 4
 }
+
+// Read another tool's features: a NumPy array with one id per line in vit.ids.txt beside it (a
+// clip-retrieval output folder reads the same way with ReadForeign).
+func ExampleReadNPYFeatures() {
+	f, err := probe.ReadNPYFeatures("../testdata/similarity/vit.npy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(f.Name, f.DType, len(f.IDs), f.Dim, f.IDs[0] != "")
+	// Output: vit float32 235 40 true
+}
