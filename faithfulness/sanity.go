@@ -287,20 +287,65 @@ func RandomLogitClass(labels, target int, seed uint64) int {
 type SanityStep struct {
 	Randomized []string              `json:"randomized"`
 	Methods    map[string]Similarity `json:"methods"`
+	// SE are the standard errors over the images of the mean similarities in Methods (runs over a
+	// data set only).
+	SE map[string]Similarity `json:"se,omitempty"`
 }
 
 // RandomLogit is the random-logit test: each method's similarity of the map for the target to the
 // map for Class, on the original model.
 type RandomLogit struct {
-	Class   int                   `json:"class"`
+	Class   int                   `json:"class"` // −1 over a data set: each image draws its own (Classes)
 	Methods map[string]Similarity `json:"methods"`
+	Classes []int                 `json:"classes,omitempty"`
+	SE      map[string]Similarity `json:"se,omitempty"`
 }
 
 // SanityReport is sanity.json: the target, the groups in cascade order, the steps (step 0 with
 // nothing randomised) and the random-logit test.
 type SanityReport struct {
-	Target      int          `json:"target"`
+	Target      int          `json:"target"` // −1 over a data set: each image's prediction (Targets)
+	Targets     []int        `json:"targets,omitempty"`
+	Images      int          `json:"images,omitempty"`
+	Skipped     int          `json:"skipped,omitempty"`
 	Groups      []string     `json:"groups"`
 	Steps       []SanityStep `json:"steps"`
 	RandomLogit RandomLogit  `json:"random_logit"`
+}
+
+// MeanSimilarity averages similarities over images, each measure over the images where it is
+// defined, and returns the means and their standard errors (sample standard deviation over √n; 0
+// for one image; null where no image defines the measure).
+func MeanSimilarity(s []Similarity) (mean, se Similarity) {
+	pick := []func(*Similarity) **float64{
+		func(x *Similarity) **float64 { return &x.SpearmanAbs },
+		func(x *Similarity) **float64 { return &x.Spearman },
+		func(x *Similarity) **float64 { return &x.SSIM },
+	}
+	for _, p := range pick {
+		var v []float64
+		for i := range s {
+			if x := *p(&s[i]); x != nil {
+				v = append(v, *x)
+			}
+		}
+		if len(v) == 0 {
+			continue
+		}
+		var m float64
+		for _, x := range v {
+			m += x
+		}
+		m /= float64(len(v))
+		var ss float64
+		for _, x := range v {
+			ss += (x - m) * (x - m)
+		}
+		e := 0.0
+		if len(v) > 1 {
+			e = math.Sqrt(ss/float64(len(v)-1)) / math.Sqrt(float64(len(v)))
+		}
+		*p(&mean), *p(&se) = &m, &e
+	}
+	return mean, se
 }

@@ -190,3 +190,16 @@ func TestRandomLogitClass(t *testing.T) {
 		t.Errorf("classes drawn %v, want all of 0, 1, 3, 4", hit)
 	}
 }
+
+// TestMeanSimilarity by hand: values 0.2 and 0.4 → mean 0.3, sd 0.1414, se 0.1; a measure null for
+// one image is averaged over the other; null for all stays null.
+func TestMeanSimilarity(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	m, se := MeanSimilarity([]Similarity{{SpearmanAbs: f(0.2), Spearman: f(0.5)}, {SpearmanAbs: f(0.4)}})
+	if math.Abs(*m.SpearmanAbs-0.3) > 1e-15 || math.Abs(*se.SpearmanAbs-0.1) > 1e-15 {
+		t.Errorf("mean %g se %g, want 0.3, 0.1", *m.SpearmanAbs, *se.SpearmanAbs)
+	}
+	if *m.Spearman != 0.5 || *se.Spearman != 0 || m.SSIM != nil || se.SSIM != nil {
+		t.Errorf("spearman %v ± %v, ssim %v ± %v", m.Spearman, se.Spearman, m.SSIM, se.SSIM)
+	}
+}

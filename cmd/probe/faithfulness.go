@@ -169,6 +169,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	opt.Seed, opt.Window, opt.Stride = *seed, *window, *stride
 	start := time.Now()
 	scored := 0
+	var times phaseTimes
 	for _, i := range todo {
 		it := src.Item(i)
 		img, err := loadItem(m, it, mf.decodeOptions())
@@ -179,7 +180,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 		}
 		ro := faithfulness.RoadOptions{Steps: *steps, Batch: *batch, Noise: *roadNoise, Seed: *seed, Stream: uint64(it.Index),
 			Std: [3]float64(m.Preprocessor.ImageStd[:3])}
-		rec, err := scoreImage(m, it, img, methods, opt, metrics, faithfulness.Options{Steps: *steps, Batch: *batch}, ro)
+		rec, err := scoreImage(m, it, img, methods, opt, metrics, faithfulness.Options{Steps: *steps, Batch: *batch}, ro, &times)
 		if err != nil {
 			bar.Finish()
 			return fmt.Errorf("%s: %w", it.ID, err)
@@ -209,7 +210,8 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	meta := map[string]any{"model": modelName, "source": src.Name(), "seed": *seed, "batch": *batch, "metrics": metrics,
 		"occlusion":  map[string]int{"window": *window, "stride": *stride},
 		"new_images": scored, "seconds": elapsed.Seconds(), "program": "perceiverkit probe " + version(),
-		"created": time.Now().UTC().Format(time.RFC3339)}
+		"seconds_by_phase": map[string]float64{"maps": times.Maps, "deletion": times.Deletion, "road": times.Road},
+		"created":          time.Now().UTC().Format(time.RFC3339)}
 	if slices.Contains(metrics, "road") {
 		meta["road"] = map[string]any{"noise": *roadNoise, "noise_units": "intensity in [0,1], divided by image_std per channel",
 			"imputation": "noisy linear (8 neighbours, 1/6 edge, 1/12 diagonal), pixel_values space", "solver": "conjugate gradients, diagonal preconditioner",
@@ -356,7 +358,13 @@ func loadItem(m *core.Model, it probe.Item, opt preprocess.Options) (*preprocess
 
 // scoreImage computes every method's map of one image for its prediction and runs both
 // perturbations of all of them.
-func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []string, opt explain.Options, metrics []string, fo faithfulness.Options, ro faithfulness.RoadOptions) (*faithfulnessRecord, error) {
+// phaseTimes add up the seconds a run spends on the maps and on each metric, for report.json.
+type phaseTimes struct {
+	Maps, Deletion, Road float64
+}
+
+func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []string, opt explain.Options, metrics []string, fo faithfulness.Options, ro faithfulness.RoadOptions, times *phaseTimes) (*faithfulnessRecord, error) {
+	t0 := time.Now()
 	base, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
 	if err != nil {
 		return nil, err
@@ -389,12 +397,16 @@ func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []
 			mp.Grid.ToPixels(maps[i], mp.Values)
 		}
 	}
+	t1 := time.Now()
+	times.Maps += t1.Sub(t0).Seconds()
 	curves := make([]faithfulness.Curves, len(maps))
 	if slices.Contains(metrics, "deletion") {
 		if curves, err = faithfulness.Evaluate(m, im, maps, fo); err != nil {
 			return nil, err
 		}
 	}
+	t2 := time.Now()
+	times.Deletion += t2.Sub(t1).Seconds()
 	if slices.Contains(metrics, "road") {
 		road, err := faithfulness.EvaluateROAD(m, im, maps, ro)
 		if err != nil {
@@ -404,6 +416,7 @@ func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []
 			curves[i].Road = &road[i]
 		}
 	}
+	times.Road += time.Since(t2).Seconds()
 	rec := &faithfulnessRecord{Index: it.Index, ID: it.ID, Target: target, Curves: map[string]faithfulness.Curves{}}
 	for i, name := range methods {
 		rec.Curves[name] = curves[i]

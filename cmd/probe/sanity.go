@@ -16,9 +16,11 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/faithfulness"
 	"github.com/perceiverkit/perceiver/internal/outfile"
+	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -26,7 +28,7 @@ func init() {
 	register("sanity", "model-randomisation sanity checks of attribution maps (cascading randomisation, random logit)", runSanity)
 }
 
-const sanityHelp = `usage: probe sanity (--model DIR | --random) --image IMG --methods LIST --out DIR [--target K] [--seed N] [--save-randomized DIR2] [flags]
+const sanityHelp = `usage: probe sanity (--model DIR | --random) (--image IMG | --data SOURCE) --methods LIST --out DIR [--target K] [--seed N] [--save-randomized DIR2] [flags]
 
 Do the maps depend on what the model learned? (Adebayo et al. 2018; Sixt et al. 2020.) The
 parameters are re-initialised as Hugging Face's _init_weights does (weights, latents and position
@@ -38,7 +40,10 @@ the original prediction) is compared with the original model's: Spearman of |map
 maps (average ranks; null for a constant map) and SSIM of |m|/max|m| as scikit-image computes it
 with data_range 1 (7×7 uniform window, on the map's own grid; null below 7×7). The random-logit
 test compares the map for a random other class (uniform, --seed) with the target's, on the
-original model. Maps that do not change are not explanations of this model.
+original model. Maps that do not change are not explanations of this model. With --data instead
+of --image, every image is explained for its own prediction and sanity.json holds the mean
+similarities over the images with their standard errors ("se"), the targets and random-logit
+classes per image; cascade.png shows the means, maps.png the first image.
 
 Writes into --out: sanity.json, sanity.md, cascade.png (similarity against step, per method) and
 maps.png (every method's |map| per step). --save-randomized DIR2 writes DIR2/step-NN/ (NN = 01 … G)
@@ -53,6 +58,8 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	random := fs.Bool("random", false, "use the full-size architecture of --arch with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
 	imagePath := fs.String("image", "", "image file")
+	data := fs.String("data", "", "instead of --image: a data set (image folder, manifest or IDX files), each image explained for its own prediction; similarities are averaged with standard errors")
+	limit := fs.Int("limit", 0, "with --data: the first N images (0: all)")
 	methodList := fs.String("methods", "", "comma-separated methods, or all: "+strings.Join(explain.Names(), ", "))
 	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 or a label from config.json")
 	seed := fs.Uint64("seed", 1, "seed of the re-initialisation, of the random logit's class (and of smoothgrad's noise)")
@@ -69,9 +76,15 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || *imagePath == "" || *out == "" || *methodList == "" || *random == (mf.model != "") {
+	if fs.NArg() > 0 || (*imagePath == "") == (*data == "") || *out == "" || *methodList == "" || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
+	}
+	if *limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", *limit)
+	}
+	if *data != "" && *targetSpec != "top1" {
+		return fmt.Errorf("--target applies to --image; with --data each image's prediction is explained")
 	}
 	names, err := parseMethods(*methodList)
 	if err != nil {
@@ -92,6 +105,22 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	G := len(cascade.Groups)
+	var items []probe.Item
+	if *data != "" {
+		src, err := probe.OpenSource(*data)
+		if err != nil {
+			return err
+		}
+		n := src.Len()
+		if *limit > 0 {
+			n = min(n, *limit)
+		}
+		for i := range n {
+			items = append(items, src.Item(i))
+		}
+	} else {
+		items = []probe.Item{{Index: 0, ID: *imagePath, Path: *imagePath}}
+	}
 	outputs := []string{"sanity.json", "sanity.md", "cascade.png", "maps.png"}
 	var targets []string
 	for _, f := range outputs {
@@ -109,87 +138,97 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	img, err := m.Preprocessor.LoadImage(*imagePath, mf.decodeOptions())
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
-	fwd, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
-	if err != nil {
-		return fmt.Errorf("%s: %w", *imagePath, err)
-	}
 	labels := m.Config.Labels()
 	if len(labels) < 2 {
-		return fmt.Errorf("%s: the random-logit test needs at least 2 classes, the model has %d", *imagePath, len(labels))
+		return fmt.Errorf("the random-logit test needs at least 2 classes, the model has %d", len(labels))
 	}
-	target, err := explain.ParseTarget(*targetSpec, labels, fwd.Logits)
-	if err != nil {
+	if err := checkSanityMemory(len(items), len(names), m); err != nil {
 		return err
 	}
-	in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}
-	fmt.Fprintf(stdout, "%s: target %d (%s); %d groups: %s\n", *imagePath, target, labels[target], G, strings.Join(groupNames(cascade.Groups), ", "))
-
-	orig, err := computeExplanations(in, opt, names)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *imagePath, err)
-	}
-	rep := &faithfulness.SanityReport{Target: target, Groups: groupNames(cascade.Groups)}
-	compare := func(maps []explain.Map) (map[string]faithfulness.Similarity, error) {
-		res := map[string]faithfulness.Similarity{}
-		for i, mp := range maps {
-			o := orig[i]
-			if mp.Grid.Rows != o.Grid.Rows || mp.Grid.Cols != o.Grid.Cols {
-				return nil, fmt.Errorf("%s: maps on %d×%d and %d×%d grids", mp.Method, o.Grid.Rows, o.Grid.Cols, mp.Grid.Rows, mp.Grid.Cols)
+	skips := preprocess.NewSkips(stderr)
+	var imgs []sanityImage
+	for _, it := range items {
+		img, err := loadItem(m, it, mf.decodeOptions())
+		if err != nil {
+			if *data == "" {
+				return err
 			}
-			s, err := faithfulness.Compare(o.Values, mp.Values, o.Grid.Rows, o.Grid.Cols)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", mp.Method, err)
-			}
-			res[mp.Method] = s
+			skips.Add(it.ID, err)
+			continue
 		}
-		return res, nil
+		fwd, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.ID, err)
+		}
+		target := core.Argmax(fwd.Logits)
+		if *data == "" {
+			if target, err = explain.ParseTarget(*targetSpec, labels, fwd.Logits); err != nil {
+				return err
+			}
+		}
+		in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}
+		orig, err := computeExplanations(in, opt, names)
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.ID, err)
+		}
+		// Random logit, on the original model (before the cascade changes it); one class per image
+		// (the first image's draw for --image) from --seed and the image's index.
+		rl := faithfulness.RandomLogitClass(len(labels), target, *seed+uint64(it.Index))
+		inRL := in
+		inRL.Target = rl
+		rlMaps, err := computeExplanations(inRL, opt, names)
+		if err != nil {
+			return fmt.Errorf("%s: random logit: %w", it.ID, err)
+		}
+		si := sanityImage{id: it.ID, in: in, orig: orig, randomLogit: rl}
+		if si.rlSim, err = compareMaps(orig, rlMaps); err != nil {
+			return fmt.Errorf("%s: %w", it.ID, err)
+		}
+		sim0, err := compareMaps(orig, orig)
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.ID, err)
+		}
+		si.steps = append(si.steps, sim0)
+		imgs = append(imgs, si)
 	}
-	// Random logit, on the original model (before the cascade changes it).
-	rl := faithfulness.RandomLogitClass(len(labels), target, *seed)
-	inRL := in
-	inRL.Target = rl
-	rlMaps, err := computeExplanations(inRL, opt, names)
-	if err != nil {
-		return fmt.Errorf("random logit: %w", err)
+	if len(imgs) == 0 {
+		return fmt.Errorf("no image could be read (%d skipped)", skips.Count())
 	}
-	rlSim, err := compare(rlMaps)
-	if err != nil {
-		return err
-	}
-	rep.RandomLogit = faithfulness.RandomLogit{Class: rl, Methods: rlSim}
-	sim0, err := compare(orig)
-	if err != nil {
-		return err
-	}
-	rep.Steps = append(rep.Steps, faithfulness.SanityStep{Randomized: []string{}, Methods: sim0})
-	perStep := [][]explain.Map{orig}
+	first := imgs[0]
+	fmt.Fprintf(stdout, "%d image(s); first %s: target %d (%s); %d groups: %s\n", len(imgs), first.id, first.in.Target, labels[first.in.Target], G, strings.Join(groupNames(cascade.Groups), ", "))
+	groups := groupNames(cascade.Groups)
+	perStep := [][]explain.Map{first.orig} // the first image's maps, for maps.png
 	for k := 1; k <= G; k++ {
 		cascade.Next()
 		if *saveDir != "" {
 			md := map[string]string{"producer": "perceiverkit probe sanity", "model": source, "seed": fmt.Sprint(*seed),
-				"randomized": strings.Join(rep.Groups[:k], ","), "initializer_range": fmt.Sprint(m.Config.InitializerRange)}
+				"randomized": strings.Join(groups[:k], ","), "initializer_range": fmt.Sprint(m.Config.InitializerRange)}
 			if err := m.Save(stepDir(*saveDir, k), md); err != nil {
 				return fmt.Errorf("--save-randomized: %w", err)
 			}
 		}
-		maps, err := computeExplanations(in, opt, names)
-		if err != nil {
-			return fmt.Errorf("step %d (%s): %w", k, rep.Groups[k-1], err)
+		for i := range imgs {
+			maps, err := computeExplanations(imgs[i].in, opt, names)
+			if err != nil {
+				return fmt.Errorf("%s: step %d (%s): %w", imgs[i].id, k, groups[k-1], err)
+			}
+			sim, err := compareMaps(imgs[i].orig, maps)
+			if err != nil {
+				return fmt.Errorf("%s: %w", imgs[i].id, err)
+			}
+			imgs[i].steps = append(imgs[i].steps, sim)
+			if i == 0 {
+				perStep = append(perStep, maps)
+			}
 		}
-		sim, err := compare(maps)
-		if err != nil {
-			return err
-		}
-		rep.Steps = append(rep.Steps, faithfulness.SanityStep{Randomized: append([]string{}, rep.Groups[:k]...), Methods: sim})
-		perStep = append(perStep, maps)
-		fmt.Fprintf(stdout, "step %d/%d: randomised %s\n", k, G, rep.Groups[k-1])
+		fmt.Fprintf(stdout, "step %d/%d: randomised %s\n", k, G, groups[k-1])
+	}
+	rep := aggregateSanity(imgs, groups, names)
+	if *data != "" {
+		rep.Images, rep.Skipped = len(imgs), skips.Count()
 	}
 
 	title := source
@@ -203,7 +242,11 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	if err := writeOutput(targets[0], append(js, '\n')); err != nil {
 		return err
 	}
-	md := sanityMarkdown(rep, names, title, *imagePath)
+	what := *imagePath
+	if *data != "" {
+		what = fmt.Sprintf("%d images of %s (%d skipped)", rep.Images, *data, rep.Skipped)
+	}
+	md := sanityMarkdown(rep, names, title, what)
 	if err := writeOutput(targets[1], md); err != nil {
 		return err
 	}
@@ -217,6 +260,80 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nwrote %s\n", strings.Join(targets[:4], ", "))
 	if *saveDir != "" {
 		fmt.Fprintf(stdout, "wrote %s … %s\n", stepDir(*saveDir, 1), stepDir(*saveDir, G))
+	}
+	return nil
+}
+
+// sanityImage is one image's part of a sanity run: its input, its original maps and its
+// similarities at each step (steps[0]: the original with itself).
+type sanityImage struct {
+	id          string
+	in          explain.Input
+	orig        []explain.Map
+	randomLogit int
+	rlSim       map[string]faithfulness.Similarity
+	steps       []map[string]faithfulness.Similarity
+}
+
+// compareMaps compares each original map with the corresponding new one, on their own grid.
+func compareMaps(orig, maps []explain.Map) (map[string]faithfulness.Similarity, error) {
+	res := map[string]faithfulness.Similarity{}
+	for i, mp := range maps {
+		o := orig[i]
+		if mp.Grid.Rows != o.Grid.Rows || mp.Grid.Cols != o.Grid.Cols {
+			return nil, fmt.Errorf("%s: maps on %d×%d and %d×%d grids", mp.Method, o.Grid.Rows, o.Grid.Cols, mp.Grid.Rows, mp.Grid.Cols)
+		}
+		s, err := faithfulness.Compare(o.Values, mp.Values, o.Grid.Rows, o.Grid.Cols)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", mp.Method, err)
+		}
+		res[mp.Method] = s
+	}
+	return res, nil
+}
+
+// aggregateSanity is sanity.json: one image's similarities as they are, several images' as means
+// with standard errors.
+func aggregateSanity(imgs []sanityImage, groups, names []string) *faithfulness.SanityReport {
+	rep := &faithfulness.SanityReport{Target: imgs[0].in.Target, Groups: groups}
+	multi := len(imgs) > 1
+	mean := func(get func(sanityImage) map[string]faithfulness.Similarity) (map[string]faithfulness.Similarity, map[string]faithfulness.Similarity) {
+		if !multi {
+			return get(imgs[0]), nil
+		}
+		m, se := map[string]faithfulness.Similarity{}, map[string]faithfulness.Similarity{}
+		for _, n := range names {
+			var all []faithfulness.Similarity
+			for _, im := range imgs {
+				all = append(all, get(im)[n])
+			}
+			m[n], se[n] = faithfulness.MeanSimilarity(all)
+		}
+		return m, se
+	}
+	for k := range len(groups) + 1 {
+		m, se := mean(func(im sanityImage) map[string]faithfulness.Similarity { return im.steps[k] })
+		rep.Steps = append(rep.Steps, faithfulness.SanityStep{Randomized: append([]string{}, groups[:k]...), Methods: m, SE: se})
+	}
+	m, se := mean(func(im sanityImage) map[string]faithfulness.Similarity { return im.rlSim })
+	rep.RandomLogit = faithfulness.RandomLogit{Class: imgs[0].randomLogit, Methods: m, SE: se}
+	if multi {
+		rep.Target, rep.RandomLogit.Class = -1, -1
+		for _, im := range imgs {
+			rep.Targets = append(rep.Targets, im.in.Target)
+			rep.RandomLogit.Classes = append(rep.RandomLogit.Classes, im.randomLogit)
+		}
+	}
+	return rep
+}
+
+// checkSanityMemory refuses a run whose original maps (kept for every image until the last step)
+// would not fit: images × methods × pixels × 4 bytes.
+func checkSanityMemory(images, methods int, m *core.Model) error {
+	const limit = 4 << 30
+	px := m.Preprocessor.Size.Height * m.Preprocessor.Size.Width
+	if need := int64(images) * int64(methods) * int64(px) * 4; need > limit {
+		return fmt.Errorf("--limit: %d images × %d methods of %d pixels need %d bytes of maps, more than %d: lower --limit", images, methods, px, need, int64(limit))
 	}
 	return nil
 }
@@ -262,17 +379,32 @@ func fmtSim(v *float64) string {
 	return fmt.Sprintf("%.4f", *v)
 }
 
+// fmtSimSE prints a mean with its standard error when there is one.
+func fmtSimSE(v, se *float64) string {
+	if v == nil || se == nil {
+		return fmtSim(v)
+	}
+	return fmt.Sprintf("%.4f ± %.4f", *v, *se)
+}
+
 // sanityMarkdown is sanity.md: the last step's and the random logit's similarities per method, and
 // every step's Spearman of |maps|.
-func sanityMarkdown(r *faithfulness.SanityReport, methods []string, title, image string) []byte {
+func sanityMarkdown(r *faithfulness.SanityReport, methods []string, title, what string) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Sanity checks: %s\n\nImage %s, target class %d. Similarity of each method's map to the original model's map (1: unchanged). ", title, image, r.Target)
+	fmt.Fprintf(&b, "# Sanity checks: %s\n\n%s. Similarity of each method's map to the original model's map (1: unchanged). ", title, what)
+	if r.Images > 1 {
+		b.WriteString("Means over the images ± standard errors; each image explained for its own prediction, its random logit drawn for it. ")
+	} else {
+		fmt.Fprintf(&b, "Target class %d; random logit class %d. ", r.Target, r.RandomLogit.Class)
+	}
 	b.WriteString("A map that stays similar after the model is randomised does not explain the model.\n\n")
 	last := r.Steps[len(r.Steps)-1]
-	fmt.Fprintf(&b, "| method | Spearman abs (all randomised) | Spearman | SSIM | random logit (class %d): Spearman abs | Spearman | SSIM |\n|---|---:|---:|---:|---:|---:|---:|\n", r.RandomLogit.Class)
+	b.WriteString("| method | all randomised: Spearman abs | Spearman | SSIM | random logit: Spearman abs | Spearman | SSIM |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range methods {
 		s, l := last.Methods[n], r.RandomLogit.Methods[n]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", n, fmtSim(s.SpearmanAbs), fmtSim(s.Spearman), fmtSim(s.SSIM), fmtSim(l.SpearmanAbs), fmtSim(l.Spearman), fmtSim(l.SSIM))
+		se, le := last.SE[n], r.RandomLogit.SE[n]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", n, fmtSimSE(s.SpearmanAbs, se.SpearmanAbs), fmtSimSE(s.Spearman, se.Spearman), fmtSimSE(s.SSIM, se.SSIM),
+			fmtSimSE(l.SpearmanAbs, le.SpearmanAbs), fmtSimSE(l.Spearman, le.Spearman), fmtSimSE(l.SSIM, le.SSIM))
 	}
 	b.WriteString("\nSpearman of |maps| after each cascade step:\n\n| method |")
 	for _, g := range r.Groups {

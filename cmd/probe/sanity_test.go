@@ -188,6 +188,36 @@ func TestSanityCommand(t *testing.T) {
 	if _, stderr, code := runCapture(append(args, "--force")); code != 0 {
 		t.Errorf("rerun with --force: exit %d, %s", code, stderr)
 	}
+	// Over a data set (the first 3 items: two photos and the broken file, skipped and counted):
+	// means with standard errors, a target and a random-logit class per image.
+	multi := filepath.Join(t.TempDir(), "multi")
+	if _, stderr, code := runCapture([]string{"sanity", "--model", "../../testdata/tiny", "--data", imageFolder(t), "--limit", "3",
+		"--methods", "saliency,mean", "--out", multi}); code != 0 {
+		t.Fatalf("--data: exit %d: %s", code, stderr)
+	}
+	raw, err = os.ReadFile(filepath.Join(multi, "sanity.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mrep struct {
+		Target  int   `json:"target"`
+		Targets []int `json:"targets"`
+		Images  int   `json:"images"`
+		Skipped int   `json:"skipped"`
+		Steps   []struct {
+			SE map[string]faithfulness.Similarity `json:"se"`
+		} `json:"steps"`
+		RandomLogit struct {
+			Classes []int `json:"classes"`
+		} `json:"random_logit"`
+	}
+	if err := json.Unmarshal(raw, &mrep); err != nil {
+		t.Fatal(err)
+	}
+	if mrep.Images != 2 || mrep.Skipped != 1 || len(mrep.Targets) != 2 || mrep.Target != -1 || len(mrep.RandomLogit.Classes) != 2 || mrep.Steps[5].SE["saliency"].SpearmanAbs == nil {
+		t.Errorf("--data sanity.json: %s", raw)
+	}
+
 	flow := []string{"sanity", "--model", "../../testdata/tiny-flow", "--image", "../../testdata/tiny/chelsea.png", "--methods", "mean", "--out", t.TempDir()}
 	if _, stderr, code := runCapture(flow); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 || !strings.Contains(stderr, "classifier") {
 		t.Errorf("flow model: exit %d, want one line of error: %s", code, stderr)
