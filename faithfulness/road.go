@@ -188,16 +188,17 @@ const RoadTolerance = 1e-10
 type Imputer struct {
 	H, W int
 
-	unknown       []int32 // pixel → unknown index, or −1 for a known pixel
-	rowStart      []int32 // CSR of the off-diagonal entries, by unknown
-	cols          []int32
-	vals          []float64
-	diag          []float64
-	b, x, r, z, p []float64
-	ap            []float64
-	values        []float64 // the solution, [3][unknowns]
+	unknown    []int32 // pixel → unknown index, or −1 for a known pixel
+	rowStart   []int32 // CSR of the off-diagonal entries, by unknown
+	cols       []int32
+	vals       []float64
+	diag       []float64
+	b, r, z, p []float64
+	ap         []float64
+	values     []float64 // the solution, [3][unknowns]
 
-	// Iterations is the number of CG iterations of the last solve, summed over the channels.
+	// Iterations is the number of CG iterations (matrix passes, all channels at once) of the last
+	// solve.
 	Iterations int
 }
 
@@ -285,7 +286,7 @@ func (im *Imputer) Impute(pixels []float64, removed []int) ([]float64, error) {
 	im.diag = grow(im.diag, u)
 	im.b = grow(im.b, 3*u)
 	im.values = grow(im.values, 3*u)
-	im.x, im.r, im.z, im.p, im.ap = grow(im.x, u), grow(im.r, u), grow(im.z, u), grow(im.p, u), grow(im.ap, u)
+	im.r, im.z, im.p, im.ap = grow(im.r, 3*u), grow(im.z, 3*u), grow(im.p, 3*u), grow(im.ap, 3*u)
 	if cap(im.rowStart) < u+1 {
 		im.rowStart = make([]int32, u+1)
 	}
@@ -315,84 +316,109 @@ func (im *Imputer) Impute(pixels []float64, removed []int) ([]float64, error) {
 		im.b[i], im.b[u+i], im.b[2*u+i] = b0, b1, b2
 	}
 	im.rowStart[u] = int32(len(im.cols))
-	im.Iterations = 0
-	for c := range 3 {
-		x := im.values[c*u : (c+1)*u]
-		if err := im.solve(x, im.b[c*u:(c+1)*u]); err != nil {
-			return nil, fmt.Errorf("faithfulness: imputation of %d pixels, channel %d: %w", u, c, err)
-		}
+	if err := im.solve(u); err != nil {
+		return nil, fmt.Errorf("faithfulness: imputation of %d pixels: %w", u, err)
 	}
 	return im.values, nil
 }
 
-// mul sets y = A·x.
-func (im *Imputer) mul(y, x []float64) {
-	for i := range y {
-		s := im.diag[i] * x[i]
+// mul sets y = A·x for the three channels at once (x, y: [3][u], one matrix pass).
+func (im *Imputer) mul(y, x []float64, u int) {
+	x0, x1, x2 := x[:u], x[u:2*u], x[2*u:3*u]
+	y0, y1, y2 := y[:u], y[u:2*u], y[2*u:3*u]
+	for i := range u {
+		d := im.diag[i]
+		s0, s1, s2 := d*x0[i], d*x1[i], d*x2[i]
 		for e := im.rowStart[i]; e < im.rowStart[i+1]; e++ {
-			s -= im.vals[e] * x[im.cols[e]]
+			v, j := im.vals[e], im.cols[e]
+			s0 -= v * x0[j]
+			s1 -= v * x1[j]
+			s2 -= v * x2[j]
 		}
-		y[i] = s
+		y0[i], y1[i], y2[i] = s0, s1, s2
 	}
 }
 
-// solve is preconditioned conjugate gradients from x = 0 (M = diag A). The recursive residual
-// drifts from the true one, so convergence is confirmed on b − A·x, restarting from x if needed.
-func (im *Imputer) solve(x, b []float64) error {
-	r, z, p, ap := im.r, im.z, im.p, im.ap
-	limit := 10*len(x) + 1000
+// solve runs preconditioned conjugate gradients (M = diag A) from x = 0 on the three channels
+// together, one matrix pass per iteration for all three; a channel stops moving once its residual
+// is small. The recursive residual drifts from the true one, so convergence is confirmed on
+// b − A·x, restarting from x where needed.
+func (im *Imputer) solve(u int) error {
+	x, r, z, p, ap, b := im.values, im.r, im.z, im.p, im.ap, im.b
 	clear(x)
 	copy(r, b)
-	for it := 0; ; {
-		var rr float64
-		for i := range r {
-			rr += r[i] * r[i]
+	limit := 10*u + 1000
+	var rz, rr [3]float64
+	var active [3]bool
+	dot := func(c int, a, b []float64) float64 {
+		var s float64
+		for i := c * u; i < (c+1)*u; i++ {
+			s += a[i] * b[i]
 		}
-		if math.Sqrt(rr) <= RoadTolerance {
-			return nil
-		}
-		var rz float64
-		for i := range r {
-			z[i] = r[i] / im.diag[i]
-			rz += r[i] * z[i]
-		}
-		copy(p, z)
-		for ; it < limit; it++ {
-			im.mul(ap, p)
-			var pap float64
-			for i := range p {
-				pap += p[i] * ap[i]
+		return s
+	}
+	restart := func() bool { // from the current residual; false when every channel has converged
+		left := false
+		for c := range 3 {
+			rr[c] = dot(c, r, r)
+			active[c] = math.Sqrt(rr[c]) > RoadTolerance
+			if !active[c] {
+				clear(p[c*u : (c+1)*u])
+				continue
 			}
-			alpha := rz / pap
-			rr = 0
-			for i := range x {
-				x[i] += alpha * p[i]
-				r[i] -= alpha * ap[i]
-				rr += r[i] * r[i]
+			left = true
+			for i := c * u; i < (c+1)*u; i++ {
+				z[i] = r[i] / im.diag[i%u]
 			}
+			rz[c] = dot(c, r, z)
+			copy(p[c*u:(c+1)*u], z[c*u:(c+1)*u])
+		}
+		return left
+	}
+	im.Iterations = 0
+	for restart() {
+		for im.Iterations < limit {
+			im.mul(ap, p, u)
 			im.Iterations++
-			if math.Sqrt(rr) <= RoadTolerance/4 {
+			moving := false
+			for c := range 3 {
+				if !active[c] {
+					continue
+				}
+				alpha := rz[c] / dot(c, p, ap)
+				var s, rzNew float64
+				for i := c * u; i < (c+1)*u; i++ {
+					x[i] += alpha * p[i]
+					r[i] -= alpha * ap[i]
+					s += r[i] * r[i]
+				}
+				if math.Sqrt(s) <= RoadTolerance/4 {
+					active[c] = false
+					clear(p[c*u : (c+1)*u])
+					continue
+				}
+				moving = true
+				for i := c * u; i < (c+1)*u; i++ {
+					z[i] = r[i] / im.diag[i%u]
+					rzNew += r[i] * z[i]
+				}
+				beta := rzNew / rz[c]
+				rz[c] = rzNew
+				for i := c * u; i < (c+1)*u; i++ {
+					p[i] = z[i] + beta*p[i]
+				}
+			}
+			if !moving {
 				break
 			}
-			var rzNew float64
-			for i := range r {
-				z[i] = r[i] / im.diag[i]
-				rzNew += r[i] * z[i]
-			}
-			beta := rzNew / rz
-			rz = rzNew
-			for i := range p {
-				p[i] = z[i] + beta*p[i]
-			}
 		}
-		if it >= limit {
+		if im.Iterations >= limit {
 			return fmt.Errorf("conjugate gradients did not reach a residual of %g in %d iterations", RoadTolerance, limit)
 		}
-		// The true residual decides.
-		im.mul(ap, x)
+		im.mul(ap, x, u) // the true residual decides
 		for i := range r {
 			r[i] = b[i] - ap[i]
 		}
-		it++
 	}
+	return nil
 }
