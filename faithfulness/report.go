@@ -301,10 +301,16 @@ func (r *Report) PlotCurves(path string) error {
 	if len(panels) == 4 {
 		rows = [][]*plot.Plot{panels[:2], panels[2:]}
 	}
-	w, h := 30*vg.Centimeter, 12*vg.Centimeter*vg.Length(len(rows))
+	w, h := 30*vg.Centimeter, 12*vg.Centimeter*vg.Length(len(rows))+vg.Centimeter
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: len(rows), Cols: 2, PadX: vg.Centimeter, PadY: vg.Centimeter, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3}
+	// The figure's title: the model (its name says "random weights" when they are) and the images.
+	title := fmt.Sprintf("Faithfulness of attribution maps: %v, %d images", r.Meta["model"], r.Images)
+	ts := plot.New().Title.TextStyle
+	ts.Font.Size = vg.Points(13)
+	ts.XAlign = draw.XCenter
+	dc.FillText(ts, vg.Point{X: w / 2, Y: h - vg.Millimeter*7}, title)
+	tiles := draw.Tiles{Rows: len(rows), Cols: 2, PadX: vg.Centimeter, PadY: vg.Centimeter, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadTop: vg.Centimeter + vg.Millimeter*3, PadBottom: vg.Millimeter * 3}
 	canvases := plot.Align(rows, tiles, dc)
 	for i, row := range rows {
 		for j, p := range row {
