@@ -69,7 +69,9 @@ type sanityJSON struct {
 // --save-randomized, then checks:
 //   - sanity.json's shape: groups in the order, step 0 with nothing randomised and every
 //     similarity 1, step k with the first k groups, a random-logit class other than the target;
-//   - the checkpoints: the fingerprint (Σ and Σ² of all tensors) of each equals that of the
+//   - the checkpoints: each differs from the one before (the original model for step 1) in every
+//     tensor of its own group and in no other;
+//   - the fingerprint (Σ and Σ² of all tensors) of each equals that of the
 //     checkpoints the references were made from (1e-12 relative: the same draws);
 //   - the similarities against testdata/roadsanity/sanity.safetensors, recomputed from those
 //     checkpoints by a float64 torch transcription of HF's model (autograd saliency and
@@ -128,8 +130,24 @@ func TestSanityCommand(t *testing.T) {
 		t.Fatalf("reference metadata %v", meta)
 	}
 	worst := 0.0
+	prev := paramValues(t, "../../testdata/tiny")
+	prefixes := [][]string{{"perceiver.decoder."}, {"perceiver.encoder.self_attends.1."}, {"perceiver.encoder.self_attends.0."},
+		{"perceiver.encoder.cross_attention."}, {"perceiver.embeddings.", "perceiver.input_preprocessor."}}
 	for k := 1; k <= len(groups); k++ {
 		dir := filepath.Join(ckpt, fmt.Sprintf("step-%02d", k))
+		// Checkpoint k differs from checkpoint k−1 (the original for k = 1) in every tensor of
+		// group k and in nothing else.
+		now := paramValues(t, dir)
+		for name, v := range now {
+			own := slices.ContainsFunc(prefixes[k-1], func(p string) bool { return strings.HasPrefix(name, p) })
+			if same := slices.Equal(v, prev[name]); same == own {
+				t.Errorf("step %d (%s): %s changed = %v", k, groups[k-1], name, !same)
+			}
+		}
+		if len(now) != len(prev) {
+			t.Errorf("step %d: %d tensors, before %d", k, len(now), len(prev))
+		}
+		prev = now
 		m, err := core.Load(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -222,6 +240,21 @@ func TestSanityCommand(t *testing.T) {
 	if _, stderr, code := runCapture(flow); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 || !strings.Contains(stderr, "classifier") {
 		t.Errorf("flow model: exit %d, want one line of error: %s", code, stderr)
 	}
+}
+
+// paramValues reads every parameter of a model folder.
+func paramValues(t *testing.T, dir string) map[string][]float32 {
+	t.Helper()
+	m, err := core.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := map[string][]float32{}
+	for _, p := range m.Weights.Params() {
+		out[p.Name] = append([]float32(nil), p.Param.Data...)
+	}
+	return out
 }
 
 // originalMaps are the tiny fixture's saliency and input-x-gradient maps for its prediction.
