@@ -57,10 +57,10 @@ func PlotLoss(path, title string, st State, perEpoch int) error {
 		p.Legend.Add(fmt.Sprintf("running mean of %d updates", w), al)
 	}
 	for _, e := range st.Evals {
-		p.Legend.Add(fmt.Sprintf("epoch %d: top-1 %.2f%% on %d images of %s", e.Epoch, 100*e.Top1, e.N, e.Source))
+		p.Legend.Add(fmt.Sprintf("after update %d: top-1 %.2f%% on %s (%d images)", e.Step, 100*e.Top1, e.Source, e.N))
 	}
 	p.Y.Min = 0
-	p.Legend.Top = true
+	p.Legend.Left = true // the loss falls from the top left: the bottom left is free
 	if err := outfile.CheckTarget(path); err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ var trainOutputs = []string{core.ConfigFile, core.PreprocessorFile, trainWeights
 type trainFlags struct {
 	mf                         modelFlags
 	initCfg, data, out, evalOn string
+	evalName                   string
 	trainSet                   string
 	labels, epochs, steps      int
 	batch, warmup              int
@@ -84,6 +85,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.shuffle, "shuffle", true, "draw each epoch's order from --seed; false: batches in source order")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the shuffle and of fresh weights (--init, --labels)")
 	fs.StringVar(&f.evalOn, "eval", "", "labelled data set: top-1 after each epoch, and of the final model in train.json")
+	fs.StringVar(&f.evalName, "eval-name", "", "how train.json names the --eval source (default: the path given)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the interrupted run in --out from its last checkpoint (same model, data and options)")
 	fs.BoolVar(&f.force, "force", false, "replace the outputs of an earlier run in --out")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", 2*time.Minute, "time between checkpoints (also at the end of every epoch)")
@@ -95,6 +97,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || f.data == "" || f.out == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if f.evalName == "" {
+		f.evalName = f.evalOn
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -479,9 +484,9 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			e.Epoch, e.Step, e.Source = tr.State.Step/perEpoch, tr.State.Step, f.evalOn
+			e.Epoch, e.Step, e.Source = tr.State.Step/perEpoch, tr.State.Step, f.evalName
 			tr.State.Evals = append(tr.State.Evals, e)
-			fmt.Fprintf(stderr, "\nprobe train: epoch %d: top-1 %.2f%% on %s (%d images)\n", e.Epoch, 100*e.Top1, f.evalOn, e.N)
+			fmt.Fprintf(stderr, "\nprobe train: epoch %d: top-1 %.2f%% on %s (%d images)\n", e.Epoch, 100*e.Top1, f.evalName, e.N)
 		}
 		if tr.State.Step < steps && (endOfEpoch || time.Since(lastSave) >= f.checkpointEvery || (f.checkpointSteps > 0 && tr.State.Step%f.checkpointSteps == 0)) {
 			if err := save(); err != nil {
@@ -505,7 +510,7 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e.Epoch, e.Step, e.Source = (tr.State.Step+perEpoch-1)/perEpoch, tr.State.Step, f.evalOn
+		e.Epoch, e.Step, e.Source = (tr.State.Step+perEpoch-1)/perEpoch, tr.State.Step, f.evalName
 		tr.State.Evals = append(tr.State.Evals, e)
 		final = &e
 	}
@@ -518,7 +523,7 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s: %d updates of %d images (%s, %.1f images/s), final loss %.4f",
 		f.out, steps, f.batch, elapsed.Round(time.Second), float64(total-done)/elapsed.Seconds(), tr.State.Loss[len(tr.State.Loss)-1])
 	if final != nil {
-		fmt.Fprintf(stdout, ", top-1 %.2f%% on %s (%d images)", 100*final.Top1, f.evalOn, final.N)
+		fmt.Fprintf(stdout, ", top-1 %.2f%% on %s (%d images)", 100*final.Top1, f.evalName, final.N)
 	}
 	fmt.Fprintln(stdout)
 	return nil
