@@ -478,6 +478,19 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 		}
 		bar.SetNote(fmt.Sprintf("epoch %d/%d loss %.4f", k/perEpoch+1, (steps+perEpoch-1)/perEpoch, loss))
 		bar.Add(int64(n))
+		if every := max(1, steps/50); !f.quiet && !bar.Enabled() && tr.State.Step%every == 0 {
+			// Not a terminal (a log file, a batch job): a line now and then instead of the bar.
+			recent := tr.State.Loss[max(0, len(tr.State.Loss)-every):]
+			mean := 0.0
+			for _, l := range recent {
+				mean += l
+			}
+			el := time.Since(start).Seconds()
+			rate := float64(bar.Count()-done) / el
+			fmt.Fprintf(stderr, "probe train: update %d/%d (epoch %d) loss %.4f (mean of the last %d) %.1f images/s, ETA %s\n",
+				tr.State.Step, steps, k/perEpoch+1, mean/float64(len(recent)), len(recent), rate,
+				(time.Duration(float64(total-bar.Count())/rate) * time.Second).Round(time.Second))
+		}
 		endOfEpoch := tr.State.Step%perEpoch == 0
 		if endOfEpoch && evalData != nil && tr.State.Step < steps {
 			e, err := evaluate(m, evalData, f.batch)

@@ -78,6 +78,10 @@ func New(w io.Writer, total int64, label string, opts ...Option) *Bar {
 	return b
 }
 
+// Enabled reports whether the bar draws (its writer is a terminal, or Force was given): a
+// command logging to a file prints its own occasional lines instead.
+func (b *Bar) Enabled() bool { return b != nil && b.enabled }
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
