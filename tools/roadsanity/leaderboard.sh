@@ -6,7 +6,7 @@
 set -eu
 out=$1; n=$2; shift 2
 data=cmd/probe/demodata/t10k-images-idx3-ubyte.gz
-go build -o "$out/probe" ./cmd/probe
+mkdir -p "$out"; [ -x "$out/probe" ] || go build -o "$out/probe" ./cmd/probe
 args=""
 for model in "$@"; do
 	name=$(basename "$model")
