@@ -49,6 +49,13 @@ func New(cfg Config, prep preprocess.Config) (*Model, error) {
 	return newModel(cfg, prep, nil)
 }
 
+// NewShaped lays out a model as New does, with the sizes config.json does not state taken from
+// shape, a checkpoint tensor's shape by its Hugging Face name (nil where unknown): the layout of
+// an existing model with a changed config, such as a new number of classes.
+func NewShaped(cfg Config, prep preprocess.Config, shape func(string) []int) (*Model, error) {
+	return newModel(cfg, prep, shape)
+}
+
 // newModel lays out a model; shape, when not nil, gives checkpoint tensors' shapes by name.
 func newModel(cfg Config, prep preprocess.Config, shape func(string) []int) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
