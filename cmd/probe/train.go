@@ -211,23 +211,6 @@ func trainMemory(m *core.Model, batch int) int64 {
 	return 4 * (int64(batch)*perImage + 4*int64(m.Weights.NumParams()))
 }
 
-// availableMemory is MemAvailable from /proc/meminfo, or 0 when unknown.
-func availableMemory() int64 {
-	raw, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
-
 // prepareTrainDir checks the output folder before anything is written: new or empty; with
 // --force, one holding only an earlier run's files; with --resume, one holding a checkpoint.
 // Every target must be a regular file or absent.
@@ -376,8 +359,8 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 		steps = f.epochs * perEpoch
 	}
 	need := trainMemory(m, f.batch)
-	if avail := availableMemory(); avail > 0 && need > avail {
-		return fmt.Errorf("--batch %d: a training step needs about %.1f GB, more than the %.1f GB available", f.batch, float64(need)/1e9, float64(avail)/1e9)
+	if avail := availableMemory(); float64(need) > avail {
+		return fmt.Errorf("--batch %d: a training step needs about %.1f GB, more than the %.1f GB available", f.batch, float64(need)/1e9, avail/1e9)
 	}
 	opt := train.Options{Batch: f.batch, Steps: steps, Warmup: f.warmup, LR: f.lr, WeightDecay: f.wd,
 		Schedule: train.Schedule(f.schedule), Shuffle: f.shuffle, Seed: f.seed}
