@@ -336,17 +336,17 @@ func openHFParquet(name string, paths []string, opt SourceOptions) (src Source, 
 
 // listFile reads one file's label and id columns into s.
 func (s *hfSource) listFile(fi int, p string, h io.Writer, b *[]byte, paths0, ids *[]string, classes *[]string, anyLabel *bool) (err error) {
-	f, pr, fr, err := openParquet(p)
-	if err != nil {
-		return err
-	}
-	defer pr.Close() // closes f
-	_ = f
+	// arrow/go can panic on malformed input; report it as a bad file.
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: corrupt Parquet data: %v", p, r)
 		}
 	}()
+	f, pr, fr, err := openParquet(p)
+	if err != nil {
+		return err
+	}
+	defer pr.Close() // closes f
 	cols, err := hfResolve(p, pr, fr, s.opt)
 	if err != nil {
 		return err
@@ -472,18 +472,22 @@ func (s *hfSource) Stream(indices []int) iter.Seq2[Item, error] {
 }
 
 func (s *hfSource) streamFile(hf hfFile, wanted []int, yield func(Item, error) bool) (more bool) {
+	inYield := false // a panic in the caller's loop body is its own: not recovered here
+	defer func() {
+		if inYield {
+			return
+		}
+		if r := recover(); r != nil {
+			yield(Item{}, fmt.Errorf("%s: corrupt Parquet data: %v", hf.path, r))
+			more = false
+		}
+	}()
 	_, pr, fr, err := openParquet(hf.path)
 	if err != nil {
 		yield(Item{}, err)
 		return false
 	}
 	defer pr.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			yield(Item{}, fmt.Errorf("%s: corrupt Parquet data: %v", hf.path, r))
-			more = false
-		}
-	}()
 	w := 0
 	start := hf.first
 	for g, rows := range hf.groups {
@@ -522,7 +526,10 @@ func (s *hfSource) streamFile(hf hfFile, wanted []int, yield func(Item, error) b
 				default:
 					it.Data = slices.Clone(data) // the record's buffers are reused
 				}
-				if !yield(it, nil) {
+				inYield = true
+				more := yield(it, nil)
+				inYield = false
+				if !more {
 					rr.Release()
 					return false
 				}

@@ -305,6 +305,19 @@ func TestWDSShardsWholeTars(t *testing.T) {
 	if got := (Shard{2, 4}).Members(src); !slices.Equal(got, []int{1, 5}) {
 		t.Errorf("shard 2/4 (fewer tars than shards: by index): %v", got)
 	}
+	// Each worker reads only its own tars: with tar 1 gone after the listing, shard 1/2 (tars 0
+	// and 2) streams whole, and shard 2/2 reports the missing file.
+	os.Remove(filepath.Join(dir, "w-1.tar"))
+	if got := streamAll(t, src, (Shard{1, 2}).Members(src)); len(got) != 6 || got[5].ID != "2-3" {
+		t.Errorf("shard 1/2 without tar 1: %d items", len(got))
+	}
+	var last error
+	for _, err := range src.Stream((Shard{2, 2}).Members(src)) {
+		last = err
+	}
+	if last == nil || !strings.Contains(last.Error(), "w-1.tar") {
+		t.Errorf("shard 2/2 without its tar: %v", last)
+	}
 	if !strings.Contains((Shard{1, 2}).Plan(src), "whole files") || !strings.Contains((Shard{2, 4}).Plan(src), "mod 4") {
 		t.Errorf("plans %q, %q", (Shard{1, 2}).Plan(src), (Shard{2, 4}).Plan(src))
 	}
@@ -332,4 +345,38 @@ func TestWDSDigest(t *testing.T) {
 	if ip.Index != 5 {
 		t.Errorf("an index out of range must panic with itemPanic, got %v", ip)
 	}
+}
+
+// FuzzOpenWebDataset: any bytes as a tar shard (plain or gzipped) open with an error or list
+// samples that stream, each with its data or a reason; never a panic. .ci/run fuzzes it briefly.
+func FuzzOpenWebDataset(f *testing.F) {
+	dir := f.TempDir()
+	for i, gz := range []bool{false, true} {
+		p := filepath.Join(dir, fmt.Sprintf("seed%d.tar", i))
+		err := datasetfixture.WriteTar(p, []sample{
+			{Key: "a/0", Members: []member{m("jpg", "JPEG"), m("cls", "1")}},
+			{Key: "a/1", Members: []member{m("json", `{"label": 2}`), m("png", "PNG")}},
+			{Key: "a/2", Members: []member{m("cls", "3")}},
+		}, gz)
+		if err != nil {
+			f.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "f.tar")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := OpenSourceWith(p, SourceOptions{MaxImageBytes: 1 << 16})
+		if err != nil {
+			return
+		}
+		for it, err := range src.Stream(all(src.Len())) {
+			if err == nil && it.Data == nil && it.Err == nil {
+				t.Fatalf("item %d: neither data nor a reason", it.Index)
+			}
+		}
+	})
 }

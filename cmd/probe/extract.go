@@ -40,7 +40,7 @@ func init() {
 var errInterrupted = errors.New("interrupted")
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet]", stderr)
+	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet] [--label-field F] [--image-column C] [--label-column C] [--id-column C]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	var sf sourceFlags

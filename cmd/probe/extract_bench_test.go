@@ -27,6 +27,62 @@ func benchExtract(b *testing.B, model string, n, batch int) {
 		}
 		os.WriteFile(filepath.Join(data, fmt.Sprintf("%04d%s", i, filepath.Ext(photos[i%len(photos)]))), raw, 0o644)
 	}
+	benchExtractData(b, model, data, n, batch)
+}
+
+func BenchmarkExtractTiny(b *testing.B) { benchExtract(b, tinyDir, 200, 16) }
+
+func BenchmarkExtractFullSize(b *testing.B) {
+	dir := b.TempDir()
+	m, err := core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := saveModel(dir, m); err != nil {
+		b.Fatal(err)
+	}
+	benchExtract(b, dir, 16, 8)
+}
+
+// wdsBenchData writes n Fashion-MNIST training images (Debian's dataset-fashion-mnist, else random
+// digits) as a WebDataset of 28×28 PNGs with cls labels, 1,000 per shard, and returns the brace
+// pattern naming the shards.
+func wdsBenchData(b *testing.B, n int) string {
+	fashion := "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(fashion); err != nil {
+		fashion = idxDataSet(b, n)
+	}
+	imgs := idxImages(b, fashion, n, 1)
+	dir := b.TempDir()
+	shards := (n + 999) / 1000
+	wdsFrom(b, imgs, dir, shards, false, true)
+	return filepath.Join(dir, fmt.Sprintf("train-{000000..%06d}.tar", shards-1))
+}
+
+// BenchmarkExtractWDS10k: probe extract over a 10,000-image WebDataset with the tiny model, whose
+// forward pass is cheap: the rate of the data path (reading the shards, decoding, preprocessing,
+// writing Parquet), and the share of the time in the forward pass.
+func BenchmarkExtractWDS10k(b *testing.B) {
+	benchExtractData(b, tinyDir, wdsBenchData(b, 10000), 10000, 16)
+}
+
+// BenchmarkExtractWDSFullSize: the full-size architecture (random weights) over the first 16
+// images of such a WebDataset: the model's rate.
+func BenchmarkExtractWDSFullSize(b *testing.B) {
+	dir := b.TempDir()
+	m, err := core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := saveModel(dir, m); err != nil {
+		b.Fatal(err)
+	}
+	benchExtractData(b, dir, wdsBenchData(b, 16), 16, 8)
+}
+
+// benchExtractData runs probe extract over data (n images) and reports images/s and the share
+// of the wall time spent outside the forward pass.
+func benchExtractData(b *testing.B, model, data string, n, batch int) {
 	var outside float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -44,18 +100,4 @@ func benchExtract(b *testing.B, model string, n, batch int) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
 	b.ReportMetric(outside/float64(b.N), "%outside-forward")
-}
-
-func BenchmarkExtractTiny(b *testing.B) { benchExtract(b, tinyDir, 200, 16) }
-
-func BenchmarkExtractFullSize(b *testing.B) {
-	dir := b.TempDir()
-	m, err := core.NewRandom(core.FullSizeConfig(), preprocess.DefaultConfig(), 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := saveModel(dir, m); err != nil {
-		b.Fatal(err)
-	}
-	benchExtract(b, dir, 16, 8)
 }

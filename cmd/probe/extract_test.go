@@ -152,7 +152,7 @@ func TestExtractEqualsDump(t *testing.T) {
 }
 
 // idxDataSet writes n random 28×28 digits with labels in the MNIST layout.
-func idxDataSet(t *testing.T, n int) string {
+func idxDataSet(t testing.TB, n int) string {
 	t.Helper()
 	dir := t.TempDir()
 	img := make([]byte, 16+n*28*28)
