@@ -17,7 +17,7 @@
 // decoded pixels); WebDataset and Parquet items carry the encoded bytes
 // (Item.Data) only when streamed: each tar is read once, sequentially, never
 // unpacked, and a Parquet file one row group at a time, so memory does not
-// grow with the data set (the listing takes about 60 bytes per item plus its
+// grow with the data set (the listing takes about 40 bytes per item plus its
 // id). An image that cannot be read (over SourceOptions.MaxImageBytes) is an
 // Item with Err set, skipped and reported by the caller; a truncated or
 // changed container ends the stream with an error.

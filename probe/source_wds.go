@@ -381,9 +381,7 @@ func openWDS(name string, paths []string, opt SourceOptions) (Source, error) {
 		h.Write(b)
 		h.Write([]byte(x))
 	}
-	firstShard := map[string]int32{} // key → first shard holding it
-	repeat := ""
-	var nameLabels []string // per item: the json label when it is a name
+	var nameLabels []string // per item: the json label when it is a name (nil until one is)
 	labelKinds := map[string]bool{}
 	for si, p := range paths {
 		t, err := openTarStream(p)
@@ -459,13 +457,13 @@ func openWDS(name string, paths []string, opt SourceOptions) (Source, error) {
 					return false, fmt.Errorf("%s: %s.json: field %q is %s, want an integer or a class name", p, g.key, opt.LabelField, truncate(string(raw), 40))
 				}
 			}
-			if prev, ok := firstShard[g.key]; ok && prev != int32(si) && repeat == "" {
-				repeat = fmt.Sprintf("%q in %s and %s", g.key, filepath.Base(paths[prev]), filepath.Base(p))
-			} else if !ok {
-				firstShard[g.key] = int32(si)
+			if nameLabel != "" && nameLabels == nil {
+				nameLabels = make([]string, len(s.items), cap(s.items))
+			}
+			if nameLabels != nil {
+				nameLabels = append(nameLabels, nameLabel)
 			}
 			s.items = append(s.items, it)
-			nameLabels = append(nameLabels, nameLabel)
 			return true, nil
 		})
 		t.Close()
@@ -511,6 +509,21 @@ func openWDS(name string, paths []string, opt SourceOptions) (Source, error) {
 		from = append(from, "json")
 	}
 	s.labelFrom = strings.Join(from, " and ")
+	// Keys that repeat across shards, found by sorting item numbers by key (4 bytes per item, not
+	// a map of every key).
+	order := make([]int32, len(s.items))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(s.items[a].key, s.items[b].key) })
+	repeat := ""
+	for k := 1; k < len(order) && repeat == ""; k++ {
+		a, b := &s.items[order[k-1]], &s.items[order[k]]
+		if a.key == b.key { // within a shard keys are unique (checked above)
+			repeat = fmt.Sprintf("%q in %s and %s", a.key, filepath.Base(paths[min(a.shard, b.shard)]), filepath.Base(paths[max(a.shard, b.shard)]))
+		}
+	}
+	order = nil
 	s.prefix = repeat != ""
 	if s.prefix {
 		stems := map[string]string{}
