@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/probe"
 )
 
 var forwardShare = regexp.MustCompile(`([0-9.]+)% of the time in the forward pass`)
@@ -100,4 +105,49 @@ func benchExtractData(b *testing.B, model, data string, n, batch int) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
 	b.ReportMetric(outside/float64(b.N), "%outside-forward")
+}
+
+// BenchmarkStreamDecodeWDS10k: the data path alone at the full-size model's input size: stream a
+// 10,000-image WebDataset, decode each PNG and preprocess it to 224×224 (the Fourier model's
+// processor) on GOMAXPROCS goroutines, as extract's workers do; no model.
+func BenchmarkStreamDecodeWDS10k(b *testing.B) {
+	data := wdsBenchData(b, 10000)
+	cfg := preprocess.DefaultConfig()
+	b.ResetTimer()
+	for range b.N {
+		src, err := probe.OpenSource(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		items := make(chan probe.Item, 64)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for it := range items {
+					img, err := preprocess.Decode(bytes.NewReader(it.Data), it.ID, preprocess.Options{})
+					if err == nil {
+						_, err = cfg.Process(img)
+					}
+					if err != nil {
+						failed.Add(1)
+					}
+				}
+			}()
+		}
+		for it, err := range src.Stream(indexRange(src.Len())) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			items <- it
+		}
+		close(items)
+		wg.Wait()
+		if failed.Load() > 0 {
+			b.Fatalf("%d images failed", failed.Load())
+		}
+	}
+	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "images/s")
 }
