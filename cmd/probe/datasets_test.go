@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -361,5 +363,57 @@ func TestExtractWDS10kBoundedMemory(t *testing.T) {
 	t.Logf("peak RSS: 1,000 images %.0f MiB, 10,000 images %.0f MiB (%.0f MiB of image data); %s", float64(small)/(1<<20), float64(large)/(1<<20), float64(total)/(1<<20), strings.TrimSpace(summary))
 	if large > small+64<<20 || large > 256<<20 {
 		t.Errorf("peak RSS %d MiB over 10,000 images against %d MiB over 1,000: memory grows with the data", large>>20, small>>20)
+	}
+}
+
+// TestFaithfulnessAndAblateTakeContainers: the other commands that take --data read WebDataset
+// shards and Parquet too, with the results of the same images as an ImageFolder: faithfulness's
+// per-method curves (deterministic methods) and ablate's per-latent Δ with means over --data.
+func TestFaithfulnessAndAblateTakeContainers(t *testing.T) {
+	folder := imageFolder(t)
+	imgs := folderImages(t, folder)
+	dir := t.TempDir()
+	wdsFrom(t, imgs, dir, 2, false, true)
+	pq := filepath.Join(t.TempDir(), "d.parquet")
+	hfFrom(t, imgs, pq, []string{"cat", "cup", "man"}, 2)
+	sources := []string{folder, filepath.Join(dir, "train-{000000..000001}.tar"), pq}
+
+	var want map[string]any
+	for _, data := range sources {
+		out := filepath.Join(t.TempDir(), "f")
+		_, e, code := run(t, "faithfulness", "--model", tinyDir, "--data", data, "--methods", "mean,occlusion",
+			"--window", "4", "--stride", "4", "--steps", "5", "--quiet", "--out", out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", data, code, e)
+		}
+		rep := readReport(t, out)
+		if rep["images"] != 4.0 || rep["skipped"] != 1.0 {
+			t.Errorf("%s: images %v skipped %v, want 4 and 1", data, rep["images"], rep["skipped"])
+		}
+		got := rep["methods"].(map[string]any)
+		if want == nil {
+			want = got
+		} else if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: faithfulness curves differ from the folder's", data)
+		}
+	}
+	var wantLatents []any
+	for _, data := range sources {
+		out := t.TempDir()
+		_, e, code := run(t, "ablate", "--model", tinyDir, "--image", "../../testdata/tiny/chelsea.png", "--out", out, "--batch", "3", "--quiet", "--mode", "mean", "--data", data)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", data, code, e)
+		}
+		raw, _ := os.ReadFile(filepath.Join(out, "ablation.json"))
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		latents := doc["latents"].([]any)
+		if wantLatents == nil {
+			wantLatents = latents
+		} else if !reflect.DeepEqual(latents, wantLatents) {
+			t.Errorf("%s: ablation Δ differ from the folder's", data)
+		}
 	}
 }
