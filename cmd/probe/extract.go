@@ -227,6 +227,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 	type job struct {
 		item   probe.Item
 		weight int64 // pixel budget taken by the stream for item.Data
+		pixels int64 // item.Data's pixels, from its header
 	}
 	jobs := make(chan job)
 	ready := make(chan prepared, 2*batch)
@@ -247,7 +248,8 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			}
 			j := job{item: it}
 			if it.Data != nil {
-				j.weight = budget.weight(max(dataPixels(it.Data), int64(len(it.Data))))
+				j.pixels = dataPixels(it.Data)
+				j.weight = budget.weight(max(j.pixels, int64(len(it.Data))))
 				if budget.sem.Acquire(ctx, j.weight) != nil {
 					return
 				}
@@ -278,7 +280,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 				case it.Image != nil:
 					res, err = m.Preprocessor.Process(preprocess.FromImage(it.Image))
 				case it.Data != nil:
-					px := j.weight
+					px := j.pixels
 					n := inflight.Add(px)
 					for p := decodePeak.Load(); n > p && !decodePeak.CompareAndSwap(p, n); p = decodePeak.Load() {
 					}
