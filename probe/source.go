@@ -220,9 +220,9 @@ func openPattern(pattern string, opt SourceOptions) (Source, error) {
 	return openHFParquet(pattern, parquets, opt)
 }
 
-// containersInDir lists a folder's tar shards and Parquet files (sorted by
-// name) when it holds no subfolders and no images: such a folder is a
-// sharded data set, not an image folder.
+// containersInDir lists a folder's tar shards, or else its Parquet files
+// (sorted by name), when it holds no subfolders and no images: such a
+// folder is a sharded data set, not an image folder.
 func containersInDir(dir string) (tars, parquets []string, err error) {
 	ents, err := readDirFollow(dir)
 	if err != nil {
@@ -239,8 +239,9 @@ func containersInDir(dir string) (tars, parquets []string, err error) {
 			parquets = append(parquets, filepath.Join(dir, e.name))
 		}
 	}
-	if len(tars) > 0 && len(parquets) > 0 {
-		return nil, nil, fmt.Errorf("%s: holds both tar shards (%s) and Parquet files (%s); pass a pattern naming one kind", dir, filepath.Base(tars[0]), filepath.Base(parquets[0]))
+	if len(tars) > 0 {
+		// img2dataset writes a metadata .parquet beside each tar: the tars are the data set.
+		parquets = nil
 	}
 	return tars, parquets, nil
 }
