@@ -37,7 +37,7 @@ import (
 // file is never held whole in memory.
 
 // hfBatchRows is the number of rows of image data read at once.
-const hfBatchRows = 64
+const hfBatchRows = 8
 
 type hfFile struct {
 	path      string
@@ -101,8 +101,8 @@ func (s *hfSource) Item(i int) Item {
 	return it
 }
 
-// openParquet opens a Parquet file for reading a page at a time.
-func openParquet(p string) (*os.File, *file.Reader, *pqarrow.FileReader, error) {
+// openParquet opens a Parquet file for reading a page at a time, batch rows per record.
+func openParquet(p string, batch int64) (*os.File, *file.Reader, *pqarrow.FileReader, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("data source: %w", err)
@@ -115,7 +115,7 @@ func openParquet(p string) (*os.File, *file.Reader, *pqarrow.FileReader, error) 
 		f.Close()
 		return nil, nil, nil, fmt.Errorf("%s: not a readable Parquet file: %w", p, err)
 	}
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: hfBatchRows}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: batch}, memory.DefaultAllocator)
 	if err != nil {
 		pr.Close()
 		return nil, nil, nil, fmt.Errorf("%s: %w", p, err)
@@ -342,7 +342,7 @@ func (s *hfSource) listFile(fi int, p string, h io.Writer, b *[]byte, paths0, id
 			err = fmt.Errorf("%s: corrupt Parquet data: %v", p, r)
 		}
 	}()
-	f, pr, fr, err := openParquet(p)
+	f, pr, fr, err := openParquet(p, 1<<16) // labels and ids: small values
 	if err != nil {
 		return err
 	}
@@ -482,7 +482,7 @@ func (s *hfSource) streamFile(hf hfFile, wanted []int, yield func(Item, error) b
 			more = false
 		}
 	}()
-	_, pr, fr, err := openParquet(hf.path)
+	_, pr, fr, err := openParquet(hf.path, hfBatchRows)
 	if err != nil {
 		yield(Item{}, err)
 		return false
