@@ -195,8 +195,12 @@ func saveDemoImages(dir string, src probe.Source, n int) (int, error) {
 		return 0, err
 	}
 	n = min(n, src.Len())
-	for i := src.Len() - n; i < src.Len(); i++ {
-		it := src.Item(i)
+	idx := indexRange(src.Len())[src.Len()-n:]
+	for it, err := range src.Stream(idx) {
+		if err != nil {
+			return 0, err
+		}
+		i := it.Index
 		class := strings.Map(func(r rune) rune {
 			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 				return r

@@ -79,7 +79,9 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
-	data := fs.String("data", "", "data set: an image folder, a .csv/.tsv manifest or IDX files (as for extract)")
+	var sf sourceFlags
+	sf.register(fs)
+	data := fs.String("data", "", dataUsage)
 	limit := fs.Int("limit", 0, "score only the first N images of the source (0: all)")
 	methodList := fs.String("methods", "", "comma-separated methods: "+strings.Join(append(explain.Names(), "random"), ", ")+", or all")
 	steps := fs.Int("steps", 10, "fractions k/steps, k = 0…steps−1")
@@ -121,7 +123,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if !slices.Contains(metrics, "road") {
 		*roadNoise = 0 // not used: kept out of the run's identity
 	}
-	src, err := probe.OpenSource(*data)
+	src, err := sf.open(*data)
 	if err != nil {
 		return err
 	}
@@ -170,8 +172,11 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	scored := 0
 	var times phaseTimes
-	for _, i := range todo {
-		it := src.Item(i)
+	for it, err := range src.Stream(todo) {
+		if err != nil {
+			bar.Finish()
+			return err
+		}
 		img, err := loadItem(m, it, mf.decodeOptions())
 		if err != nil {
 			skips.Add(it.ID, err)
@@ -348,10 +353,28 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 	return recs, nil
 }
 
-// loadItem decodes and preprocesses one item of a source.
+// loadItem decodes and preprocesses one item of a source (from Source.Stream): its decoded
+// pixels, its encoded bytes (named by its id in errors) or its file; an item whose image could not
+// be read returns that error.
 func loadItem(m *core.Model, it probe.Item, opt preprocess.Options) (*preprocess.Result, error) {
-	if it.Image != nil {
+	switch {
+	case it.Err != nil:
+		return nil, it.Err
+	case it.Image != nil:
 		return m.Preprocessor.Process(preprocess.FromImage(it.Image))
+	case it.Data != nil:
+		img, err := preprocess.Decode(bytes.NewReader(it.Data), it.ID, opt)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.Preprocessor.Process(img)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.ID, err)
+		}
+		return res, nil
+	case it.Path == "":
+		// Item listings of WebDataset and Parquet sources carry no image: only Stream reads them.
+		return nil, fmt.Errorf("%s: no image in the listing: this command reads images one by one, which a WebDataset or Parquet source does not offer (extract, faithfulness and ablate stream them)", it.ID)
 	}
 	return m.Preprocessor.LoadImage(it.Path, opt)
 }
