@@ -35,6 +35,13 @@ type GradTrace struct {
 	// in decreasing j. Reductions such as Chefer's relevance run without holding every map. Both
 	// slices are reused after the call returns.
 	OnSelfAttention func(b, j int, probs, grad []float32)
+
+	// Rules modify the backward pass into a relevance propagation (rules.go); the zero value is
+	// the gradient. Every kept gradient is then the modified one.
+	Rules Rules
+	// Budget keeps, per image, Σ x⊙ĝ_x over the network's inputs and the relevance of each latent
+	// after the encoder (Gradients.Budget); it implies a pass through the encoder to the pixels.
+	Budget bool
 }
 
 // Gradients are the kept results of a backward pass, row-major, shaped as the forward tensors
@@ -46,6 +53,7 @@ type Gradients struct {
 	SelfAttentions   [][]float32
 	EncoderAttention []float32
 	DecoderAttention []float32
+	Budget           []Budget // per image, when GradTrace.Budget
 }
 
 // Tensors names the kept gradients as `probe dump --grads` writes them: `grad.pixel_values`
@@ -80,7 +88,7 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	if dec == nil {
 		return nil, nil, fmt.Errorf("backward: the model has no classification decoder")
 	}
-	throughEncoder := gt.Pixels || gt.EncoderAttention
+	throughEncoder := gt.Pixels || gt.EncoderAttention || gt.Budget
 	if throughEncoder && m.Weights.CrossAttention.Heads != 1 {
 		return nil, nil, fmt.Errorf("backward: the encoder cross-attention has %d heads; the backward pass takes one (as every released model has)", m.Weights.CrossAttention.Heads)
 	}
@@ -98,6 +106,7 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 		return nil, nil, err
 	}
 	hidden, probsEnc := st.hidden, st.encoder
+	st.work.rules = gt.Rules
 
 	g := &Gradients{Targets: make([]int, batch)}
 	for b := range batch {
@@ -117,7 +126,12 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	if gt.DecoderAttention {
 		g.DecoderAttention = make([]float32, batch*L)
 	}
-	dec.backward(m, dh, g.DecoderAttention, hidden[J], batch, g.Targets)
+	var queryRel []float64
+	if gt.Budget {
+		g.Budget = make([]Budget, batch)
+		queryRel = make([]float64, batch)
+	}
+	dec.backward(m, gt.Rules, dh, g.DecoderAttention, queryRel, hidden[J], batch, g.Targets)
 	if gt.HiddenStates {
 		g.HiddenStates = make([][]float32, J+1)
 		g.HiddenStates[J] = append([]float32(nil), dh...)
@@ -161,17 +175,26 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 			g.HiddenStates[app-1] = append([]float32(nil), dh...)
 		}
 	}
+	for b := range g.Budget {
+		g.Budget[b].Query = queryRel[b]
+		per := make([]float64, L)
+		for i := range per {
+			per[i] = dot64(hidden[0][(b*L+i)*D:(b*L+i+1)*D], dh[(b*L+i)*D:(b*L+i+1)*D])
+		}
+		g.Budget[b].PerLatent = per
+	}
 	if !throughEncoder {
 		return o, g, nil
 	}
 	N := o.Grid.Tokens()
-	if gt.Pixels {
+	if gt.Pixels || gt.Budget {
 		g.Pixels = make([]float32, len(pixels))
 	}
 	if gt.EncoderAttention {
 		g.EncoderAttention = make([]float32, batch*L*N)
 	}
 	e := m.newEncoderBackward(o.Grid)
+	e.rules = gt.Rules
 	for b := range batch {
 		var dimg, dprobs []float32
 		if g.Pixels != nil {
@@ -180,7 +203,11 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 		if g.EncoderAttention != nil {
 			dprobs = g.EncoderAttention[b*L*N : (b+1)*L*N]
 		}
-		err := e.backward(dimg, dprobs, dh[b*L*D:(b+1)*L*D], pixels[b*3*h*w:(b+1)*3*h*w], probsEnc[b*L*N:(b+1)*L*N])
+		var bud *Budget
+		if g.Budget != nil {
+			bud = &g.Budget[b]
+		}
+		err := e.backward(dimg, dprobs, bud, dh[b*L*D:(b+1)*L*D], pixels[b*3*h*w:(b+1)*3*h*w], probsEnc[b*L*N:(b+1)*L*N])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -226,6 +253,7 @@ type layerWork struct {
 	dq, dk, dv, dctx []float32
 	dx1, dxn, da1    []float32
 	ds               []float32 // [L, L] softmax scratch
+	rules            Rules     // the backward's relevance rules
 }
 
 func newLayerWork(packs *backwardPacks, rows, d, wide, L int) *layerWork {
@@ -283,7 +311,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 	scale := float32(1 / math.Sqrt(float64(dqk)))
 	size := heads * L * L
 	// Backward of x2 = x1 + MLP(LN(x1)).
-	mlpBackward(s.linearBackward, s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
+	mlpBackward(s.linearBackward, s.rules, s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l)
 	// Backward of x1 = x + Wo·attention(LN1(x)).
 	dctx := s.dctx[:rows*vw]
 	s.linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
@@ -293,7 +321,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 		if dprobs != nil {
 			dp = dprobs[b*size : (b+1)*size]
 		}
-		multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
+		s.rules.multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
 			sv.q[b*L*qk:(b+1)*L*qk], sv.k[b*L*qk:(b+1)*L*qk], sv.v[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
 			L, L, heads, dqk, dvh, scale)
 	}
@@ -305,7 +333,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 	} else {
 		clear(dh)
 	}
-	layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
+	s.rules.layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
 }
 
 // linearBackward is linearBackward with the layer's weights packed once per model.
@@ -402,20 +430,21 @@ func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encod
 // mlpBackward writes into dx1 [rows, D] the gradient with respect to x1 of x2 = x1 + MLP(LN(x1))
 // given dx2 [rows, D]; a1 is Dense1's output (GELU's input). da1 and dxn are scratch; lin is the
 // linear layers' backward (linearBackward, or a layerWork's with packed weights).
-func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool), dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer) {
+func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool), r Rules, dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer) {
 	lin(da1, dx2, rows, &l.MLP.Dense2, false)
-	geluBackward(da1, a1)
+	r.geluBackward(da1, a1)
 	lin(dxn, da1, rows, &l.MLP.Dense1, false)
 	copy(dx1, dx2)
-	layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
+	r.layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
 }
 
 // backward carries each image's target logit back through the classification decoder to the
 // final latents hidden [B, L, D], writing the gradient into dh [B, L, D] and, when dprobs is not
-// nil, the gradient with respect to the decoder's attention into dprobs [B, L]. The decoder has
-// one query and one head, so it runs folded as in decode: scores = scale·kq·LN2(h)ᵀ, with
-// kq = q·Wk, and pooled = p·LN2(h) before the value projection.
-func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float32, batch int, targets []int) {
+// nil, the gradient with respect to the decoder's attention into dprobs [B, L], under the rules r;
+// queryRel [B], when not nil, receives each image's Σ Qd⊙ĝ_Qd over the trainable query. The
+// decoder has one query and one head, so it runs folded as in decode: scores = scale·kq·LN2(h)ᵀ,
+// with kq = q·Wk, and pooled = p·LN2(h) before the value projection.
+func (dec *ClassificationDecoder) backward(m *Model, r Rules, dh, dprobs []float32, queryRel []float64, hidden []float32, batch int, targets []int) {
 	cfg := &m.Config
 	l := &dec.CrossAttention
 	a := &l.Attention.Self
@@ -460,38 +489,42 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 		copy(dout[b*D:(b+1)*D], fin.Weight.Data[t*fin.In():(t+1)*fin.In()])
 	}
 	dx1 := make([]float32, batch*D)
-	mlpBackward(linearBackward, dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l)
+	mlpBackward(linearBackward, r, dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l)
 	dctx := make([]float32, batch*vw)
 	linearBackward(dctx, dx1, batch, &l.Attention.Output.Dense, false)
 	dpooled := make([]float32, batch*D)
 	linearBackward(dpooled, dctx, batch, &a.Value, false)
 	dp := make([]float32, L)
 	dxn := make([]float32, L*D)
+	fa, fv, fs := r.attentionFactors()
 	for b := 0; b < batch; b++ {
 		xn, pb, dpb := norm[b*L*D:(b+1)*L*D], p[b*L:(b+1)*L], dpooled[b*D:(b+1)*D]
 		// Hugging Face's probabilities multiply the projected values LN2(h)·Wvᵀ + bv, so their
 		// gradient is LN2(h)·(Wvᵀ·dctx) + bv·dctx; the constant cancels in the softmax.
-		sgemm.Gemm(false, true, 1, L, D, 1, dpb, D, xn, D, 0, dp, L)
+		sgemm.Gemm(false, true, 1, L, D, fa, dpb, D, xn, D, 0, dp, L)
 		var bias float32
 		for i, v := range a.Value.Bias.Data {
 			bias += v * dctx[b*vw+i]
 		}
 		for i := range dp {
-			dp[i] += bias
+			dp[i] += fa * bias
 		}
 		if dprobs != nil {
 			copy(dprobs[b*L:(b+1)*L], dp)
 		}
 		softmaxBackward(dp, pb, dp, 1, L, L)
-		// dxn = p ⊗ dpooled + scale·ds ⊗ kq.
+		// dxn = p ⊗ dpooled + scale·ds ⊗ kq, with the rules' factors on the two ways.
 		for i := 0; i < L; i++ {
 			row := dxn[i*D : (i+1)*D]
-			pi, si := pb[i], scale*dp[i]
+			pi, si := fv*pb[i], fs*scale*dp[i]
 			for c := range row {
 				row[c] = pi*dpb[c] + si*kq[c]
 			}
 		}
-		layerNormBackward(dh[b*L*D:(b+1)*L*D], hidden[b*L*D:(b+1)*L*D], dxn, L, a.LayerNorm2, false)
+		if queryRel != nil {
+			queryRel[b] = queryRelevance(r, query, dx1[b*D:(b+1)*D], dp, xn, 1, L, l, fs*scale)
+		}
+		r.layerNormBackward(dh[b*L*D:(b+1)*L*D], hidden[b*L*D:(b+1)*L*D], dxn, L, a.LayerNorm2, false)
 	}
 }
 
@@ -506,6 +539,7 @@ type encoderBackward struct {
 	xn     []float32 // LN2(tokens)
 	dxn    []float32
 	dp, ds []float32 // [L, N]; dp allocated when the caller keeps no gradient of the map
+	rules  Rules
 }
 
 func (m *Model) newEncoderBackward(g TokenGrid) *encoderBackward {
@@ -521,8 +555,9 @@ func (m *Model) newEncoderBackward(g TokenGrid) *encoderBackward {
 
 // backward: dh0 [L, D] is the gradient with respect to hidden state 0, img [3, h, w] the image,
 // probs [L, N] its encoder attention from the forward pass. dimg [3, h, w] and dprobs [L, N]
-// receive the gradients when not nil.
-func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) error {
+// receive the gradients when not nil; bud, when not nil, the relevance of the pixels, positions
+// and latents (it needs dimg).
+func (e *encoderBackward) backward(dimg, dprobs []float32, bud *Budget, dh0, img, probs []float32) error {
 	m, g := e.m, e.grid
 	cfg := &m.Config
 	l := &m.Weights.CrossAttention
@@ -553,7 +588,7 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	linear(a1, xn2, L, &l.MLP.Dense1)
 
 	dx1 := make([]float32, L*D)
-	mlpBackward(linearBackward, dx1, make([]float32, L*wide), make([]float32, L*D), dh0, x1, a1, L, l)
+	mlpBackward(linearBackward, e.rules, dx1, make([]float32, L*wide), make([]float32, L*D), dh0, x1, a1, L, l)
 	dctx := make([]float32, L*vw)
 	linearBackward(dctx, dx1, L, &l.Attention.Output.Dense, false)
 	dacc := make([]float32, L*C)
@@ -566,27 +601,51 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 		}
 		dp = e.dp
 	}
-	sgemm.Gemm(false, true, L, N, C, 1, dacc, C, e.xn, C, 0, dp, N)
-	if dprobs != nil {
+	// The rules' factors: fa on the probabilities' gradient, fv on the values', fs on the scores'
+	// way into the queries and keys.
+	fa, fv, fs := e.rules.attentionFactors()
+	if fa == 0 {
+		clear(dp[:L*N])
+	} else {
+		sgemm.Gemm(false, true, L, N, C, fa, dacc, C, e.xn, C, 0, dp, N)
+	}
+	if dprobs != nil && fa != 0 {
 		for i := 0; i < L; i++ {
 			var bias float32
 			for c, v := range a.Value.Bias.Data {
 				bias += v * dctx[i*vw+c]
 			}
+			bias *= fa
 			row := dp[i*N : (i+1)*N]
 			for n := range row {
 				row[n] += bias
 			}
 		}
 	}
-	softmaxBackward(e.ds, probs, dp, L, N, N)
+	if fs == 0 {
+		clear(e.ds)
+	} else {
+		softmaxBackward(e.ds, probs, dp, L, N, N)
+	}
 	if dimg == nil {
 		return nil
 	}
+	if bud != nil {
+		bud.Latents = queryRelevance(e.rules, m.Weights.Latents.Data, dx1, e.ds, e.xn, L, N, l, fs*scale)
+	}
 	// dLN2(x) = scale·dSᵀ·kq + Pᵀ·dacc.
-	sgemm.Gemm(true, false, N, C, L, scale, e.ds, N, e.kq, C, 0, e.dxn, C)
-	sgemm.Gemm(true, false, N, C, L, 1, probs, N, dacc, C, 1, e.dxn, C)
+	sgemm.Gemm(true, false, N, C, L, fs*scale, e.ds, N, e.kq, C, 0, e.dxn, C)
+	sgemm.Gemm(true, false, N, C, L, fv, probs, N, dacc, C, 1, e.dxn, C)
 	dtokens := e.xn // LN2(x) is not needed past this point: its buffer takes the tokens' gradient
-	layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
-	return inputBackward(m.Weights.Input, dimg, dtokens, img, h, w)
+	e.rules.layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
+	if bud != nil {
+		bud.Positions = positionRelevance(m.Weights.Input, e.tokens, dtokens, N)
+	}
+	if err := inputBackward(m.Weights.Input, dimg, dtokens, img, h, w); err != nil {
+		return err
+	}
+	if bud != nil {
+		bud.Pixels = dot64(img, dimg)
+	}
+	return nil
 }
