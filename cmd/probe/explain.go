@@ -275,6 +275,7 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		under = resized
 	}
 	wrote := func(p string) { fmt.Fprintf(stdout, "wrote %s\n", p) }
+	random := strings.HasPrefix(sum.Model, "random weights")
 	tiles := []viz.Tile{}
 	if under != nil {
 		in := enlargeRGB(under, f)
@@ -302,7 +303,7 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		tile := viz.Tile{Image: pic, Title: mp.Method}
 		tiles = append(tiles, tile)
 		p := filepath.Join(dir, mp.Method+".png")
-		if err := viz.SaveFigure(p, viz.Figure{Tiles: []viz.Tile{tile}, Scale: &viz.Scale{Min: lo, Max: hi, Colormap: cm}}); err != nil {
+		if err := viz.SaveFigure(p, headed(viz.Figure{Tiles: []viz.Tile{tile}, Scale: &viz.Scale{Min: lo, Max: hi, Colormap: cm}}, random)); err != nil {
 			return err
 		}
 		wrote(p)
@@ -312,14 +313,14 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		}
 		if len(mp.TopLatents) > 0 {
 			p := filepath.Join(dir, mp.Method+"-latents.png")
-			if err := viz.SaveFigure(p, topLatentsFigure(mp, f, strings.HasPrefix(sum.Model, "random weights"))); err != nil {
+			if err := viz.SaveFigure(p, headed(topLatentsFigure(mp, f), random)); err != nil {
 				return err
 			}
 			wrote(p)
 		}
 	}
 	p := filepath.Join(dir, "summary.png")
-	if err := viz.SaveFigure(p, viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4)}); err != nil {
+	if err := viz.SaveFigure(p, headed(viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4)}, random)); err != nil {
 		return err
 	}
 	wrote(p)
@@ -357,7 +358,7 @@ func limitMemory() {
 // topLatentsFigure draws the encoder cross-attention of a relevance map's most relevant latents
 // on the pixel grid, each titled with its index and relevance, over one shared scale of attention
 // probability.
-func topLatentsFigure(mp explain.Map, f int, random bool) viz.Figure {
+func topLatentsFigure(mp explain.Map, f int) viz.Figure {
 	g := mp.AttentionGrid
 	h, w := g.Height, g.Width
 	var hi float64
@@ -371,18 +372,23 @@ func topLatentsFigure(mp explain.Map, f int, random bool) viz.Figure {
 	if hi <= 0 {
 		hi = 1
 	}
-	mark := ""
-	if random {
-		mark = ", random weights"
-	}
 	var tiles []viz.Tile
 	for i, t := range mp.TopLatents {
 		opt := viz.HeatmapOptions{Min: 0, Max: hi, Width: f * w, Height: f * h, Colormap: viz.Colormap(viz.Viridis)}
-		title := fmt.Sprintf("%s latent %d: R %.3g%s", mp.Method, t.Index, t.Relevance, mark)
+		title := fmt.Sprintf("%s latent %d: R %.3g", mp.Method, t.Index, t.Relevance)
 		if i > 0 {
 			title = fmt.Sprintf("latent %d: R %.3g", t.Index, t.Relevance)
 		}
 		tiles = append(tiles, viz.Tile{Image: viz.Heatmap(pics[i], h, w, opt), Title: title})
 	}
 	return viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4), Scale: &viz.Scale{Min: 0, Max: hi, Colormap: viz.Colormap(viz.Viridis)}}
+}
+
+// headed puts "random weights" above a figure of a model with random weights, as one title over
+// the whole figure (a tile's own title is too narrow for it).
+func headed(f viz.Figure, random bool) viz.Figure {
+	if !random {
+		return f
+	}
+	return viz.Figure{Tiles: []viz.Tile{{Image: f.Image(), Title: "random weights"}}}
 }

@@ -1,0 +1,58 @@
+package explain
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/perceiverkit/perceiver/core"
+	"github.com/perceiverkit/perceiver/core/preprocess"
+)
+
+// BenchmarkRelevance224 times one AttnLRP map (attnlrp: a forward and a modified backward pass,
+// with the conservation record and per-latent relevance) against one saliency map (a forward and a
+// plain backward pass to the pixels) on each full-size architecture (random weights, seed 1) at
+// 224², alternating the two in every iteration so that both see the same load. It reports each
+// method's seconds per map and their ratio (issue 24 asks attnlrp ≤ 1.2× saliency).
+func BenchmarkRelevance224(b *testing.B) {
+	for _, arch := range []string{"fourier", "learned", "conv"} {
+		b.Run(arch, func(b *testing.B) {
+			cfg, err := core.FullSizeConfigFor(arch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := core.NewRandom(cfg, preprocess.DefaultConfig(), 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			px := make([]float32, 3*224*224)
+			for i := range px {
+				px[i] = float32(math.Sin(float64(i)))
+			}
+			in := Input{Model: m, Pixels: px, H: 224, W: 224, Target: 1}
+			sal, _ := Lookup("saliency")
+			lrp, _ := Lookup("attnlrp")
+			// One of each first: packing the weights for the backward is not a map's cost.
+			if _, err := lrp.Compute(in, DefaultOptions()); err != nil {
+				b.Fatal(err)
+			}
+			var ts, tl time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := sal.Compute(in, DefaultOptions()); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := lrp.Compute(in, DefaultOptions()); err != nil {
+					b.Fatal(err)
+				}
+				ts, tl = ts+t1.Sub(t0), tl+time.Since(t1)
+			}
+			b.ReportMetric(ts.Seconds()/float64(b.N), "s/saliency")
+			b.ReportMetric(tl.Seconds()/float64(b.N), "s/attnlrp")
+			b.ReportMetric(tl.Seconds()/ts.Seconds(), "attnlrp/saliency")
+		})
+	}
+}
