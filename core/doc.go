@@ -80,7 +80,8 @@
 // constant), GELU (the identity rule), the two attention products (the uniform rule, or the
 // probabilities held constant) — the softmax keeps its Jacobian —, and GradTrace.Budget reports
 // Σ x⊙ĝ over the pixels, the position inputs, the initial latents and the decoder query. The zero
-// value is the gradient.
+// value is the gradient. Parameter gradients are always the plain ones: ForwardBackward refuses
+// GradTrace.Params with non-zero Rules.
 //
 // Memory: the backward keeps each self-attention application's activations from the forward pass
 // (q, k, v, the probabilities, the state after the attention half, the MLP's pre-GELU values:
