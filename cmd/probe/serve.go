@@ -33,6 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "usage: probe serve (--model DIR | --random) [--images DIR] [--features FILE|DIR] [--addr HOST:PORT]", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: the page at its real size, without a download")
 	arch := archFlag(fs)
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
@@ -78,6 +79,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	srv, err := serve.New(m, serve.Options{
 		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat, Kinds: kinds,
 		Cache: *cacheMB << 20, QueueLen: *queueLen, LocalOnly: loopback,
