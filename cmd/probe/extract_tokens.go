@@ -153,6 +153,9 @@ func openTokenSink(parquetPath string, m *core.Model, model string, meta map[str
 			keep[k] = v
 		}
 	}
+	if st, err := os.Stat(model); err == nil && st.IsDir() {
+		model = resolvedPath(model) // the sidecar leads sae train and features back to the model from anywhere
+	}
 	s := &tokenSink{layers: layers, latents: latents}
 	for _, tl := range layers {
 		tm := probe.TokenMeta{

@@ -90,7 +90,7 @@ func openSAEInput(features, column, tokens string) (*saeInput, error) {
 		}
 		id["tokens.crc32c"] = strings.Join(sums, ",")
 		in := &saeInput{data: sae.TokenData{T: t}, labels: t.Meta.Labels, tokens: t, identity: id,
-			desc: fmt.Sprintf("tokens %s: %d images × %d latents × %d channels (%s, layer %s)", tokens, t.Rows(), t.Latents(), t.Channels(), t.Meta.DType, t.Meta.Layer),
+			desc:  fmt.Sprintf("tokens %s: %d images × %d latents × %d channels (%s, layer %s)", tokens, t.Rows(), t.Latents(), t.Channels(), t.Meta.DType, t.Meta.Layer),
 			close: func() { t.Close() }}
 		return in, nil
 	case features != "":
@@ -653,4 +653,3 @@ func randomWeights(m *core.Model) bool {
 	defer f.Close()
 	return strings.Contains(strings.ToLower(f.Metadata["note"]), "random")
 }
-
