@@ -76,7 +76,7 @@ func openSAEInput(features, column, tokens string) (*saeInput, error) {
 			t.Close()
 			return nil, err
 		}
-		id := map[string]string{"tokens": tokens, "tokens.shape": fmt.Sprint(t.Meta.Shape), "tokens.dtype": t.Meta.DType}
+		id := map[string]string{"tokens": resolvedPath(tokens), "tokens.shape": fmt.Sprint(t.Meta.Shape), "tokens.dtype": t.Meta.DType}
 		var sums []string
 		for _, p := range t.Paths {
 			raw, err := os.ReadFile(strings.TrimSuffix(p, ".bin") + ".json")
@@ -110,7 +110,7 @@ func openSAEInput(features, column, tokens string) (*saeInput, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", features, err)
 		}
-		id := map[string]string{"features": features, "column": column}
+		id := map[string]string{"features": resolvedPath(features), "column": column}
 		var sums []string
 		for _, f := range r.Files() {
 			s, err := sha256File(f)
@@ -349,7 +349,7 @@ func runSAETrain(args []string, stdout, stderr io.Writer) error {
 		rep.SamplesPerS = float64(ran) * float64(cfg.Batch) / elapsed.Seconds()
 	}
 	if in.tokens != nil {
-		rep.Tokens, rep.Layer, rep.Latents = *tokens, in.tokens.Meta.Layer, in.tokens.Meta.Latents
+		rep.Tokens, rep.Layer, rep.Latents = resolvedPath(*tokens), in.tokens.Meta.Layer, in.tokens.Meta.Latents
 	}
 	rep.Train = sae.Evaluate(model, in.data, split.Train)
 	rep.HoldoutIDs = []string{}
@@ -513,7 +513,7 @@ func splicedTokens(in *saeInput, s *sae.SAE, split sae.Split, stderr io.Writer) 
 	for i := 0; i < src.Len(); i++ {
 		byID[src.Item(i).ID] = i
 	}
-	L, D := m.Config.NumLatents, m.Config.DLatents
+	D := m.Config.DLatents
 	if D != t.Channels() {
 		return nil, false, fmt.Errorf("the model's latents have %d channels, the tokens %d", D, t.Channels())
 	}
@@ -542,29 +542,7 @@ func splicedTokens(in *saeInput, s *sae.SAE, split sae.Split, stderr io.Writer) 
 		if err != nil {
 			return nil, false, err
 		}
-		spliced, err := m.Forward(px, b, h, w, core.Trace{OnHiddenState: func(state int, hidden []float32) {
-			if state != t.Meta.State {
-				return
-			}
-			nl := len(t.Meta.Latents)
-			x := make([]float32, b*nl*D)
-			for bi := 0; bi < b; bi++ {
-				for k, l := range t.Meta.Latents {
-					copy(x[(bi*nl+k)*D:], hidden[(bi*L+l)*D:(bi*L+l+1)*D])
-				}
-			}
-			n := b * nl
-			idx, val := make([]int32, n*s.K), make([]float32, n*s.K)
-			rec := make([]float32, n*D)
-			s.Encode(idx, val, x, n)
-			s.Decode(rec, idx, val, n)
-			// The hidden state flows on from this buffer: writing it splices the reconstruction in.
-			for bi := 0; bi < b; bi++ {
-				for k, l := range t.Meta.Latents {
-					copy(hidden[(bi*L+l)*D:(bi*L+l+1)*D], rec[(bi*nl+k)*D:])
-				}
-			}
-		}})
+		spliced, err := splicedForward(m, s, px, b, h, w, t.Meta.State, t.Meta.Latents)
 		if err != nil {
 			return nil, false, err
 		}
@@ -601,6 +579,35 @@ func splicedTokens(in *saeInput, s *sae.SAE, split sae.Split, stderr io.Writer) 
 		res.Note += " (random weights: accuracies carry no meaning)"
 	}
 	return res, random, nil
+}
+
+// splicedForward runs the model on b images with the given latents of hidden state `state`
+// replaced by the autoencoder's reconstructions.
+func splicedForward(m *core.Model, s *sae.SAE, px []float32, b, h, w, state int, latents []int) (*core.Output, error) {
+	L, D := m.Config.NumLatents, m.Config.DLatents
+	return m.Forward(px, b, h, w, core.Trace{OnHiddenState: func(st int, hidden []float32) {
+		if st != state {
+			return
+		}
+		nl := len(latents)
+		x := make([]float32, b*nl*D)
+		for bi := 0; bi < b; bi++ {
+			for k, l := range latents {
+				copy(x[(bi*nl+k)*D:], hidden[(bi*L+l)*D:(bi*L+l+1)*D])
+			}
+		}
+		n := b * nl
+		idx, val := make([]int32, n*s.K), make([]float32, n*s.K)
+		rec := make([]float32, n*D)
+		s.Encode(idx, val, x, n)
+		s.Decode(rec, idx, val, n)
+		// The hidden state flows on from this buffer: writing it splices the reconstruction in.
+		for bi := 0; bi < b; bi++ {
+			for k, l := range latents {
+				copy(hidden[(bi*L+l)*D:(bi*L+l+1)*D], rec[(bi*nl+k)*D:])
+			}
+		}
+	}})
 }
 
 func latentList(l []int) string {
