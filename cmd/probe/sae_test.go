@@ -409,3 +409,98 @@ func TestSAESplicedTokens(t *testing.T) {
 }
 
 func probeDefaultOptions() preprocess.Options { return preprocess.Options{MaxPixels: -1} }
+
+// TestSAEFeatures trains on the tiny model's tokens, writes the feature views, and checks them
+// against the codes of probe sae encode: each entry's frequency counts its firing codes, its top
+// examples are the largest values among them in order, and each drawn entry has its montage and
+// one PNG per example.
+func TestSAEFeatures(t *testing.T) {
+	data := idxDataSet(t, 16)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "f.parquet")
+	if _, e, code := run(t, "extract", "--model", tinyDir, "--data", data, "--out", out, "--layers", "block1_mean", "--tokens", "block2", "--quiet"); code != 0 {
+		t.Fatal(e)
+	}
+	sdir := filepath.Join(dir, "sae")
+	if _, e, code := run(t, "sae", "train", "--tokens", filepath.Join(probe.TokensDir(out), "block2"), "--out", sdir, "--dict", "32", "--k", "3", "--epochs", "3", "--batch", "16", "--quiet"); code != 0 {
+		t.Fatal(e)
+	}
+	var rep saeReport
+	raw, _ := os.ReadFile(filepath.Join(sdir, "report.json"))
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Spliced == nil || rep.Spliced.Kind != "model_top1" || rep.Spliced.Rows != 2 || rep.Holdout == nil || len(rep.HoldoutIDs) != 2 {
+		t.Errorf("report: spliced %+v, holdout %v, ids %v", rep.Spliced, rep.Holdout, rep.HoldoutIDs)
+	}
+	if _, e, code := run(t, "sae", "features", "--sae", sdir, "--top", "4", "--montages", "3"); code != 0 {
+		t.Fatal(e)
+	}
+	if _, e, code := run(t, "sae", "features", "--sae", sdir); code != 1 || !strings.Contains(e, "already exists") {
+		t.Errorf("existing output: exit %d, %q", code, e)
+	}
+	codesPath := filepath.Join(dir, "codes.parquet")
+	if _, e, code := run(t, "sae", "encode", "--sae", sdir, "--out", codesPath); code != 0 {
+		t.Fatal(e)
+	}
+	codes, err := sae.ReadCodes(codesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ff featuresFile
+	raw, _ = os.ReadFile(filepath.Join(sdir, "features", "features.json"))
+	if err := json.Unmarshal(raw, &ff); err != nil {
+		t.Fatal(err)
+	}
+	if ff.Samples != 16*8 || len(ff.Features) != 32 || !ff.Tokens || ff.Heatmaps == "" {
+		t.Fatalf("features.json: %d samples, %d entries, tokens %v", ff.Samples, len(ff.Features), ff.Tokens)
+	}
+	type ex struct {
+		v      float32
+		sample int
+	}
+	fires := map[int][]ex{}
+	for i, c := range codes {
+		for e, j := range c.Indices {
+			if c.Values[e] > 0 {
+				fires[int(j)] = append(fires[int(j)], ex{c.Values[e], i})
+			}
+		}
+	}
+	drawn := 0
+	for r, f := range ff.Features {
+		if r > 0 && f.Frequency > ff.Features[r-1].Frequency {
+			t.Fatal("entries are not ordered by frequency")
+		}
+		got := fires[f.Index]
+		if want := float64(len(got)) / float64(ff.Samples); f.Frequency != want {
+			t.Errorf("entry %d: frequency %v, codes say %v", f.Index, f.Frequency, want)
+		}
+		sort.SliceStable(got, func(a, b int) bool { return got[a].v > got[b].v })
+		if len(f.Top) != min(4, len(got)) {
+			t.Fatalf("entry %d: %d examples, %d firings", f.Index, len(f.Top), len(got))
+		}
+		for i, e := range f.Top {
+			c := codes[got[i].sample]
+			if e.Value != got[i].v || e.ID != c.ID || e.Latent != int(c.Latent) {
+				t.Errorf("entry %d example %d: %+v, codes say %v at %s latent %d", f.Index, i, e, got[i].v, c.ID, c.Latent)
+			}
+		}
+		if f.Montage != "" {
+			drawn++
+			for _, name := range append([]string{f.Montage}, f.Top[0].Image) {
+				if _, err := os.Stat(filepath.Join(sdir, "features", name)); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	if drawn != 3 {
+		t.Errorf("%d montages, want 3", drawn)
+	}
+	for _, name := range []string{"frequency.png", "l0_fvu.png"} {
+		if _, err := os.Stat(filepath.Join(sdir, "features", name)); err != nil {
+			t.Error(err)
+		}
+	}
+}
