@@ -19,6 +19,7 @@ import (
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/sae"
+	"github.com/perceiverkit/perceiver/serve"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -400,4 +401,82 @@ func plotL0FVU(path string, sum *sae.Summary, ff *featuresFile) error {
 		return err
 	}
 	return p.Save(16*vg.Centimeter, 10*vg.Centimeter, path)
+}
+
+// serveSAE makes the explorer's features view of the autoencoder in dir (features from its
+// features/ folder) on the served model, which must be the one the autoencoder's data came from.
+func serveSAE(dir string, m *core.Model) (*serve.SAE, error) {
+	s, rep, err := loadSAE(dir)
+	if err != nil {
+		return nil, err
+	}
+	fdir := filepath.Join(dir, "features")
+	if _, err := os.Stat(filepath.Join(fdir, "features.json")); err != nil {
+		return nil, fmt.Errorf("--sae %s: no features/features.json; run probe sae features --sae %s first", dir, dir)
+	}
+	want := rep.Identity["data.tokens"]
+	D := m.Config.DLatents
+	if want != "" {
+		t, err := probe.OpenTokens(want)
+		if err != nil {
+			return nil, fmt.Errorf("--sae %s: its tokens: %w", dir, err)
+		}
+		meta := t.Meta
+		t.Close()
+		if w := meta.Identity["weights.sha256"]; w != "" {
+			if got, err := sha256File(m.WeightsPath()); err != nil || got != w {
+				return nil, fmt.Errorf("--sae %s was trained on tokens of other weights than the served model's", dir)
+			}
+		}
+		if D != s.D || meta.State > m.Config.NumSelfAttentionApplications() {
+			return nil, fmt.Errorf("--sae %s takes %d channels at state %d; the model has %d", dir, s.D, meta.State, D)
+		}
+		return &serve.SAE{Dir: fdir, Active: func(px []float32, h, w int) ([]serve.ActiveFeature, error) {
+			var x []float32
+			_, err := m.Forward(px, 1, h, w, core.Trace{OnHiddenState: func(st int, hidden []float32) {
+				if st != meta.State {
+					return
+				}
+				for _, l := range meta.Latents {
+					x = append(x, hidden[l*D:(l+1)*D]...)
+				}
+			}})
+			if err != nil {
+				return nil, err
+			}
+			return activeFeatures(s, x, meta.Latents), nil
+		}}, nil
+	}
+	reps, err := m.Config.ParseRepresentations(rep.Column)
+	if err != nil || reps[0].Dim != s.D {
+		return nil, fmt.Errorf("--sae %s: its column %q is not a representation of the served model with %d values", dir, rep.Column, s.D)
+	}
+	return &serve.SAE{Dir: fdir, Active: func(px []float32, h, w int) ([]serve.ActiveFeature, error) {
+		vecs, _, err := m.Extract(px, 1, h, w, reps)
+		if err != nil {
+			return nil, err
+		}
+		return activeFeatures(s, vecs[0], nil), nil
+	}}, nil
+}
+
+// activeFeatures encodes rows x (one per latent of latents, or one row when latents is nil) and
+// lists the entries with positive values.
+func activeFeatures(s *sae.SAE, x []float32, latents []int) []serve.ActiveFeature {
+	n := len(x) / s.D
+	idx, val := make([]int32, n*s.K), make([]float32, n*s.K)
+	s.Encode(idx, val, x, n)
+	var out []serve.ActiveFeature
+	for r := 0; r < n; r++ {
+		l := -1
+		if latents != nil {
+			l = latents[r]
+		}
+		for e := 0; e < s.K; e++ {
+			if v := val[r*s.K+e]; v > 0 {
+				out = append(out, serve.ActiveFeature{Index: int(idx[r*s.K+e]), Latent: l, Value: v})
+			}
+		}
+	}
+	return out
 }
