@@ -504,3 +504,71 @@ func TestSAEFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractTokensResumeAfterKill kills an extraction with --tokens (SIGKILL) once token rows are
+// in the journal, resumes it, and compares the token store with an uninterrupted run's.
+func TestExtractTokensResumeAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a subprocess for a few seconds")
+	}
+	data := idxDataSet(t, 2000)
+	dir := t.TempDir()
+	args := []string{"extract", "--model", tinyDir, "--data", data, "--layers", "block1_mean", "--tokens", "block1,cross",
+		"--batch", "1", "--workers", "1", "--row-group-mb", "0.02", "--quiet"}
+	full := filepath.Join(dir, "full.parquet")
+	if _, e, code := run(t, append(args, "--out", full)...); code != 0 {
+		t.Fatal(e)
+	}
+	out := filepath.Join(dir, "killed.parquet")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "PROBE_HELPER_ARGS="+strings.Join(append(args, "--out", out), "\x1f"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(probe.PartialDir(filepath.Join(probe.TokensDir(out), "block1.bin")), "rows.log")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st, err := os.Stat(journal); err == nil && st.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no token rows reached the journal")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(probe.TokensDir(out), "block1.json")); err == nil {
+		t.Fatal("the run finished before it was killed; the test proves nothing")
+	}
+	if _, e, code := run(t, append(args, "--out", out, "--resume")...); code != 0 {
+		t.Fatal(e)
+	}
+	for _, name := range []string{"block1", "cross"} {
+		a, err := probe.OpenTokens(filepath.Join(probe.TokensDir(full), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := probe.OpenTokens(filepath.Join(probe.TokensDir(out), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Verify(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Meta.IDs, b.Meta.IDs) {
+			t.Fatalf("%s: %d ids after resume, %d uninterrupted", name, len(b.Meta.IDs), len(a.Meta.IDs))
+		}
+		ra, rb := make([]float32, a.Latents()*a.Channels()), make([]float32, a.Latents()*a.Channels())
+		for i := 0; i < a.Rows(); i++ {
+			a.Row(ra, i)
+			b.Row(rb, i)
+			if !slices.Equal(ra, rb) {
+				t.Fatalf("%s row %d differs after resume", name, i)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+}
