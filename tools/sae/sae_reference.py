@@ -159,7 +159,7 @@ def main():
             steps += 1
     elapsed = time.perf_counter() - t0
     res = {"train": metrics(xt, W_enc, b_enc, W_dec, b_dec, k),
-           "holdout": metrics(xh, W_enc, b_enc, W_dec, b_dec, k),
+           "holdout": metrics(xh, W_enc, b_enc, W_dec, b_dec, k) if len(hold) else None,
            "d": d, "dict": M, "k": k, "aux_k": ka, "dead_window": window, "epochs": a.epochs, "batch": a.batch,
            "lr": a.lr, "seed": a.seed, "steps": steps, "seconds": elapsed,
            "samples_per_second": steps and a.epochs * n / elapsed, "threads": torch.get_num_threads(),
