@@ -31,23 +31,33 @@ func rowGrain(cols int) int { return max(1, 16384/max(cols, 1)) }
 // receives the probabilities [heads, nq, nk]; it is also the scratch space of the scores, so it is
 // always required.
 func MultiHead(ctx, probs, q, k, v []float32, nq, nk, heads, dqk, dv int, scale float32) {
+	MultiHeadPrec(sgemm.Float32, ctx, probs, q, k, v, nq, nk, heads, dqk, dv, scale)
+}
+
+// MultiHeadPrec is MultiHead with both matrix products (scores and context) in the given
+// precision (sgemm.BFloat16: operands rounded to bfloat16, float32 sums); the softmax is float32.
+func MultiHeadPrec(prec sgemm.Precision, ctx, probs, q, k, v []float32, nq, nk, heads, dqk, dv int, scale float32) {
 	need("ctx", ctx, nq*heads*dv)
 	need("probs", probs, heads*nq*nk)
 	need("q", q, nq*heads*dqk)
 	need("k", k, nk*heads*dqk)
 	need("v", v, nk*heads*dv)
 	ldqk, ldv := heads*dqk, heads*dv
-	if heads > 1 && sgemm.SerialScales {
+	gemm, gemmSerial := sgemm.Gemm, sgemm.GemmSerial
+	if prec == sgemm.BFloat16 {
+		gemm, gemmSerial = sgemm.GemmBF16, sgemm.GemmSerialBF16
+	}
+	if heads > 1 && (sgemm.SerialScales || prec == sgemm.BFloat16) {
 		// Heads are independent: one goroutine per group of heads, each product on its own core.
 		// The per-head products (e.g. 512×512×128) are too small to split well inside sgemm.
 		par.For(heads, 1, func(lo, hi int) {
 			for j := lo; j < hi; j++ {
 				p := probs[j*nq*nk : (j+1)*nq*nk]
-				sgemm.GemmSerial(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
+				gemmSerial(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
 				for i := 0; i < nq; i++ {
 					softmax(p[i*nk : (i+1)*nk])
 				}
-				sgemm.GemmSerial(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
+				gemmSerial(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
 			}
 		})
 		return
@@ -55,9 +65,9 @@ func MultiHead(ctx, probs, q, k, v []float32, nq, nk, heads, dqk, dv int, scale 
 	// One product at a time, each spread over the cores by the matrix library.
 	for j := 0; j < heads; j++ {
 		p := probs[j*nq*nk : (j+1)*nq*nk]
-		sgemm.Gemm(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
+		gemm(false, true, nq, nk, dqk, scale, q[j*dqk:], ldqk, k[j*dqk:], ldqk, 0, p, nk)
 		SoftmaxRows(p, nq, nk, nk)
-		sgemm.Gemm(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
+		gemm(false, false, nq, dv, nk, 1, p, nk, v[j*dv:], ldv, 0, ctx[j*dv:], ldv)
 	}
 }
 

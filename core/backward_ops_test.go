@@ -287,7 +287,7 @@ func TestInputStageBackward(t *testing.T) {
 			rng := rand.New(rand.NewPCG(11, 12))
 			img, r := randVec(rng, 3*h*w, 1), randVec(rng, N*C, 1)
 			got := make([]float32, 3*h*w)
-			if err := inputBackward(s, got, r, img, h, w); err != nil {
+			if err := inputBackward(s, got, r, img, h, w, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			checkGrad(t, kind+" stage", got, finiteDiff(f64(img), r, func(x []float64) []float64 { return tokens64(t, s, x, h, w) }))

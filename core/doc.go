@@ -43,12 +43,30 @@
 // heads and is tested against the same reference. A linear layer's bias,
 // and a residual, are added in the matrix kernel's epilogue, rounding as PyTorch does.
 //
-// The backward pass (backward.go, backward_ops.go, backward_input.go) is reverse mode written op by
-// op, for one scalar per image, the target's logit: Model.ForwardBackward runs the forward pass
-// with Forward's kernels (the same numbers), then carries ∂y/∂logits back through the decoder, the
-// latent stack, the encoder cross-attention and the input stage to pixel_values, keeping the
-// gradients a GradTrace asks for (the pixels, every attention map, every hidden state). Only
-// gradients with respect to activations are formed, never with respect to weights. The decoder and
+// The backward pass (backward.go, backward_ops.go, backward_input.go, backward_params.go) is
+// reverse mode written op by op, for one scalar y: each image's target logit, or the batch's mean
+// cross-entropy L = (1/B)·Σ_b (logsumexp(z_b) − z_b[y_b]) (GradTrace.Labels; Gradients.Loss holds
+// L). Model.ForwardBackward runs the forward pass with Forward's kernels (the same numbers), then
+// carries ∂y/∂logits back through the decoder, the latent stack, the encoder cross-attention and
+// the input stage to pixel_values, keeping the gradients a GradTrace asks for (the pixels, every
+// attention map, every hidden state).
+//
+// Parameter gradients (GradTrace.Params: AllParams, or DecoderParams for perceiver.decoder.* only,
+// when the backward stops at the decoder) are formed beside each op's input gradient, by the same
+// pass: a linear layer's dW = dYᵀ·X and db = Σ dY (X recomputed where the forward did not keep it:
+// LN(x), GELU(a)), LayerNorm's dγ = Σ dY⊙x̂ and dβ = Σ dY, the latents and the decoder's query
+// through their LayerNorm and residual, the learned positions through their projection (summed over
+// the batch first), the convolutions' dW = dYᵀ·im2col(x), BatchNorm's weight and bias. BatchNorm is
+// in eval mode, as Hugging Face's classifiers are fine-tuned here: its running statistics are frozen
+// buffers, never updated, with no gradient. The folded one-head attentions (encoder, decoder) give
+// the key projection dWk = scale·qᵀ·(dS·X) and the query dq = scale·(dS·X)·Wkᵀ; the key bias's true
+// gradient is zero (a softmax is shift-invariant), computed as scale·qᵀ·(Σ dS), rounding noise. A
+// self-attention layer applied in every block is one parameter: its gradient sums every use.
+// Gradients are float32, the parameter's shape, summed over the batch, in named_parameters() order
+// with Hugging Face's names (Weights.Trainable). After changing parameter values in place (an
+// optimiser), call Model.WeightsChanged.
+//
+// The decoder and
 // the encoder attention are differentiated in their folded one-head form, scores =
 // scale·kq·LN2(x)ᵀ with kq = q·Wk and the value projection after the pooling, whichever path the
 // forward took; the gradient of Hugging Face's probabilities adds the values' bias term bv·dctx
@@ -59,14 +77,18 @@
 //
 // Memory: the backward keeps each self-attention application's activations from the forward pass
 // (q, k, v, the probabilities, the state after the attention half, the MLP's pre-GELU values:
-// about 18 MB per application at full size, 0.9 GB for all 48) rather than recomputing them per
+// about 18 MB per application and image at full size, 0.9 GB for all 48; with parameter gradients
+// also the attention's context, 2 MB more per application) rather than recomputing them per
 // application from the hidden states, which would cost one more pass through the latent stack —
 // a third of the work of forward plus backward. Each application's activations are released as
 // soon as the backward has passed it. GradTrace.Recompute chooses the other way (one
 // application's activations at a time) where memory is scarcer than time. The encoder keeps one
 // image's tokens, LN2(tokens), their gradient and two latents × tokens maps (the probabilities
-// and the scores' gradient; 103 MB each at 224²); its queries' gradient is not formed, since the
-// latents are weights. The backward's products dx = dy·W read the weights untransposed, so
+// and the scores' gradient; 103 MB each at 224²); its queries' gradient is formed only for the
+// parameters' (the latents, LN1, the query and key projections). Parameter gradients take one
+// buffer the size of each trained parameter (200 MB at full size), summed over the images as the
+// backward passes them; the decoder-only backward keeps only the final hidden state. The
+// backward's products dx = dy·W read the weights untransposed, so
 // each linear layer's weights are packed for them once more, on first use (about 150 MB at full
 // size, beside the forward's packing).
 package core

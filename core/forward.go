@@ -283,7 +283,7 @@ func (s *stack) selfAttention(x []float32, l *Layer, batch, L int, seen func(b i
 	scale := float32(1 / math.Sqrt(float64(dqk)))
 	p := probs[:l.Heads*L*L]
 	for b := 0; b < batch; b++ {
-		attention.MultiHead(s.ctx[b*L*vw:(b+1)*L*vw], p, s.q[b*L*qk:], s.k[b*L*qk:], s.v[b*L*vw:], L, L, l.Heads, dqk, dv, scale)
+		attention.MultiHeadPrec(a.Query.precision, s.ctx[b*L*vw:(b+1)*L*vw], p, s.q[b*L*qk:], s.k[b*L*qk:], s.v[b*L*vw:], L, L, l.Heads, dqk, dv, scale)
 		seen(b, p)
 	}
 	if l.QueryResidual {
@@ -486,7 +486,7 @@ func (dec *ClassificationDecoder) decode(m *Model, hidden, _ []float32, batch in
 			layerNorm(norm, hidden[b*L*D:(b+1)*L*D], L, a.LayerNorm2)
 			linear(k, norm, L, &a.Key)
 			linear(v, norm, L, &a.Value)
-			attention.MultiHead(ctx[b*vw:(b+1)*vw], probs[b*l.Heads*L:(b+1)*l.Heads*L], q, k, v, 1, L, l.Heads, dqk, dv, scale)
+			attention.MultiHeadPrec(a.Query.precision, ctx[b*vw:(b+1)*vw], probs[b*l.Heads*L:(b+1)*l.Heads*L], q, k, v, 1, L, l.Heads, dqk, dv, scale)
 		}
 	}
 	if tr.DecoderAttention {

@@ -38,6 +38,8 @@ type Model struct {
 	learnedFrom []*float32
 
 	backPacks backwardPacks // weights packed for the backward pass's products (backward_ops.go)
+
+	precision Precision // of the weights' products (SetOptions)
 }
 
 // New lays out a model for cfg and prep with no weight values yet (see Load and NewRandom).
@@ -45,6 +47,13 @@ type Model struct {
 // Hugging Face's values; Load reads them from the checkpoint instead.
 func New(cfg Config, prep preprocess.Config) (*Model, error) {
 	return newModel(cfg, prep, nil)
+}
+
+// NewShaped lays out a model as New does, with the sizes config.json does not state taken from
+// shape, a checkpoint tensor's shape by its Hugging Face name (nil where unknown): the layout of
+// an existing model with a changed config, such as a new number of classes.
+func NewShaped(cfg Config, prep preprocess.Config, shape func(string) []int) (*Model, error) {
+	return newModel(cfg, prep, shape)
 }
 
 // newModel lays out a model; shape, when not nil, gives checkpoint tensors' shapes by name.

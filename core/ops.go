@@ -21,7 +21,11 @@ func linear(dst, x []float32, rows int, l *Linear) {
 	for r := 0; r < rows; r++ {
 		copy(dst[r*out:(r+1)*out], l.Bias.Data)
 	}
-	sgemm.Gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
+	gemm := sgemm.Gemm
+	if l.precision == BF16 {
+		gemm = sgemm.GemmBF16
+	}
+	gemm(false, true, rows, out, in, 1, x, in, l.Weight.Data, in, 1, dst, out)
 }
 
 // linearAdd computes dst += x·Wᵀ + b, a layer's output added to the residual already in dst,

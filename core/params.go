@@ -50,6 +50,8 @@ type Linear struct {
 	// stale if Weight.Data was replaced since, in which case linear packs per call.
 	packed     *sgemm.PackedB
 	packedFrom *float32
+	// precision of the products by this layer's weights (Model.SetPrecision); float32 by default.
+	precision Precision
 }
 
 // prepack packs the weights for linear. Call again after replacing Weight.Data.
@@ -58,7 +60,7 @@ func (l *Linear) prepack() {
 	if len(l.Weight.Data) == 0 || len(l.Weight.Data) != l.Weight.Len() {
 		return
 	}
-	l.packed = sgemm.PackB(true, l.In(), l.Out(), l.Weight.Data, l.In())
+	l.packed = sgemm.PackBWith(l.precision, true, l.In(), l.Out(), l.Weight.Data, l.In())
 	l.packedFrom = l.Weight.first()
 }
 
@@ -380,11 +382,16 @@ func (w *Weights) randomize(seed uint64) {
 
 // prepack packs every linear layer's weights once, after they are assigned or drawn.
 func (w *Weights) prepack() {
+	w.eachLinear(func(l *Linear) { l.prepack() })
+}
+
+// eachLinear calls f on every linear layer of the weights.
+func (w *Weights) eachLinear(f func(*Linear)) {
 	walkTagged(reflect.ValueOf(w).Elem(), "", func(_ string, v reflect.Value) bool {
 		if v.Type() != linearType {
 			return false
 		}
-		v.Addr().Interface().(*Linear).prepack()
+		f(v.Addr().Interface().(*Linear))
 		return true
 	})
 }

@@ -132,7 +132,23 @@ func (c *Conv2d) Apply(dst, img []float32, h, w int) {
 		panic(ShapeError(fmt.Sprintf("Conv2d.Apply: dst %d, img %d values for [%d, %d, %d]", len(dst), len(img), in, h, w)))
 	}
 	cols := make([]float32, oh*ow*K)
-	// im2col: row (y, x) holds the window of every input channel, in the weights' (c, ky, kx) order.
+	c.im2col(cols, img, h, w)
+	beta := float32(0)
+	if c.Bias != nil {
+		for r := 0; r < oh*ow; r++ {
+			copy(dst[r*out:(r+1)*out], c.Bias.Data)
+		}
+		beta = 1
+	}
+	sgemm.Gemm(false, true, oh*ow, out, K, 1, cols, K, c.Weight.Data, K, beta, dst, out)
+}
+
+// im2col writes into cols [oh·ow, In·k·k] the windows of img [In, h, w]: row (y, x) holds the
+// window of every input channel, in the weights' (c, ky, kx) order, zeros where it overhangs.
+func (c *Conv2d) im2col(cols, img []float32, h, w int) {
+	k, in := c.Kernel(), c.In()
+	oh, ow := (h+2*c.Pad-k)/c.Stride+1, (w+2*c.Pad-k)/c.Stride+1
+	K := in * k * k
 	par.For(oh, 4, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			for x := 0; x < ow; x++ {
@@ -159,14 +175,6 @@ func (c *Conv2d) Apply(dst, img []float32, h, w int) {
 			}
 		}
 	})
-	beta := float32(0)
-	if c.Bias != nil {
-		for r := 0; r < oh*ow; r++ {
-			copy(dst[r*out:(r+1)*out], c.Bias.Data)
-		}
-		beta = 1
-	}
-	sgemm.Gemm(false, true, oh*ow, out, K, 1, cols, K, c.Weight.Data, K, beta, dst, out)
 }
 
 // BatchNorm2d is PyTorch's BatchNorm2d in eval mode: y = (x − mean)/√(var + eps)·weight + bias with

@@ -17,11 +17,15 @@ type Curve struct {
 	AUCTop1   float64   `json:"auc_top1"`
 }
 
-// Curves are a map's two curves.
+// Curves are a map's curves: the deletion protocol's two (when measured) and ROAD's (when measured).
 type Curves struct {
-	Positive Curve `json:"positive"`
-	Negative Curve `json:"negative"`
+	Positive Curve `json:"positive,omitzero"`
+	Negative Curve `json:"negative,omitzero"`
+	Road     *Road `json:"road,omitempty"`
 }
+
+// HasDeletion reports whether the deletion curves were measured.
+func (c Curves) HasDeletion() bool { return len(c.Positive.Fractions) > 0 }
 
 func newCurve(steps int) Curve {
 	return Curve{Fractions: Fractions(steps), Prob: make([]float64, steps), Top1: make([]float64, steps)}
@@ -129,8 +133,26 @@ func Average(curves []Curves) (Curves, error) {
 	if len(curves) == 0 {
 		return Curves{}, fmt.Errorf("faithfulness: average of no images")
 	}
+	var avg Curves
+	if curves[0].Road != nil {
+		rs := make([]Road, len(curves))
+		for i, c := range curves {
+			if c.Road == nil {
+				return Curves{}, fmt.Errorf("faithfulness: ROAD curves of some images only")
+			}
+			rs[i] = *c.Road
+		}
+		r, err := AverageRoad(rs)
+		if err != nil {
+			return Curves{}, err
+		}
+		avg.Road = &r
+	}
+	if !curves[0].HasDeletion() {
+		return avg, nil
+	}
 	steps := len(curves[0].Positive.Fractions)
-	avg := Curves{Positive: newCurve(steps), Negative: newCurve(steps)}
+	avg.Positive, avg.Negative = newCurve(steps), newCurve(steps)
 	for _, c := range curves {
 		for _, d := range []struct{ dst, src *Curve }{{&avg.Positive, &c.Positive}, {&avg.Negative, &c.Negative}} {
 			if len(d.src.Fractions) != steps || len(d.src.Prob) != steps || len(d.src.Top1) != steps {

@@ -22,4 +22,30 @@
 //
 // A Report (NewReport) ranks methods by Score = negative AUC − positive AUC of the probability,
 // with its standard error over the images, and writes report.json, report.md and curves.png.
+//
+// ROAD (remove and debias, Rong et al. 2022; issue 25; road.go), exactly:
+//   - The same ranking (MoRF = positive order, LeRF = negative order, ties by the lower flat index;
+//     signed maps by their signed value).
+//   - Fractions p_j = j/steps, j = 1 … steps−1; the first k_j = j·N div steps pixels of the order
+//     are removed. LeRF(p) removes the p least relevant: p is the fraction removed in both orders
+//     (tleemann/road_evaluation's and pytorch-grad-cam's LeRF(p) keep the top p: ours at p is
+//     theirs at 1 − p).
+//   - Noisy linear imputation: each removed pixel equals the weighted mean of its in-image 8
+//     neighbours (1/6 edge-adjacent, 1/12 diagonal; out-of-image neighbours dropped), all removed
+//     pixels jointly, known pixels fixed; one sparse symmetric positive-definite system per image
+//     and fraction with three right-hand sides, solved in pixel_values space by conjugate gradients
+//     with a diagonal preconditioner to ‖b − Ax‖₂ ≤ 1e-10 per channel (Imputer; no dense matrix).
+//     Then (σ/image_std_c)·z, z ~ N(0,1), is added to channel c's imputed values (σ in [0,1]
+//     intensity units; 0: none), one stream per (seed, image, order, fraction).
+//   - Score P_j = softmax probability of the unperturbed top-1 (float64 from float32 logits),
+//     averaged over images; AUC by the trapezoid rule over the given p_j only (not rescaled).
+//     RoadScore = LeRF AUC − MoRF AUC.
+//
+// Sanity checks (Adebayo et al. 2018; Sixt et al. 2020; sanity.go): Cascade re-initialises a
+// classifier's parameters as Hugging Face's _init_weights does, group by group from the output end
+// (SanityGroups: decoder, self_attends.{S−1} … self_attends.0, cross_attention, input), keeping
+// earlier draws; Compare scores two maps by Spearman's rank correlation of |maps| and of signed
+// maps (average ranks; nil for a constant map) and by SSIM of |m|/max|m| exactly as
+// skimage.metrics.structural_similarity(data_range=1) computes it with its defaults (nil below
+// 7×7). RandomLogitClass draws the random-logit test's class.
 package faithfulness

@@ -3,10 +3,24 @@
 //
 // Sources (OpenSource) list images in a fixed order: an ImageFolder tree
 // (class indices from the sorted folder names, files in torchvision's
-// order), a flat folder, a CSV/TSV manifest (file order), or MNIST-style
-// IDX files. An item's Index is its position in that order; it keys
-// sharding (Shard.Contains: index mod N == K-1) and the row order of every
-// file, so shards, resumed runs and uninterrupted runs agree row for row.
+// order), a flat folder, a CSV/TSV manifest (file order), MNIST-style IDX
+// files, WebDataset tar shards (the order of keys in the shards, shards in
+// pattern or name order) or Hugging Face datasets Parquet files (row order).
+// An item's Index is its position in that order; it keys sharding
+// (Shard.Members: index mod N == K-1, or whole tar files when there are at
+// least N) and the row order of every file, so shards, resumed runs and
+// uninterrupted runs agree row for row.
+//
+// Opening a source lists its items (Item: ids and labels) without reading
+// image data; Source.Stream delivers the images of chosen items in order.
+// Folder, manifest and IDX items carry their image in the listing (a path,
+// decoded pixels); WebDataset and Parquet items carry the encoded bytes
+// (Item.Data) only when streamed: each tar is read once, sequentially, never
+// unpacked, and a Parquet file one row group at a time, so memory does not
+// grow with the data set (the listing takes about 40 bytes per item plus its
+// id). An image that cannot be read (over SourceOptions.MaxImageBytes) is an
+// Item with Err set, skipped and reported by the caller; a truncated or
+// changed container ends the stream with an error.
 //
 // The store is one Parquet file per run (or per shard, see PartPath) with
 // the columns
@@ -46,7 +60,10 @@
 // IMG_EXTENSIONS (less .ppm/.pgm, which we do not decode), hidden entries
 // included; left-out files are counted (SkippedFiles). Manifest labels are
 // integers kept as given or names numbered in sorted order (LabelScheme).
-// Digest fingerprints a source's item list for resume checks.
+// Digest fingerprints a source's item list for resume checks; for
+// WebDataset shards it also covers the shards' base names and sizes and
+// every member's name and size (read from the tar headers by the listing),
+// for Parquet files their base names, sizes and row-group row counts.
 //
 // Files use Snappy compression and version-2 data pages: with version-1
 // pages arrow/go v15 reallocates the repetition-level buffer of a list column
@@ -62,6 +79,12 @@
 // refuses a resume of another run, and on Close writes the array in index
 // order and then the sidecar, each by rename. OpenTokens maps a store, or
 // the parts FILE-part-K-of-N.tokens/NAME of a sharded run merged by index.
+//
+// Foreign features (foreign.go) are read whole into a Foreign: a NumPy .npy [n, d]
+// (float16/32/64, C order, little endian) with ids in NAME.ids.txt or ids.txt beside it
+// (ReadNPYFeatures), or a clip-retrieval output folder, img_emb/img_emb_S.npy with
+// metadata/metadata_S.parquet, ids from image_path or key (ReadClipRetrieval); ids must be unique,
+// multi-part folders must agree in width and dtype.
 //
 // Memory does not grow with the data. Measured live heap peaks (arrow/go v15
 // allocates from the Go heap): about 3 x RowGroupBytes while writing and

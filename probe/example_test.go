@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/perceiverkit/perceiver/internal/datasetfixture"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -146,4 +147,45 @@ func ExampleReader_Batches() {
 	// [img0 img1] 2 3 0
 	// [img2 img3] 2 3 2
 	// [img4] 1 3 4
+}
+
+// Read another tool's features: a NumPy array with one id per line in vit.ids.txt beside it (a
+// clip-retrieval output folder reads the same way with ReadForeign).
+func ExampleReadNPYFeatures() {
+	f, err := probe.ReadNPYFeatures("../testdata/similarity/vit.npy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(f.Name, f.DType, len(f.IDs), f.Dim, f.IDs[0] != "")
+	// Output: vit float32 235 40 true
+}
+
+// Open WebDataset shards by a brace pattern and stream their images: opening lists the samples
+// (ids, labels) from the tar headers; Stream reads each shard once, in order.
+func ExampleOpenSourceWith_webDataset() {
+	dir, _ := os.MkdirTemp("", "wds-example")
+	defer os.RemoveAll(dir)
+	for k := range 2 {
+		sample := datasetfixture.Sample{Key: fmt.Sprintf("%06d", k), Members: []datasetfixture.Member{
+			{Ext: "jpg", Data: []byte("JPEG bytes")}, {Ext: "cls", Data: []byte(fmt.Sprint(3 + k))},
+		}}
+		if err := datasetfixture.WriteTar(filepath.Join(dir, fmt.Sprintf("train-%06d.tar", k)), []datasetfixture.Sample{sample}, false); err != nil {
+			log.Fatal(err)
+		}
+	}
+	src, err := probe.OpenSourceWith(filepath.Join(dir, "train-{000000..000001}.tar"), probe.SourceOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(src.Len(), "samples;", probe.LabelScheme(src))
+	for it, err := range src.Stream([]int{0, 1}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(it.ID, it.Label, len(it.Data), "bytes")
+	}
+	// Output:
+	// 2 samples; integer labels from cls members, kept as given
+	// 000000 3 10 bytes
+	// 000001 4 10 bytes
 }

@@ -155,3 +155,47 @@ func ShardFromEnv(getenv func(string) string, total int) (sh Shard, ok bool, err
 	}
 	return sh, true, nil
 }
+
+// Members lists the indices of src that belong to shard s, ascending. A
+// source made of container files (WebDataset tars) with at least N of them
+// assigns whole files to shards, file f (in source order) to shard
+// f mod N + 1, so that each worker reads only its own files; every other
+// source uses Contains. Either way the N shards partition the source.
+func (s Shard) Members(src Source) []int {
+	if f, ok := src.(interface {
+		fileShards(n int) (func(i int) int, bool)
+	}); ok && s.N > 1 {
+		if of, whole := f.fileShards(s.N); whole {
+			var out []int
+			for i := range src.Len() {
+				if of(i)%s.N == s.K-1 {
+					out = append(out, i)
+				}
+			}
+			return out
+		}
+	}
+	out := make([]int, 0, s.Count(src.Len()))
+	for i := range src.Len() {
+		if s.Contains(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Plan says how a shard of src is chosen, for run summaries: "items i with
+// i mod N = K-1" or "whole tar files …".
+func (s Shard) Plan(src Source) string {
+	if s.N <= 1 {
+		return "all items"
+	}
+	if f, ok := src.(interface {
+		fileShards(n int) (func(i int) int, bool)
+	}); ok {
+		if _, whole := f.fileShards(s.N); whole {
+			return fmt.Sprintf("whole files: file f (in source order, from 0) when f mod %d = %d", s.N, s.K-1)
+		}
+	}
+	return fmt.Sprintf("items i with i mod %d = %d", s.N, s.K-1)
+}

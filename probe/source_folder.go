@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
@@ -88,6 +89,8 @@ func (s *folderSource) Name() string {
 	}
 	return "imagefolder " + s.root
 }
+
+func (s *folderSource) Stream(indices []int) iter.Seq2[Item, error] { return streamListed(s, indices) }
 
 func (s *folderSource) Item(i int) Item {
 	checkItem(i, len(s.ids))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,8 @@ type idxSource struct {
 func (s *idxSource) Len() int          { return s.total }
 func (s *idxSource) Classes() []string { return slices.Clone(s.classes) }
 func (s *idxSource) Name() string      { return "idx " + s.name }
+
+func (s *idxSource) Stream(indices []int) iter.Seq2[Item, error] { return streamListed(s, indices) }
 
 func (s *idxSource) Item(i int) Item {
 	checkItem(i, s.total)

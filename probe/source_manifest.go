@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
@@ -25,6 +26,10 @@ type manifestSource struct {
 func (s *manifestSource) Len() int          { return len(s.items) }
 func (s *manifestSource) Classes() []string { return slices.Clone(s.classes) }
 func (s *manifestSource) Name() string      { return "manifest " + s.file }
+
+func (s *manifestSource) Stream(indices []int) iter.Seq2[Item, error] {
+	return streamListed(s, indices)
+}
 
 func (s *manifestSource) Item(i int) Item {
 	checkItem(i, len(s.items))

@@ -21,8 +21,8 @@ const TokensFormat = "perceiverkit-tokens/1"
 
 // Token dtypes: IEEE half precision (the default, 2 bytes a value) or single precision.
 const (
-	Float16 = "float16"
-	Float32 = "float32"
+	TokensFloat16 = "float16"
+	TokensFloat32 = "float32"
 )
 
 // TokenMeta is the JSON sidecar NAME.json of a token array NAME.bin: everything a reader needs,
@@ -50,7 +50,7 @@ type TokenMeta struct {
 func (m *TokenMeta) RowBytes() int { return m.Shape[1] * m.Shape[2] * dtypeSize(m.DType) }
 
 func dtypeSize(dt string) int {
-	if dt == Float16 {
+	if dt == TokensFloat16 {
 		return 2
 	}
 	return 4
@@ -119,29 +119,10 @@ func ParseLatentSelection(s string, latents int) ([]int, error) {
 var f16to32 = func() *[1 << 16]float32 {
 	var t [1 << 16]float32
 	for i := range t {
-		t[i] = halfToFloat(uint16(i))
+		t[i] = Float16(uint16(i))
 	}
 	return &t
 }()
-
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf, NaN
-		return math.Float32frombits(sign | 0x7f800000 | frac<<13)
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: frac·2^-24
-		v := float32(frac) * (1.0 / (1 << 24))
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
-}
 
 // FloatToHalf rounds f to the nearest half-precision value (ties to even), as numpy's
 // astype(float16) does; values beyond the range become ±inf.
@@ -187,7 +168,7 @@ func HalfToFloat(h uint16) float32 { return f16to32[h] }
 
 // encodeTokens writes values in the dtype into dst (len(values)·size bytes).
 func encodeTokens(dst []byte, values []float32, dtype string) {
-	if dtype == Float16 {
+	if dtype == TokensFloat16 {
 		for i, v := range values {
 			binary.LittleEndian.PutUint16(dst[2*i:], FloatToHalf(v))
 		}
@@ -200,7 +181,7 @@ func encodeTokens(dst []byte, values []float32, dtype string) {
 
 // decodeTokens reads len(dst) values of the dtype from src.
 func decodeTokens(dst []float32, src []byte, dtype string) {
-	if dtype == Float16 {
+	if dtype == TokensFloat16 {
 		t := f16to32
 		for i := range dst {
 			dst[i] = t[binary.LittleEndian.Uint16(src[2*i:])]
@@ -293,7 +274,7 @@ func (t *Tokens) addPart(bin, side string) error {
 	if m.Format != TokensFormat {
 		return fmt.Errorf("%s: format %q, want %q", side, m.Format, TokensFormat)
 	}
-	if (m.DType != Float16 && m.DType != Float32) || m.Shape[0] < 0 || m.Shape[1] < 1 || m.Shape[2] < 1 ||
+	if (m.DType != TokensFloat16 && m.DType != TokensFloat32) || m.Shape[0] < 0 || m.Shape[1] < 1 || m.Shape[2] < 1 ||
 		len(m.IDs) != m.Shape[0] || len(m.Indices) != m.Shape[0] || len(m.Latents) != m.Shape[1] ||
 		(m.Labels != nil && len(m.Labels) != m.Shape[0]) {
 		return fmt.Errorf("%s: damaged sidecar (dtype %q, shape %v, %d ids, %d indices, %d latents)", side, m.DType, m.Shape, len(m.IDs), len(m.Indices), len(m.Latents))

@@ -14,7 +14,7 @@ func ExampleCreateTokens() {
 	dir, _ := os.MkdirTemp("", "tokens")
 	defer os.RemoveAll(dir)
 	base := filepath.Join(dir, "emb.tokens", "block1")
-	w, err := probe.CreateTokens(base, probe.TokenMeta{Name: "block1", Layer: "block1", State: 2, DType: probe.Float16,
+	w, err := probe.CreateTokens(base, probe.TokenMeta{Name: "block1", Layer: "block1", State: 2, DType: probe.TokensFloat16,
 		Shape: [3]int{0, 2, 3}, Latents: []int{0, 4}, Identity: map[string]string{"weights.sha256": "…"}}, probe.TokenWriterOptions{})
 	if err != nil {
 		fmt.Println(err)

@@ -72,7 +72,7 @@ func checkTokens(t *testing.T, base string, n int) {
 // TestTokenWriterOrdersByIndex writes rows out of order and reads them in index order.
 func TestTokenWriterOrdersByIndex(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "x.tokens", "t")
-	w := writeTokens(t, base, tokenMeta(Float32), []int{3, 0, 4, 1, 2}, false)
+	w := writeTokens(t, base, tokenMeta(TokensFloat32), []int{3, 0, 4, 1, 2}, false)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestTokenWriterOrdersByIndex(t *testing.T) {
 		t.Error("the journal was left behind")
 	}
 	// Existing store without --resume: refused.
-	if _, err := CreateTokens(base, tokenMeta(Float32), TokenWriterOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := CreateTokens(base, tokenMeta(TokensFloat32), TokenWriterOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("existing store: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestTokenWriterOrdersByIndex(t *testing.T) {
 // log line whose data never arrived), resumes, and gets the rows of an uninterrupted run.
 func TestTokenWriterResumesTornJournal(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "x.tokens", "t")
-	w := writeTokens(t, base, tokenMeta(Float16), []int{0, 1, 2}, false)
+	w := writeTokens(t, base, tokenMeta(TokensFloat16), []int{0, 1, 2}, false)
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +101,10 @@ func TestTokenWriterResumesTornJournal(t *testing.T) {
 	f, _ = os.OpenFile(filepath.Join(part, "rows.log"), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("3\tdeadbeef\t0\timgd\n4\t00") // a line without data, a torn line
 	f.Close()
-	if _, err := CreateTokens(base, tokenMeta(Float16), TokenWriterOptions{Notify: func(string) {}}); err == nil || !strings.Contains(err.Error(), "resume") {
+	if _, err := CreateTokens(base, tokenMeta(TokensFloat16), TokenWriterOptions{Notify: func(string) {}}); err == nil || !strings.Contains(err.Error(), "resume") {
 		t.Fatalf("unfinished run without resume: %v", err)
 	}
-	w = writeTokens(t, base, tokenMeta(Float16), []int{0, 1, 2, 3, 4}, true)
+	w = writeTokens(t, base, tokenMeta(TokensFloat16), []int{0, 1, 2, 3, 4}, true)
 	if w.Rows() != 5 {
 		t.Fatalf("%d rows after resume", w.Rows())
 	}
@@ -118,11 +118,11 @@ func TestTokenWriterResumesTornJournal(t *testing.T) {
 // TestTokenWriterCompletesFinishedStore resumes onto a finished store and adds rows.
 func TestTokenWriterCompletesFinishedStore(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "x.tokens", "t")
-	w := writeTokens(t, base, tokenMeta(Float32), []int{1, 3}, false)
+	w := writeTokens(t, base, tokenMeta(TokensFloat32), []int{1, 3}, false)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w = writeTokens(t, base, tokenMeta(Float32), []int{0, 1, 2, 3, 4}, true)
+	w = writeTokens(t, base, tokenMeta(TokensFloat32), []int{0, 1, 2, 3, 4}, true)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,9 +132,9 @@ func TestTokenWriterCompletesFinishedStore(t *testing.T) {
 // TestTokenWriterRefusesAnotherRun resumes with another identity.
 func TestTokenWriterRefusesAnotherRun(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "x.tokens", "t")
-	w := writeTokens(t, base, tokenMeta(Float32), []int{0}, false)
+	w := writeTokens(t, base, tokenMeta(TokensFloat32), []int{0}, false)
 	w.Abort()
-	other := tokenMeta(Float32)
+	other := tokenMeta(TokensFloat32)
 	other.Identity = map[string]string{"weights.sha256": "xyz"}
 	_, err := CreateTokens(base, other, TokenWriterOptions{Resume: true, Notify: func(string) {}})
 	var rm *RunMismatchError
@@ -142,13 +142,13 @@ func TestTokenWriterRefusesAnotherRun(t *testing.T) {
 		t.Errorf("another run's journal: %v", err)
 	}
 	// A second writer while the first holds the lock.
-	w2, err := CreateTokens(filepath.Join(filepath.Dir(base), "u"), tokenMeta(Float32), TokenWriterOptions{Notify: func(string) {}})
+	w2, err := CreateTokens(filepath.Join(filepath.Dir(base), "u"), tokenMeta(TokensFloat32), TokenWriterOptions{Notify: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w2.Discard()
 	var le *LockedError
-	if _, err := CreateTokens(filepath.Join(filepath.Dir(base), "u"), tokenMeta(Float32), TokenWriterOptions{Resume: true}); !errors.As(err, &le) {
+	if _, err := CreateTokens(filepath.Join(filepath.Dir(base), "u"), tokenMeta(TokensFloat32), TokenWriterOptions{Resume: true}); !errors.As(err, &le) {
 		t.Errorf("second writer: %v", err)
 	}
 }
@@ -157,7 +157,7 @@ func TestTokenWriterRefusesAnotherRun(t *testing.T) {
 // refused at open.
 func TestTokensDetectDamage(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "x.tokens", "t")
-	w := writeTokens(t, base, tokenMeta(Float32), []int{0, 1}, false)
+	w := writeTokens(t, base, tokenMeta(TokensFloat32), []int{0, 1}, false)
 	w.Close()
 	raw, _ := os.ReadFile(base + ".bin")
 	raw[5] ^= 0x40

@@ -69,7 +69,7 @@ type journalRow struct {
 // resume.
 func CreateTokens(base string, meta TokenMeta, opt TokenWriterOptions) (*TokenWriter, error) {
 	bin, side := TokenPaths(base)
-	if meta.DType != Float16 && meta.DType != Float32 {
+	if meta.DType != TokensFloat16 && meta.DType != TokensFloat32 {
 		return nil, fmt.Errorf("%s: dtype %q, want float16 or float32", bin, meta.DType)
 	}
 	if meta.Shape[1] != len(meta.Latents) || meta.Shape[1] < 1 || meta.Shape[2] < 1 {

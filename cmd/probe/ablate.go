@@ -47,7 +47,9 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	target := fs.Int("target", -1, "class whose logit is measured (default: the prediction)")
 	latentFlag := fs.String("latents", "all", "latents to ablate: all, top:K (the K the decoder attends to most), or a list such as 3,17,200 (ranges 0-7 allowed)")
 	mode := fs.String("mode", "zero", "what replaces a latent: zero, or mean (its mean over --data)")
-	data := fs.String("data", "", "with --mode mean: the data set the means are taken over (as for extract)")
+	var sf sourceFlags
+	sf.register(fs)
+	data := fs.String("data", "", "with --mode mean: the data set the means are taken over: "+dataUsage)
 	limit := fs.Int("limit", 0, "with --mode mean: use only the first N images of --data (0: all)")
 	batch := fs.Int("batch", 8, "ablations (or images, for the means) per pass")
 	montage := fs.Int("montage", 8, "how many of the latents with the largest Δ to draw")
@@ -86,7 +88,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	var src probe.Source
 	if *data != "" {
 		var err error
-		if src, err = probe.OpenSource(*data); err != nil {
+		if src, err = sf.open(*data); err != nil {
 			return err
 		}
 	}
@@ -231,8 +233,10 @@ func latentMeans(m *core.Model, src probe.Source, limit, batch int, opt preproce
 		px, count = px[:0], 0
 		return nil
 	}
-	for i := range n {
-		it := src.Item(i)
+	for it, err := range src.Stream(indexRange(n)) {
+		if err != nil {
+			return nil, 0, 0, err
+		}
 		img, err := loadItem(m, it, opt)
 		if err != nil {
 			skips.Add(it.ID, err)

@@ -52,6 +52,7 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("attention", attentionHelp, stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: shows the output format, not what a trained model attends to")
 	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 	var images stringList
@@ -108,6 +109,9 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	latentsSet := false
 	fs.Visit(func(f *flag.Flag) { latentsSet = latentsSet || f.Name == "latents" })
 	if !latentsSet {

@@ -22,6 +22,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "usage: probe bench (--model DIR | --random [--arch fourier|learned|conv|flow]) [--batch N] [--runs N] [--image PATH] [--backward]", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	random := fs.Bool("random", false, "benchmark the full-size architecture with random weights (no model folder needed)")
 	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned, conv or flow")
 	batch := fs.Int("batch", 1, "images per forward pass")
@@ -40,6 +41,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 
 	// Preprocessing: decode (when an image is given) + crop + resize + normalise.
 	prep := func() (*preprocess.Result, error) {
@@ -104,7 +108,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "model      %s\n", describeModel(m, *random, mf.model))
 	fmt.Fprintf(stdout, "input      %d×%d, batch %d, %d runs (+1 warm-up)\n", h, w, *batch, *runs)
-	fmt.Fprintf(stdout, "kernel     %s, %d threads, GOMAXPROCS %d, %s/%s\n", sgemm.Kernel(), sgemm.Threads(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	kernel := sgemm.Kernel()
+	if m.Options().Precision == core.BF16 {
+		name, _ := core.BF16Kernel()
+		kernel = name + " for the products by weights and in attention, " + kernel + " elsewhere"
+	}
+	fmt.Fprintf(stdout, "precision  %s\n", m.Options().Precision)
+	fmt.Fprintf(stdout, "kernel     %s, %d threads, GOMAXPROCS %d, %s/%s\n", kernel, sgemm.Threads(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(stdout, "%-16s %10s %10s   (seconds per image)\n", "stage", "min", "median")
 	for _, st := range []struct {
 		name string

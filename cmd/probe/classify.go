@@ -25,6 +25,7 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("classify", "usage: probe classify --model DIR [--top K] [--json] IMAGE...", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	top := fs.Int("top", 5, "how many labels to print per image")
 	asJSON := fs.Bool("json", false, "print one JSON object per line per image: {\"image\", \"top\": [{\"index\", \"label\", \"prob\"}]}")
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +43,9 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	labels := m.Config.Labels()
 	enc := json.NewEncoder(stdout)
 	skips := preprocess.NewSkips(stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,10 +40,13 @@ func init() {
 var errInterrupted = errors.New("interrupted")
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet] [--tokens LIST [--tokens-dtype float16|float32] [--token-latents 0-511:8]]", stderr)
+	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet] [--label-field F] [--image-column C] [--label-column C] [--id-column C] [--tokens LIST [--tokens-dtype float16|float32] [--token-latents 0-511:8]]", stderr)
 	var mf modelFlags
 	mf.register(fs)
-	data := fs.String("data", "", "data set: an image folder (class/xxx.jpg or flat), a .csv/.tsv manifest (path[,label][,split]), or IDX files (MNIST format)")
+	precision := precisionFlag(fs)
+	var sf sourceFlags
+	sf.register(fs)
+	data := fs.String("data", "", dataUsage)
 	out := fs.String("out", "", "output Parquet file")
 	layers := fs.String("layers", "", "representations to store, comma-separated: cross_mean, block{b}_mean, layer{j}_mean, …_max, decoder, logits, or all (default decoder,block{last}_mean)")
 	batch := fs.Int("batch", 4, "images per forward pass")
@@ -53,7 +57,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	rowGroupMB := fs.Float64("row-group-mb", 64, "rows buffered before a row group is written (MB)")
 	tokensFlag := fs.String("tokens", "", "also store every latent token of these layers (cross, block{b}, layer{j}; comma-separated) as FILE.tokens/NAME.bin [rows, latents, channels] + NAME.json")
-	tokensDType := fs.String("tokens-dtype", probe.Float16, "value type of the token arrays: float16 or float32")
+	tokensDType := fs.String("tokens-dtype", probe.TokensFloat16, "value type of the token arrays: float16 or float32")
 	tokenLatents := fs.String("token-latents", "all", "latents kept in the token arrays: all, or indices and ranges lo-hi[:step], e.g. 0-511:8")
 	decodeMpx := fs.Float64("decode-mpx", defaultDecodeMpx, "million pixels being decoded at once over all workers (an image larger than this decodes alone)")
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +88,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		path = probe.PartPath(*out, shard)
 	}
 
-	src, err := probe.OpenSource(*data)
+	src, err := sf.open(*data)
 	if err != nil {
 		return err
 	}
@@ -96,6 +100,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	list := *layers
 	if list == "" {
 		list = m.Config.DefaultRepresentations()
@@ -118,7 +125,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	var tokenLayers []tokenLayer
 	var keptLatents []int
 	if *tokensFlag != "" {
-		if *tokensDType != probe.Float16 && *tokensDType != probe.Float32 {
+		if *tokensDType != probe.TokensFloat16 && *tokensDType != probe.TokensFloat32 {
 			return fmt.Errorf("--tokens-dtype %q: want float16 or float32", *tokensDType)
 		}
 		if tokenLayers, err = parseTokenLayers(*tokensFlag, &m.Config); err != nil {
@@ -164,15 +171,15 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 
 	var todo []int
 	already := 0
-	for i := 0; i < src.Len(); i++ {
-		if !shard.Contains(i) {
-			continue
-		}
+	for _, i := range shard.Members(src) {
 		if id := src.Item(i).ID; w.Done(id) && sink.done(id) {
 			already++
 			continue
 		}
 		todo = append(todo, i)
+	}
+	if shard.N > 1 {
+		fmt.Fprintf(stderr, "probe extract: shard %s: %s\n", shard, shard.Plan(src))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -239,7 +246,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 // change between attempts.
 // The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
 // one source) and by the digest of its item list.
-var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers"}
+var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers", "precision"}
 
 // defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
 // (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
@@ -261,17 +268,42 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		item probe.Item
 		res  *preprocess.Result
 	}
-	jobs := make(chan int)
+	type job struct {
+		item   probe.Item
+		weight int64 // pixel budget taken by the stream for item.Data
+		pixels int64 // item.Data's pixels, from its header
+	}
+	jobs := make(chan job)
 	ready := make(chan prepared, 2*batch)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The stream reads containers (tar shards, Parquet row groups) sequentially in this one
+	// goroutine; an encoded image read into memory takes its share of the pixel budget here, before
+	// it is handed on, so the data waiting for a worker is bounded by --decode-mpx too.
+	var streamErr error
 	go func() {
 		defer close(jobs)
-		for _, i := range todo {
+		for it, err := range src.Stream(todo) {
+			if err != nil {
+				streamErr = err
+				cancel()
+				return
+			}
+			j := job{item: it}
+			if it.Data != nil {
+				j.pixels = dataPixels(it.Data)
+				j.weight = budget.weight(max(j.pixels, int64(len(it.Data))))
+				if budget.sem.Acquire(ctx, j.weight) != nil {
+					return
+				}
+			}
 			select {
-			case jobs <- i:
+			case jobs <- j:
 			case <-ctx.Done():
+				if j.weight > 0 {
+					budget.sem.Release(j.weight)
+				}
 				return
 			}
 		}
@@ -282,13 +314,25 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range jobs {
-				it := src.Item(i)
+			for j := range jobs {
+				it := j.item
 				var res *preprocess.Result
 				var err error
-				if it.Image != nil {
+				switch {
+				case it.Err != nil:
+					err = it.Err
+				case it.Image != nil:
 					res, err = m.Preprocessor.Process(preprocess.FromImage(it.Image))
-				} else {
+				case it.Data != nil:
+					px := j.pixels
+					n := inflight.Add(px)
+					for p := decodePeak.Load(); n > p && !decodePeak.CompareAndSwap(p, n); p = decodePeak.Load() {
+					}
+					res, err = loadItem(m, it, opt)
+					inflight.Add(-px)
+					j.item.Data = nil
+					budget.sem.Release(j.weight)
+				default:
 					px := imagePixels(it.Path)
 					weight := budget.weight(px)
 					if budget.sem.Acquire(ctx, weight) != nil {
@@ -306,6 +350,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 					bar.Add(1)
 					continue
 				}
+				it.Data = nil
 				select {
 				case ready <- prepared{it, res}:
 				case <-ctx.Done():
@@ -378,6 +423,9 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 		cancel()
 		for range ready { // let the workers finish
 		}
+		if streamErr != nil {
+			return done, forward, streamErr
+		}
 		return done, forward, errInterrupted
 	}
 	err := run()
@@ -396,6 +444,7 @@ func extractMetadata(m *core.Model, model, data string, src probe.Source, shard 
 		return nil, err
 	}
 	meta := map[string]string{
+		"precision":                m.Options().Precision.String(),
 		"model":                    model,
 		"config.json":              string(cfg),
 		"preprocessor_config.json": string(prep),
@@ -443,6 +492,20 @@ func resolvedPath(path string) string {
 		return real
 	}
 	return abs
+}
+
+// dataPixels reads the width and height from an encoded image's header (0 when it cannot).
+func dataPixels(data []byte) int64 {
+	var cfg image.Config
+	var err error
+	func() {
+		defer func() { recover() }()
+		cfg, _, err = image.DecodeConfig(bytes.NewReader(data))
+	}()
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0
+	}
+	return int64(cfg.Width) * int64(cfg.Height)
 }
 
 // imagePixels reads the width and height from an image file's header (0 when it cannot: the

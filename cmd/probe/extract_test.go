@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -151,7 +152,7 @@ func TestExtractEqualsDump(t *testing.T) {
 }
 
 // idxDataSet writes n random 28×28 digits with labels in the MNIST layout.
-func idxDataSet(t *testing.T, n int) string {
+func idxDataSet(t testing.TB, n int) string {
 	t.Helper()
 	dir := t.TempDir()
 	img := make([]byte, 16+n*28*28)
@@ -273,5 +274,15 @@ func TestHelperProcess(t *testing.T) {
 	if args == "" {
 		t.Skip("only runs as a child of TestExtractResumesAfterKill")
 	}
-	os.Exit(runMain(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+	code := runMain(strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
+	if os.Getenv("PROBE_HELPER_HWM") != "" {
+		// The child's own peak: its rusage maxrss would include the parent's, inherited at exec.
+		status, _ := os.ReadFile("/proc/self/status")
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				fmt.Println(line)
+			}
+		}
+	}
+	os.Exit(code)
 }

@@ -36,6 +36,13 @@ the prediction are recorded. Curves are averaged over images; AUC by the trapezo
 The methods are those of the explain registry plus random (a seeded uniform map per image, the
 floor); "all" names every one.
 
+--metrics road adds ROAD (remove and debias, Rong et al. 2022): for p = j/steps, j = 1…steps−1,
+the first ⌊p·N⌋ pixels of the order (MoRF: highest first; LeRF: lowest first; p is the fraction
+removed in both) are imputed as the weighted mean of their 8 neighbours (1/6 edge, 1/12 diagonal),
+solved jointly in pixel_values, plus noise σ = --road-noise in [0,1] intensity units (seeded by
+--seed; 0: none); the softmax probability of the unperturbed prediction is recorded, and the AUC
+taken by the trapezoid rule over those p (not rescaled). --rank-by chooses the ranking.
+
 Writes into --out: images.jsonl (one line of curves per image, appended as each finishes: rerun
 with --resume to continue an interrupted run), run.json (the settings, checked on --resume),
 report.json, report.md (the methods ranked by negative − positive AUC of the probability) and
@@ -60,6 +67,10 @@ type faithfulnessRun struct {
 	Seed    uint64   `json:"seed"`
 	Window  int      `json:"window"`
 	Stride  int      `json:"stride"`
+	// Metrics, RoadNoise and RankBy arrived with ROAD; a run.json without them was a deletion run.
+	Metrics   []string `json:"metrics,omitempty"`
+	RoadNoise float64  `json:"road_noise"`
+	RankBy    string   `json:"rank_by,omitempty"`
 }
 
 func runFaithfulness(args []string, stdout, stderr io.Writer) error {
@@ -68,7 +79,9 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	mf.register(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
-	data := fs.String("data", "", "data set: an image folder, a .csv/.tsv manifest or IDX files (as for extract)")
+	var sf sourceFlags
+	sf.register(fs)
+	data := fs.String("data", "", dataUsage)
 	limit := fs.Int("limit", 0, "score only the first N images of the source (0: all)")
 	methodList := fs.String("methods", "", "comma-separated methods: "+strings.Join(append(explain.Names(), "random"), ", ")+", or all")
 	steps := fs.Int("steps", 10, "fractions k/steps, k = 0…steps−1")
@@ -77,6 +90,9 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	defaults := explain.DefaultOptions()
 	window := fs.Int("window", defaults.Window, "occlusion: window side in pixels")
 	stride := fs.Int("stride", defaults.Stride, "occlusion: stride in pixels")
+	metricList := fs.String("metrics", "deletion", "comma-separated: deletion (pixels set to 0), road (removed and imputed)")
+	roadNoise := fs.Float64("road-noise", 0.01, "ROAD: σ of the noise added to imputed pixels, in [0,1] intensity units (0: none)")
+	rankBy := fs.String("rank-by", "", "rank the methods by deletion or road (default: deletion when measured)")
 	out := fs.String("out", "", "output folder")
 	resume := fs.Bool("resume", false, "continue the run in --out, skipping images already scored")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -94,7 +110,20 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	src, err := probe.OpenSource(*data)
+	metrics, err := parseMetrics(*metricList)
+	if err != nil {
+		return err
+	}
+	if !(*roadNoise >= 0 && *roadNoise <= 1) {
+		return fmt.Errorf("--road-noise %g: want σ in [0, 1] (intensity units)", *roadNoise)
+	}
+	if *rankBy != "" && !slices.Contains(metrics, *rankBy) {
+		return fmt.Errorf("--rank-by %q: want one of the --metrics measured (%s)", *rankBy, strings.Join(metrics, ", "))
+	}
+	if !slices.Contains(metrics, "road") {
+		*roadNoise = 0 // not used: kept out of the run's identity
+	}
+	src, err := sf.open(*data)
 	if err != nil {
 		return err
 	}
@@ -104,7 +133,8 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 
-	run := faithfulnessRun{Model: modelName, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride}
+	run := faithfulnessRun{Model: modelName, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride,
+		Metrics: metrics, RoadNoise: *roadNoise, RankBy: *rankBy}
 	records, err := openFaithfulnessRun(*out, run, *resume)
 	if err != nil {
 		return err
@@ -141,15 +171,21 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	opt.Seed, opt.Window, opt.Stride = *seed, *window, *stride
 	start := time.Now()
 	scored := 0
-	for _, i := range todo {
-		it := src.Item(i)
+	var times phaseTimes
+	for it, err := range src.Stream(todo) {
+		if err != nil {
+			bar.Finish()
+			return err
+		}
 		img, err := loadItem(m, it, mf.decodeOptions())
 		if err != nil {
 			skips.Add(it.ID, err)
 			bar.Add(1)
 			continue
 		}
-		rec, err := scoreImage(m, it, img, methods, opt, faithfulness.Options{Steps: *steps, Batch: *batch})
+		ro := faithfulness.RoadOptions{Steps: *steps, Batch: *batch, Noise: *roadNoise, Seed: *seed, Stream: uint64(it.Index),
+			Std: [3]float64(m.Preprocessor.ImageStd[:3])}
+		rec, err := scoreImage(m, it, img, methods, opt, metrics, faithfulness.Options{Steps: *steps, Batch: *batch}, ro, &times)
 		if err != nil {
 			bar.Finish()
 			return fmt.Errorf("%s: %w", it.ID, err)
@@ -176,14 +212,20 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 			per[name] = append(per[name], r.Curves[name])
 		}
 	}
-	meta := map[string]any{"model": modelName, "source": src.Name(), "seed": *seed, "batch": *batch,
+	meta := map[string]any{"model": modelName, "source": src.Name(), "seed": *seed, "batch": *batch, "metrics": metrics,
 		"occlusion":  map[string]int{"window": *window, "stride": *stride},
 		"new_images": scored, "seconds": elapsed.Seconds(), "program": "perceiverkit probe " + version(),
-		"created": time.Now().UTC().Format(time.RFC3339)}
+		"seconds_by_phase": map[string]float64{"maps": times.Maps, "deletion": times.Deletion, "road": times.Road},
+		"created":          time.Now().UTC().Format(time.RFC3339)}
+	if slices.Contains(metrics, "road") {
+		meta["road"] = map[string]any{"noise": *roadNoise, "noise_units": "intensity in [0,1], divided by image_std per channel",
+			"imputation": "noisy linear (8 neighbours, 1/6 edge, 1/12 diagonal), pixel_values space", "solver": "conjugate gradients, diagonal preconditioner",
+			"residual": faithfulness.RoadTolerance}
+	}
 	if scored > 0 {
 		meta["images_per_second"] = float64(scored) / elapsed.Seconds()
 	}
-	rep, err := faithfulness.NewReport(per, *steps, skips.Count(), meta)
+	rep, err := faithfulness.NewReportBy(per, *steps, skips.Count(), *rankBy, meta)
 	if err != nil {
 		return err
 	}
@@ -194,6 +236,28 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nwrote %s: %d images (%d new, %.3g images/s), %d skipped bad files\n",
 		filepath.Join(*out, "report.md"), rep.Images, scored, float64(scored)/elapsed.Seconds(), skips.Count())
 	return nil
+}
+
+// parseMetrics reads --metrics: deletion and road, each at most once.
+func parseMetrics(s string) ([]string, error) {
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if name != "deletion" && name != "road" {
+			return nil, fmt.Errorf("--metrics: unknown metric %q (want deletion, road)", name)
+		}
+		if slices.Contains(out, name) {
+			return nil, fmt.Errorf("--metrics: %q listed twice", name)
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--metrics %q: name deletion, road or both", s)
+	}
+	return out, nil
 }
 
 // parseFaithfulnessMethods reads --methods: registered names and random, or all.
@@ -252,8 +316,12 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 	if err := json.Unmarshal(have, &prev); err != nil {
 		return nil, fmt.Errorf("%s: %w", runPath, err)
 	}
+	if prev.Metrics == nil {
+		prev.Metrics = []string{"deletion"} // written before ROAD
+	}
 	if !slices.Equal(prev.Methods, run.Methods) || prev.Model != run.Model || prev.Source != run.Source ||
-		prev.Steps != run.Steps || prev.Seed != run.Seed || prev.Window != run.Window || prev.Stride != run.Stride {
+		prev.Steps != run.Steps || prev.Seed != run.Seed || prev.Window != run.Window || prev.Stride != run.Stride ||
+		!slices.Equal(prev.Metrics, run.Metrics) || prev.RoadNoise != run.RoadNoise || prev.RankBy != run.RankBy {
 		return nil, fmt.Errorf("--resume: %s was made with other settings (%s); rerun with those or choose another --out", runPath, bytes.Join(bytes.Fields(have), []byte(" ")))
 	}
 	raw, err := os.ReadFile(logPath)
@@ -285,17 +353,41 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 	return recs, nil
 }
 
-// loadItem decodes and preprocesses one item of a source.
+// loadItem decodes and preprocesses one item of a source (from Source.Stream): its decoded
+// pixels, its encoded bytes (named by its id in errors) or its file; an item whose image could not
+// be read returns that error.
 func loadItem(m *core.Model, it probe.Item, opt preprocess.Options) (*preprocess.Result, error) {
-	if it.Image != nil {
+	switch {
+	case it.Err != nil:
+		return nil, it.Err
+	case it.Image != nil:
 		return m.Preprocessor.Process(preprocess.FromImage(it.Image))
+	case it.Data != nil:
+		img, err := preprocess.Decode(bytes.NewReader(it.Data), it.ID, opt)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.Preprocessor.Process(img)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.ID, err)
+		}
+		return res, nil
+	case it.Path == "":
+		// Item listings of WebDataset and Parquet sources carry no image: only Stream reads them.
+		return nil, fmt.Errorf("%s: no image in the listing: this command reads images one by one, which a WebDataset or Parquet source does not offer (extract, faithfulness and ablate stream them)", it.ID)
 	}
 	return m.Preprocessor.LoadImage(it.Path, opt)
 }
 
 // scoreImage computes every method's map of one image for its prediction and runs both
 // perturbations of all of them.
-func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []string, opt explain.Options, fo faithfulness.Options) (*faithfulnessRecord, error) {
+// phaseTimes add up the seconds a run spends on the maps and on each metric, for report.json.
+type phaseTimes struct {
+	Maps, Deletion, Road float64
+}
+
+func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []string, opt explain.Options, metrics []string, fo faithfulness.Options, ro faithfulness.RoadOptions, times *phaseTimes) (*faithfulnessRecord, error) {
+	t0 := time.Now()
 	base, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
 	if err != nil {
 		return nil, err
@@ -328,10 +420,26 @@ func scoreImage(m *core.Model, it probe.Item, img *preprocess.Result, methods []
 			mp.Grid.ToPixels(maps[i], mp.Values)
 		}
 	}
-	curves, err := faithfulness.Evaluate(m, im, maps, fo)
-	if err != nil {
-		return nil, err
+	t1 := time.Now()
+	times.Maps += t1.Sub(t0).Seconds()
+	curves := make([]faithfulness.Curves, len(maps))
+	if slices.Contains(metrics, "deletion") {
+		if curves, err = faithfulness.Evaluate(m, im, maps, fo); err != nil {
+			return nil, err
+		}
 	}
+	t2 := time.Now()
+	times.Deletion += t2.Sub(t1).Seconds()
+	if slices.Contains(metrics, "road") {
+		road, err := faithfulness.EvaluateROAD(m, im, maps, ro)
+		if err != nil {
+			return nil, fmt.Errorf("ROAD: %w", err)
+		}
+		for i := range curves {
+			curves[i].Road = &road[i]
+		}
+	}
+	times.Road += time.Since(t2).Seconds()
 	rec := &faithfulnessRecord{Index: it.Index, ID: it.ID, Target: target, Curves: map[string]faithfulness.Curves{}}
 	for i, name := range methods {
 		rec.Curves[name] = curves[i]

@@ -10,6 +10,11 @@ import (
 // floor (10 steps: 4 maps × 2 directions × 9 perturbed copies, plus the unperturbed pass and one
 // pass per attention map) and reports images/s.
 func benchFaithfulness(b *testing.B, model ...string) {
+	benchMetrics(b, "deletion", model...)
+}
+
+// benchMetrics is benchFaithfulness with --metrics metrics.
+func benchMetrics(b *testing.B, metrics string, model ...string) {
 	data := b.TempDir()
 	raw, err := os.ReadFile("../../testdata/preprocess/chelsea.png")
 	if err != nil {
@@ -19,7 +24,7 @@ func benchFaithfulness(b *testing.B, model ...string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		args := append([]string{"faithfulness", "--data", data, "--methods", "mean,decoder,rollout,random", "--steps", "10",
-			"--batch", "8", "--quiet", "--out", filepath.Join(b.TempDir(), "f")}, model...)
+			"--batch", "8", "--metrics", metrics, "--quiet", "--out", filepath.Join(b.TempDir(), "f")}, model...)
 		if _, stderr, code := runCapture(args); code != 0 {
 			b.Fatal(stderr)
 		}
@@ -31,3 +36,9 @@ func BenchmarkFaithfulnessTiny(b *testing.B) { benchFaithfulness(b, "--model", t
 
 // BenchmarkFaithfulnessFullSize: the full-size architecture (random weights, seed 1), 224².
 func BenchmarkFaithfulnessFullSize(b *testing.B) { benchFaithfulness(b, "--random") }
+
+// BenchmarkROADFullSize: ROAD alone at 224² on the full-size architecture (random weights): per
+// map 2 × 9 imputations (CG on up to 45,158 unknowns, three channels) and 18 forward passes.
+func BenchmarkROADFullSize(b *testing.B) { benchMetrics(b, "road", "--random") }
+
+func BenchmarkROADTiny(b *testing.B) { benchMetrics(b, "road", "--model", tinyDir) }

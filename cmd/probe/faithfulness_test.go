@@ -102,3 +102,68 @@ func TestFaithfulnessCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestFaithfulnessROADCommand runs --metrics deletion,road and --metrics road: report.json gains
+// each method's road curves (fractions 1/steps … (steps−1)/steps) with their standard errors, the
+// ranking follows --rank-by, and --road-noise, --metrics and --rank-by are part of the run's
+// identity on --resume; bad values are one-line errors.
+func TestFaithfulnessROADCommand(t *testing.T) {
+	data := imageFolder(t)
+	base := []string{"faithfulness", "--model", "../../testdata/tiny", "--data", data, "--methods", "mean,saliency,random",
+		"--steps", "5", "--quiet", "--limit", "2"}
+	both := filepath.Join(t.TempDir(), "both")
+	if _, stderr, code := runCapture(append(base, "--out", both, "--metrics", "deletion,road", "--rank-by", "road")); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rep := readReport(t, both)
+	if rep["rank_by"] != "road" {
+		t.Errorf("rank_by %v", rep["rank_by"])
+	}
+	for _, name := range []string{"mean", "saliency", "random"} {
+		m := rep["methods"].(map[string]any)[name].(map[string]any)
+		road, ok := m["road"].(map[string]any)
+		if !ok || m["positive"] == nil {
+			t.Fatalf("%s: no road or no deletion curves: %v", name, m)
+		}
+		for _, dir := range []string{"morf", "lerf"} {
+			c := road[dir].(map[string]any)
+			fr := c["fractions"].([]any)
+			if len(fr) != 4 || fr[0] != 0.2 || fr[3] != 0.8 || len(c["prob"].([]any)) != 4 {
+				t.Errorf("%s %s: fractions %v prob %v", name, dir, fr, c["prob"])
+			}
+		}
+		if _, ok := rep["road_se"].(map[string]any)[name].(map[string]any)["morf_auc_prob"]; !ok {
+			t.Errorf("%s: no road_se", name)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(both, "report.md"))
+	if !strings.Contains(string(md), "## ROAD") || !strings.Contains(string(md), "## Deletion") {
+		t.Errorf("report.md lacks a table:\n%s", md)
+	}
+	if _, stderr, code := runCapture(append(base, "--out", both, "--metrics", "deletion,road", "--rank-by", "road", "--resume", "--road-noise", "0")); code != 1 || !strings.Contains(stderr, "other settings") {
+		t.Errorf("resume with another --road-noise: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := runCapture(append(base, "--out", both, "--metrics", "deletion", "--resume")); code != 1 || !strings.Contains(stderr, "other settings") {
+		t.Errorf("resume with other --metrics: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := runCapture(append(base, "--out", both, "--metrics", "deletion,road", "--rank-by", "road", "--resume")); code != 0 {
+		t.Errorf("resume with the same settings: exit %d, %s", code, stderr)
+	}
+
+	only := filepath.Join(t.TempDir(), "only")
+	if _, stderr, code := runCapture(append(base, "--out", only, "--metrics", "road", "--road-noise", "0")); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rep = readReport(t, only)
+	m := rep["methods"].(map[string]any)["mean"].(map[string]any)
+	if _, ok := m["positive"]; ok || m["road"] == nil || rep["rank_by"] != "road" {
+		t.Errorf("--metrics road: %v, rank_by %v", m, rep["rank_by"])
+	}
+	for _, bad := range [][]string{{"--metrics", "road,nope"}, {"--road-noise", "2"}, {"--metrics", "deletion", "--rank-by", "road"}} {
+		args := append(append([]string{}, base...), "--out", t.TempDir())
+		args = append(args, bad...)
+		if _, stderr, code := runCapture(args); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, want one line of error: %s", bad, code, stderr)
+		}
+	}
+}

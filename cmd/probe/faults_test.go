@@ -215,6 +215,21 @@ func TestExtractBoundsDecodedPixels(t *testing.T) {
 	a, _ := loadTable(t, filepath.Join(out, "a.parquet"))
 	b, _ := loadTable(t, filepath.Join(out, "b.parquet"))
 	sameTables(t, a, b)
+
+	// The same images in a WebDataset shard: the encoded bytes the stream has read take their
+	// share of the budget before a worker decodes them.
+	imgs := folderImages(t, dir)
+	shards := t.TempDir()
+	wdsFrom(t, imgs, shards, 1, false, false)
+	decodePeak.Store(0)
+	if _, e, code := run(t, "extract", "--model", tinyDir, "--data", shards, "--out", filepath.Join(out, "c.parquet"), "--layers", "decoder", "--workers", "4", "--decode-mpx", "1", "--label-field", "none", "--quiet"); code != 0 {
+		t.Fatal(e)
+	}
+	if peak := decodePeak.Load(); peak > 1500000 || peak < 1000000 {
+		t.Errorf("WebDataset: peak of %d decoded pixels in flight, want ≤ 1,000,000 except the 1.5 Mpx image alone", peak)
+	}
+	c, _ := loadTable(t, filepath.Join(out, "c.parquet"))
+	sameByFileName(t, c, a, false)
 }
 
 // 15: export refuses an existing --out, and writes through a temporary name.

@@ -25,6 +25,7 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("layers", layersHelp, stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	random := fs.Bool("random", false, "describe the full-size architecture (no model folder needed)")
 	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
@@ -41,6 +42,9 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	h, w := m.Preprocessor.Size.Height, m.Preprocessor.Size.Width
 	if size, ok := m.TrainSize(); ok { // the optical flow model takes frames of its training size
 		h, w = size[0], size[1]

@@ -256,15 +256,18 @@ func linearTable(t *probe.Table, labelCol, splitCol string) (*linear.Table, int,
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("export", "usage: probe export --features FILE --columns LIST --format npy|csv [--out PATH]", stderr)
+	fs := newFlagSet("export", "usage: probe export --features FILE --columns LIST --format npy|csv|clip-retrieval [--out PATH] [--dtype float32|float16] [--rows-per-file N] [--force]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
-	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
-	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
-	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output); existing files are never replaced")
+	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all (clip-retrieval: one column)")
+	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt), csv (one table), or clip-retrieval (img_emb/img_emb_N.npy + metadata/metadata_N.parquet)")
+	out := fs.String("out", "", "output folder for npy and clip-retrieval; output file for csv (default standard output); existing files are never replaced (clip-retrieval: unless --force)")
+	dtype := fs.String("dtype", "float32", "clip-retrieval: embedding dtype, float32 or float16")
+	perFile := fs.Int("rows-per-file", 1_000_000, "clip-retrieval: rows per img_emb/metadata part")
+	force := fs.Bool("force", false, "clip-retrieval: replace existing parts")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || *features == "" || (*format == "npy" && *out == "") {
+	if fs.NArg() > 0 || *features == "" || ((*format == "npy" || *format == "clip-retrieval") && *out == "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -273,6 +276,9 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer r.Close()
+	if *format == "clip-retrieval" {
+		return exportClipRetrieval(r, *columns, *out, *dtype, *perFile, *force, stdout)
+	}
 	var names []string
 	if *columns != "all" {
 		names = strings.Split(*columns, ",")
@@ -341,6 +347,6 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		}
 		return linear.WriteCSV(stdout, cols...)
 	default:
-		return fmt.Errorf("--format %q: want npy or csv", *format)
+		return fmt.Errorf("--format %q: want npy, csv or clip-retrieval", *format)
 	}
 }

@@ -50,7 +50,24 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if err := cmd.run(args[1:], stdout, stderr); err != nil {
+	rest, profile, err := cutProfileFlag(args[1:])
+	if err != nil {
+		fmt.Fprintf(stderr, "probe %s: %v\n", args[0], err)
+		return 2
+	}
+	if profile != "" {
+		stop, err := startCPUProfile(profile)
+		if err != nil {
+			fmt.Fprintf(stderr, "probe %s: %v\n", args[0], err)
+			return 1
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "probe %s: --cpuprofile: %v\n", args[0], err)
+			}
+		}()
+	}
+	if err := cmd.run(rest, stdout, stderr); err != nil {
 		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
 			return 2
 		}
@@ -78,6 +95,8 @@ func usage(w io.Writer) {
 func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("probe "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// Taken out of the arguments by runMain (cutProfileFlag); registered here for the help text.
+	fs.String("cpuprofile", "", "write a CPU profile of the whole command to this file (read it with go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()

@@ -97,3 +97,30 @@ func (f *modelFlags) openOrRandomNamed(random bool, arch string, stderr io.Write
 func archFlag(fs *flag.FlagSet) *string {
 	return fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 }
+
+// precisionFlag registers --precision on the commands that run only the forward pass.
+func precisionFlag(fs *flag.FlagSet) *string {
+	return fs.String("precision", "float32", "matrix products: float32 (Hugging Face's numerics) or bf16 (bfloat16 operands, float32 sums; needs AVX-512 BF16, see the README)")
+}
+
+// applyPrecision sets the model's products to the --precision value. bf16 on a CPU without
+// AVX-512 BF16 is refused, naming the missing features, unless PERCEIVERKIT_KERNEL=generic asks
+// for the portable definition (slow: for checking results, not for work).
+func applyPrecision(m *core.Model, precision string, stderr io.Writer) error {
+	var p core.Precision
+	switch precision {
+	case "float32", "fp32", "":
+		return nil
+	case "bf16", "bfloat16":
+		p = core.BF16
+	default:
+		return fmt.Errorf("--precision %q: want float32 or bf16", precision)
+	}
+	if name, missing := core.BF16Kernel(); len(missing) > 0 {
+		if os.Getenv("PERCEIVERKIT_KERNEL") != "generic" {
+			return fmt.Errorf("--precision bf16: this CPU lacks %v (set PERCEIVERKIT_KERNEL=generic to run the slow portable definition)", missing)
+		}
+		fmt.Fprintf(stderr, "warning: --precision bf16 runs the portable %s kernel (this CPU lacks %v): slow\n", name, missing)
+	}
+	return m.SetOptions(core.Options{Precision: p})
+}

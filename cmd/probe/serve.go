@@ -33,6 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "usage: probe serve (--model DIR | --random) [--images DIR] [--features FILE|DIR] [--sae DIR] [--addr HOST:PORT]", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	precision := precisionFlag(fs)
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model: the page at its real size, without a download")
 	arch := archFlag(fs)
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
@@ -79,6 +80,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
 	var saeView *serve.SAE
 	if *saeDir != "" {
 		if saeView, err = serveSAE(*saeDir, m); err != nil {

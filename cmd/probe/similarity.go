@@ -19,20 +19,22 @@ import (
 )
 
 func init() {
-	register("similarity", "compare representations (layers, models) by CKA or RSA", runSimilarity)
+	register("similarity", "compare representations (layers, models, other tools' features) by CKA, RSA, mutual k-NN, CKNNA, SVCCA or shape distances", runSimilarity)
 }
 
 func runSimilarity(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("similarity", "usage: probe similarity --features A [--against B] [--columns LIST] [--against-columns LIST] --method cka|cka-debiased|cka-rbf|rsa [--rdm correlation|euclidean|cosine] [--compare spearman|pearson|kendall] [--max-rows N --seed S] [--permutations N] --out DIR", stderr)
-	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
-	against := fs.String("against", "", "second features file to compare with (rows matched by id); default: the columns of --features with each other")
+	fs := newFlagSet("similarity", "usage: probe similarity --features A [--against B] [--columns LIST] [--against-columns LIST] --method cka|cka-debiased|cka-rbf|rsa|mutual-knn|cknna|svcca|procrustes|cka-angular [--knn-k K] [--svcca-dims D] [--rdm correlation|euclidean|cosine] [--compare spearman|pearson|kendall] [--max-rows N --seed S] [--permutations N] --out DIR", stderr)
+	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract; or foreign features (see --against)")
+	against := fs.String("against", "", "second features to compare with, rows matched by id: our Parquet file or folder; NAME.npy [n, d] float16/32/64 with NAME.ids.txt or ids.txt beside it (one id per line, text before a TAB); or a clip-retrieval output folder (img_emb/ + metadata/, ids from image_path or key). Default: the columns of --features with each other")
 	columns := fs.String("columns", "all", "columns of --features, comma-separated, or all")
 	againstColumns := fs.String("against-columns", "", "columns of --against (default: --columns when given, else all)")
-	method := fs.String("method", string(similarity.DebiasedCKA), "cka, cka-debiased, cka-rbf or rsa")
+	method := fs.String("method", string(similarity.DebiasedCKA), similarity.MethodNames()+"; procrustes and cka-angular are distances in radians (smaller = more similar)")
+	knnK := fs.Int("knn-k", 10, "mutual-knn, cknna: nearest neighbours per row (cosine, self excluded)")
+	svccaDims := fs.Int("svcca-dims", 10, "svcca: singular directions kept per side")
 	rdm := fs.String("rdm", similarity.RDMCorrelation, "rsa: dissimilarity between rows: correlation (1 − Pearson r), euclidean or cosine")
 	compare := fs.String("compare", similarity.CompareSpearman, "rsa: statistic between RDMs: spearman, pearson or kendall")
 	threshold := fs.Float64("rbf-threshold", 1, "cka-rbf: bandwidth σ as a multiple of the median pairwise distance")
-	maxRows := fs.Int("max-rows", 5000, "largest number of rows for the methods that build n×n matrices (cka-rbf, rsa); with --seed, a random subset of this many rows is used instead")
+	maxRows := fs.Int("max-rows", 5000, "largest number of rows for the methods whose time or memory grows with n² (cka-rbf, rsa, mutual-knn, cknna); with --seed, a random subset of this many rows is used instead")
 	seed := fs.Uint64("seed", 0, "seed of the row subset (--max-rows) and of the permutations")
 	perms := fs.Int("permutations", 0, "permutation test with this many permutations: p-values in the outputs")
 	out := fs.String("out", "", "output folder: similarity.json, similarity.png, report.md")
@@ -47,7 +49,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
 	m := similarity.Method(*method)
 	if !slices.Contains(similarity.Methods, m) {
-		return fmt.Errorf("--method %q: want cka, cka-debiased, cka-rbf or rsa", *method)
+		return fmt.Errorf("--method %q: want %s", *method, similarity.MethodNames())
 	}
 	if *maxRows < 1 {
 		return fmt.Errorf("--max-rows %d: must be positive", *maxRows)
@@ -55,20 +57,33 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if *perms < 0 {
 		return fmt.Errorf("--permutations %d: must be ≥ 0", *perms)
 	}
+	if *perms > 0 && m != similarity.CKA && m != similarity.DebiasedCKA && m != similarity.RBFCKA && m != similarity.RSA {
+		return fmt.Errorf("--permutations: available for cka, cka-debiased, cka-rbf and rsa, not --method %s", m)
+	}
+	if *knnK < 1 || (m == similarity.CKNNA && *knnK < 2) {
+		return fmt.Errorf("--knn-k %d: must be ≥ 1 (≥ 2 for cknna)", *knnK)
+	}
+	if *svccaDims < 1 {
+		return fmt.Errorf("--svcca-dims %d: must be ≥ 1", *svccaDims)
+	}
+	opts := similarity.Options{Method: m, KNNK: *knnK, SVCCADims: *svccaDims}
 
 	start := time.Now()
-	a, aInfo, err := loadSimilarityTable(*features, *columns)
+	a, aInfo, err := loadSimilarityTable(*features, *columns, "--columns")
 	if err != nil {
 		return err
 	}
 	var b *probe.Table
 	var bInfo *tableInfo
 	if *against != "" {
-		cols := *againstColumns
+		cols, flag := *againstColumns, "--against-columns"
 		if cols == "" {
-			cols = *columns
+			cols, flag = *columns, ""
+			if probe.IsForeign(*against) {
+				cols = "all" // --columns names our columns, not the foreign one
+			}
 		}
-		if b, bInfo, err = loadSimilarityTable(*against, cols); err != nil {
+		if b, bInfo, err = loadSimilarityTable(*against, cols, flag); err != nil {
 			return err
 		}
 	} else if *againstColumns != "" {
@@ -85,6 +100,16 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%d rows matched by id (%d in %s, %d in %s)\n", len(rowsA), a.Len(), *features, b.Len(), *against)
 	}
 	n := len(rowsA)
+	if need := m.MinRows(opts); n < need {
+		what := fmt.Sprintf("--method %s needs at least %d rows", m, need)
+		if m.UsesKNN() {
+			what = fmt.Sprintf("--method %s with --knn-k %d needs at least %d rows (K + 1)", m, *knnK, need)
+		}
+		if b != nil {
+			return fmt.Errorf("%s, have %d matched by id (%d in %s, %d in %s)", what, n, a.Len(), *features, b.Len(), *against)
+		}
+		return fmt.Errorf("%s: %s, have %d", *features, what, n)
+	}
 	subsampled := false
 	if n > *maxRows {
 		switch {
@@ -99,20 +124,29 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 			n = *maxRows
 		case m.NeedsGram():
 			return fmt.Errorf("--method %s builds n×n matrices and %d rows exceed --max-rows %d: raise --max-rows, or add --seed S to use a random subset of --max-rows rows", m, n, *maxRows)
+		case m.Quadratic():
+			return fmt.Errorf("--method %s compares every pair of rows (time grows with n²) and %d rows exceed --max-rows %d: raise --max-rows, or add --seed S to use a random subset of --max-rows rows", m, n, *maxRows)
 		}
 	}
+	if err := checkSimilarityMemory(m, n, *knnK, *svccaDims, a, b); err != nil {
+		return err
+	}
 
-	repsA := representations(a, rowsA, aInfo.lpb)
+	repsA := representations(a, rowsA, aInfo)
 	var repsB []similarity.Representation
 	if b != nil {
-		repsB = representations(b, rowsB, bInfo.lpb)
+		repsB = representations(b, rowsB, bInfo)
 	}
 	a, b = nil, nil // the representations own (copies of) the rows now
-	res, err := similarity.Compare(repsA, repsB, similarity.Options{
-		Method: m, RBFThreshold: *threshold, RDM: *rdm, Compare: *compare,
-		Permutations: *perms, Seed: *seed, InPlace: true,
-		Progress: func(done, total int) { fmt.Fprintf(stderr, "\r[%d/%d] pairs", done, total) },
-	})
+	opts.RBFThreshold, opts.RDM, opts.Compare = *threshold, *rdm, *compare
+	opts.Permutations, opts.Seed, opts.InPlace = *perms, *seed, true
+	opts.Progress = func(done, total int) { fmt.Fprintf(stderr, "\r[%d/%d] pairs", done, total) }
+	if m.UsesKNN() || m == similarity.SVCCA {
+		// The per-column preparation is the long part at scale (a kNN graph costs n²d/2
+		// multiply-adds); say so before the first pair appears.
+		fmt.Fprintf(stderr, "preparing %d columns of %d rows (%s) …\n", len(repsA)+len(repsB), n, m)
+	}
+	res, err := similarity.Compare(repsA, repsB, opts)
 	fmt.Fprintln(stderr)
 	if err != nil {
 		if *against != "" {
@@ -144,9 +178,13 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
 		return err
 	}
-	title := fmt.Sprintf("%s, n = %d", m, n)
+	kind := string(m)
+	if m.Distance() {
+		kind += " distance"
+	}
+	title := fmt.Sprintf("%s, n = %d", kind, n)
 	if *against != "" {
-		title = fmt.Sprintf("%s: %s (rows) vs %s (columns), n = %d", m, filepath.Base(*features), filepath.Base(*against), n)
+		title = fmt.Sprintf("%s: %s (rows) vs %s (columns), n = %d", kind, filepath.Base(*features), filepath.Base(*against), n)
 	}
 	pngPath := filepath.Join(*out, "similarity.png")
 	if err := similarity.PlotHeatmap(pngPath, title, res); err != nil {
@@ -195,21 +233,42 @@ func resultJSON(res *similarity.Result, info map[string]any) ([]byte, error) {
 type tableInfo struct {
 	meta map[string]string
 	lpb  int // layers per block, for the depth order
+	// exact holds the float64 values of a float64 foreign source, by column name.
+	exact map[string][]float64
 }
 
-// loadSimilarityTable reads the named columns (or all) of a features file or folder of parts.
-func loadSimilarityTable(path, columns string) (*probe.Table, *tableInfo, error) {
-	r, err := probe.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer r.Close()
+// loadSimilarityTable reads the named columns (or all) of a features file or folder of parts,
+// or foreign features (probe.IsForeign). flag names the option that chose the columns ("" when
+// defaulted).
+func loadSimilarityTable(path, columns, flag string) (*probe.Table, *tableInfo, error) {
 	var names []string
 	if columns != "all" && columns != "" {
 		for _, c := range strings.Split(columns, ",") {
 			names = append(names, strings.TrimSpace(c))
 		}
 	}
+	if probe.IsForeign(path) {
+		f, err := probe.ReadForeign(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(names) > 0 && (len(names) != 1 || names[0] != f.Name) {
+			return nil, nil, fmt.Errorf("%s %s: %s holds one column, %q", flag, columns, path, f.Name)
+		}
+		info := &tableInfo{
+			meta: map[string]string{"format": f.Kind, "dtype": f.DType, "rows": fmt.Sprint(len(f.IDs)), "dim": fmt.Sprint(f.Dim), "parts": strings.Join(f.Parts, ",")},
+			lpb:  linear.DefaultLayersPerBlock,
+		}
+		if f.Exact != nil {
+			info.exact = map[string][]float64{f.Name: f.Exact}
+		}
+		return f.Table(), info, nil
+	}
+	r, err := probe.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
 	t, err := r.Load(names...)
 	if err != nil {
 		return nil, nil, err
@@ -226,6 +285,58 @@ func loadSimilarityTable(path, columns string) (*probe.Table, *tableInfo, error)
 		info.lpb = linear.DefaultLayersPerBlock
 	}
 	return t, info, nil
+}
+
+// checkSimilarityMemory refuses sizes set by --knn-k, --svcca-dims and --max-rows whose working
+// memory would exceed the memory available, before anything is allocated.
+func checkSimilarityMemory(m similarity.Method, n, k, dims int, a, b *probe.Table) error {
+	cols := len(a.Columns)
+	dmax := 0
+	for _, t := range []*probe.Table{a, b} {
+		if t == nil {
+			continue
+		}
+		if t != a {
+			cols += len(t.Columns)
+		}
+		for _, c := range t.Columns {
+			dmax = max(dmax, c.Dim)
+		}
+	}
+	// One column at a time is prepared: its unit rows in float64 and float32 (twice, for the
+	// screening product), 16 bytes a value.
+	work := 16 * float64(n) * float64(dmax)
+	var need float64
+	var flag string
+	switch {
+	case m.UsesKNN():
+		// Every column's neighbour lists (row int32 + similarity float64) stay until the end.
+		need, flag = work+float64(cols)*float64(n)*float64(k)*12, fmt.Sprintf("--knn-k %d", k)
+	case m == similarity.SVCCA:
+		need, flag = work+float64(cols)*float64(n)*float64(dims)*8, fmt.Sprintf("--svcca-dims %d", dims)
+	default:
+		return nil
+	}
+	if avail := availableMemory(); need > avail {
+		return fmt.Errorf("%s: %d columns × %d rows need %.1f GB, more than the %.1f GB available", flag, cols, n, need/1e9, avail/1e9)
+	}
+	return nil
+}
+
+// availableMemory is MemAvailable from /proc/meminfo in bytes (8 GiB when unknown).
+func availableMemory() float64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				var kb float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 8 << 30
 }
 
 func identityRows(n int) []int {
@@ -287,7 +398,7 @@ func pickInts(s, at []int) []int {
 
 // representations gathers the given rows of every column of t, in depth order. When rows are all
 // of t's rows in order, the column data is used as is.
-func representations(t *probe.Table, rows []int, lpb int) []similarity.Representation {
+func representations(t *probe.Table, rows []int, info *tableInfo) []similarity.Representation {
 	all := len(rows) == t.Len()
 	for i, r := range rows {
 		all = all && r == i
@@ -296,7 +407,7 @@ func representations(t *probe.Table, rows []int, lpb int) []similarity.Represent
 	for j, c := range t.Columns {
 		names[j] = c.Name
 	}
-	linear.SortByDepth(names, lpb)
+	linear.SortByDepth(names, info.lpb)
 	out := make([]similarity.Representation, 0, len(names))
 	for _, name := range names {
 		v, d, _ := t.Vector(name)
@@ -307,7 +418,17 @@ func representations(t *probe.Table, rows []int, lpb int) []similarity.Represent
 			}
 			v = g
 		}
-		out = append(out, similarity.Representation{Name: name, Data: v, Dim: d})
+		rep := similarity.Representation{Name: name, Data: v, Dim: d}
+		if e := info.exact[name]; e != nil {
+			rep.Exact = e
+			if !all {
+				rep.Exact = make([]float64, len(rows)*d)
+				for i, r := range rows {
+					copy(rep.Exact[i*d:(i+1)*d], e[r*d:(r+1)*d])
+				}
+			}
+		}
+		out = append(out, rep)
 	}
 	return out
 }

@@ -215,7 +215,7 @@ func TestSimilarityBadInput(t *testing.T) {
 		{[]string{"--features", a, "--columns", "block9_mean"}, a + `: no column "block9_mean"`},
 		{[]string{"--features", small, "--method", "cka-debiased"}, "cka-debiased needs at least 4 rows, have 3"},
 		{[]string{"--features", a, "--method", "rsa", "--max-rows", "10"}, "12 rows exceed --max-rows 10: raise --max-rows, or add --seed S"},
-		{[]string{"--features", a, "--method", "svcca"}, `--method "svcca"`},
+		{[]string{"--features", a, "--method", "cca"}, `--method "cca"`},
 		{[]string{"--features", a, "--method", "rsa", "--rdm", "manhattan"}, `rdm "manhattan"`},
 		{[]string{"--features", a, "--against-columns", "decoder"}, "--against-columns needs --against"},
 		{[]string{"--features", a, "--against", nan}, a + " against " + nan + ": similarity: block2_mean: row 4 feature 2 is NaN"},

@@ -121,11 +121,12 @@ func diagnoseSafetensors(path string, buf []byte, libErr error) error {
 	return malformed(path, "", "safetensors header: %v", libErr)
 }
 
-// WriteSafetensors writes tensors as F32 to path, with optional __metadata__.
-// It writes a temporary file in the same directory and renames it over path,
+// WriteSafetensors writes tensors as F32 to path, with optional __metadata__;
+// a tensor whose DType is "I64" (an integer buffer such as BatchNorm's
+// num_batches_tracked, read as float32) is written back as I64. It writes a temporary file in the same directory and renames it over path,
 // so readers never see a half-written file.
 func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string) error {
-	views := make(map[string]f32View, len(tensors))
+	views := make(map[string]tensorView, len(tensors))
 	for i, t := range tensors {
 		if t == nil {
 			return &Error{Path: path, Err: fmt.Errorf("tensor %d is nil", i)}
@@ -146,7 +147,19 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 		if t.Len() != len(t.Data) {
 			return &Error{Path: path, Tensor: t.Name, Err: fmt.Errorf("shape %v holds %d values, Data has %d", t.Shape, t.Len(), len(t.Data))}
 		}
-		views[t.Name] = f32View{shape: shape, data: float32Bytes(t.Data)}
+		switch t.DType {
+		case "I64":
+			b := make([]byte, 8*len(t.Data))
+			for j, v := range t.Data {
+				if v != float32(int64(v)) {
+					return &Error{Path: path, Tensor: t.Name, Err: fmt.Errorf("I64 tensor holds the non-integer %v", v)}
+				}
+				binary.LittleEndian.PutUint64(b[8*j:], uint64(int64(v)))
+			}
+			views[t.Name] = i64View{f32View{shape: shape, data: b}}
+		default:
+			views[t.Name] = f32View{shape: shape, data: float32Bytes(t.Data)}
+		}
 	}
 	if len(metadata) == 0 {
 		metadata = nil
@@ -160,7 +173,7 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 
 // writeAtomically serializes into a temporary file next to path, syncs it and
 // renames it over path; on failure the temporary file is removed.
-func writeAtomically(path string, views map[string]f32View, metadata map[string]string) (err error) {
+func writeAtomically(path string, views map[string]tensorView, metadata map[string]string) (err error) {
 	// A rename would replace a device node, FIFO or symlink with a plain file.
 	if err := outfile.CheckTarget(path); err != nil {
 		return err
@@ -196,6 +209,19 @@ func writeAtomically(path string, views map[string]f32View, metadata map[string]
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// tensorView is what the safetensors serializer takes.
+type tensorView interface {
+	DType() safetensors.DType
+	Shape() []uint64
+	Data() []byte
+	DataLen() uint64
+}
+
+// i64View presents little-endian int64 data to the serializer.
+type i64View struct{ f32View }
+
+func (v i64View) DType() safetensors.DType { return safetensors.I64 }
 
 // f32View presents float32 data to the safetensors serializer.
 type f32View struct {

@@ -32,6 +32,7 @@ type Bar struct {
 	enabled bool
 
 	count    atomic.Int64
+	note     atomic.Pointer[string] // shown after the label (SetNote), e.g. a training loss
 	lastDraw atomic.Int64 // nanoseconds since began at the last redraw
 	finished atomic.Bool
 
@@ -77,6 +78,10 @@ func New(w io.Writer, total int64, label string, opts ...Option) *Bar {
 	return b
 }
 
+// Enabled reports whether the bar draws (its writer is a terminal, or Force was given): a
+// command logging to a file prints its own occasional lines instead.
+func (b *Bar) Enabled() bool { return b != nil && b.enabled }
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -106,6 +111,10 @@ func (b *Bar) Add(n int64) {
 		b.mu.Unlock()
 	}
 }
+
+// SetNote sets a short text shown after the label, such as "loss 0.412"; it is redrawn with
+// the next Add.
+func (b *Bar) SetNote(s string) { b.note.Store(&s) }
 
 // Count reports the units of work recorded so far, including Start.
 func (b *Bar) Count() int64 {
@@ -146,6 +155,10 @@ func (b *Bar) line(final bool) string {
 	var s strings.Builder
 	if b.label != "" {
 		s.WriteString(b.label)
+		s.WriteString(" ")
+	}
+	if p := b.note.Load(); p != nil && *p != "" {
+		s.WriteString(*p)
 		s.WriteString(" ")
 	}
 	if b.total > 0 {

@@ -19,14 +19,28 @@ import (
 // Measured on the model's shapes, interleaving candidates in one process:
 // kc = 1024 beat 256 by 4–7% on the 512×1024×1024 and 4096×1024×1024
 // products at two threads and was equal or better on the others.
+//
+// Intel cores do not stream panels from L2 that well: on a Sapphire Rapids
+// Xeon (48 KB L1d, 2 MB L2) the 512×1024×1024 product at two threads runs at
+// 290–300 GFLOPS with kc = 256 to 512 and 225–228 with kc = 1024 (every mc
+// tried), so Intel CPUs get kc = 256 (kcIntel).
 const (
 	kcTargetConst = 1024
+	kcIntel       = 256
 	mcPanelsConst = 8   // mc = mcPanels·mr
 	ncTargetConst = 512 // rounded down to a multiple of nr
 )
 
 // kcTarget, mcPanels and ncTarget are variables only so that tests can shrink them.
-var kcTarget, mcPanels, ncTarget = kcTargetConst, mcPanelsConst, ncTargetConst
+var kcTarget, mcPanels, ncTarget = defaultKC(), mcPanelsConst, ncTargetConst
+
+// defaultKC is the depth of the K blocks for this CPU (see above).
+func defaultKC() int {
+	if cpuVendor() == "GenuineIntel" {
+		return kcIntel
+	}
+	return kcTargetConst
+}
 
 // Products with fewer multiply-adds than this run on the calling goroutine:
 // waking another goroutine costs more than it saves. A variable so that tests
@@ -47,6 +61,8 @@ type operands struct {
 // workspace holds one goroutine's packing buffers; reused through wsPool.
 type workspace struct {
 	aRaw, bRaw, tileRaw, partRaw []float32
+	keptRaw                      []float32 // beta·C held aside over several k blocks
+	cvtRaw                       []float32 // bfloat16 rows before packing
 }
 
 var wsPool = sync.Pool{New: func() any { return new(workspace) }}
@@ -334,7 +350,7 @@ func roundUp(x, unit int) int { return (x + unit - 1) / unit * unit }
 func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c []float32, ldc int) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
-	kcMax := blockSize(p1-p0, kcTarget, 1)
+	kcMax := blockSize(p1-p0, kcTarget, kern.kUnit())
 	if op.pb != nil {
 		kcMax = op.pb.blk // p0 = 0, p1 = k: the packed blocks
 	}
@@ -343,6 +359,23 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 	ap := aligned(&w.aRaw, mcMax*kcMax)
 	tile := aligned(&w.tileRaw, mr*nr)
 
+	// With several k blocks, the bias and beta·C (a residual) join only after the last block, so
+	// that the result rounds as (alpha·A·B + bias) + beta·C whatever the blocking, as with one
+	// block: C is kept aside, the blocks sum alpha·A·B into C, then finish adds the rest.
+	if p1-p0 > kcMax && (beta != 0 || op.bias != nil) {
+		var kept, bias []float32
+		if beta != 0 {
+			kept = aligned(&w.keptRaw, (i1-i0)*(j1-j0))
+			for i := i0; i < i1; i++ {
+				copy(kept[(i-i0)*(j1-j0):(i-i0+1)*(j1-j0)], c[i*ldc+j0:i*ldc+j1])
+			}
+		}
+		if op.bias != nil {
+			bias = op.bias[j0:j1]
+		}
+		defer finish(c, ldc, i0, i1, j0, j1, bias, beta, kept)
+		beta, op.bias = 0, nil
+	}
 	if op.pb != nil {
 		// B is packed already: pack each block of A once and run it against all of B, so that a
 		// product wider than one column block does not pack A once per column block.
@@ -354,7 +387,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			}
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr, &w.cvtRaw)
 				for jc := j0; jc < j1; jc += ncMax {
 					nc := min(ncMax, j1-jc)
 					// The first row block reads B from memory: prefetch it.
@@ -373,10 +406,10 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 			if pc != p0 {
 				be, bias = 1, nil
 			}
-			packPanels(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr)
+			kern.pack(bp, op.b, op.ldb, op.transB, jc, nc, pc, kc, nr, &w.cvtRaw)
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				packPanels(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr)
+				kern.pack(ap, op.a, op.lda, !op.transA, ic, mc, pc, kc, mr, &w.cvtRaw)
 				w.macro(op, ap, bp, tile, ic, mc, jc, nc, kc, be, bias, c, ldc, false)
 			}
 		}
@@ -389,6 +422,7 @@ func (w *workspace) run(op operands, i0, i1, j0, j1, p0, p1 int, beta float32, c
 func (w *workspace) macro(op operands, ap, bp, tile []float32, ic, mc, jc, nc, kc int, be float32, bias []float32, c []float32, ldc int, stream bool) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
+	kc = kern.packedLen(kc) // panel words per row; the kernels count k in them
 	for ir := 0; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)
 		aPanel := &ap[ir*kc]
@@ -430,6 +464,34 @@ func (w *workspace) macro(op operands, ap, bp, tile []float32, ic, mc, jc, nc, k
 					}
 				}
 			}
+		}
+	}
+}
+
+// finish sets C = fma(beta, kept, C + bias) on C[i0:i1, j0:j1] (kept row-major, j1−j0 wide; nil
+// when beta is 0; bias nil or j1−j0 values), rounding as the kernels' epilogue does: the bias add,
+// then one rounding for beta·kept + that.
+func finish(c []float32, ldc, i0, i1, j0, j1 int, bias []float32, beta float32, kept []float32) {
+	n := j1 - j0
+	for i := i0; i < i1; i++ {
+		row := c[i*ldc+j0 : i*ldc+j1]
+		if bias != nil {
+			for j, b := range bias {
+				row[j] += b
+			}
+		}
+		if kept == nil {
+			continue
+		}
+		k := kept[(i-i0)*n : (i-i0+1)*n]
+		if beta == 1 {
+			for j, v := range k {
+				row[j] += v // one rounding, as fma(1, v, row[j])
+			}
+			continue
+		}
+		for j, v := range k {
+			row[j] = fma32(beta, v, row[j])
 		}
 	}
 }

@@ -26,6 +26,10 @@ type isa struct {
 	// aStride, if not 0, is the row count of the packed A panel when the
 	// kernel computes only its first mr rows (a short edge panel).
 	aStride int
+	// bf16: the panels hold pairs of bfloat16 (k = 2p in the low half of each 32-bit word,
+	// k = 2p+1 in the high half), kc counts pairs, and each step is one VDPBF16PS per
+	// accumulator instead of one VFMADD231PS.
+	bf16 bool
 }
 
 func main() {
@@ -49,10 +53,27 @@ func main() {
 	gen(&w, isa{name: "AVX512Short8", reg: "Z", lanes: 16, mr: 8, nvec: 2, zero: "VPXORD", unroll: 4, aStride: 14})
 	// AVX2: 6×16 block, 12 ymm accumulators, 2 for B, 1 for the broadcast of A.
 	gen(&w, isa{name: "AVX2", reg: "Y", lanes: 8, mr: 6, nvec: 2, zero: "VXORPS", unroll: 4})
+	// AVX-512 BF16: the same 14×32 block and epilogue; a step consumes a pair of k values, so
+	// the same bytes of panel carry twice the multiply-adds.
+	gen(&w, isa{name: "BF16AVX512", reg: "Z", lanes: 16, mr: 14, nvec: 2, zero: "VPXORD", unroll: 4, bf16: true})
+	gen(&w, isa{name: "BF16AVX512Stream", reg: "Z", lanes: 16, mr: 14, nvec: 2, zero: "VPXORD", unroll: 4, prefetchB: 4096, bf16: true})
+	gen(&w, isa{name: "BF16AVX512Short8", reg: "Z", lanes: 16, mr: 8, nvec: 2, zero: "VPXORD", unroll: 4, aStride: 14, bf16: true})
 	if err := os.WriteFile("kernel_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// vdpbf16ps encodes VDPBF16PS zmm(dst), zmm(src1), zmm(src2) (dst.fp32[j] += the products
+// of the bfloat16 pairs of src1 and src2, odd element first), which Go's assembler does not
+// know: EVEX.512.F3.0F38.W0 52 /r, register form (Intel SDM vol. 2A, 2.7 and VDPBF16PS).
+func vdpbf16ps(dst, src1, src2 int) string {
+	bit := func(x, i int) int { return x >> i & 1 }
+	p0 := (1-bit(dst, 3))<<7 | (1-bit(src2, 4))<<6 | (1-bit(src2, 3))<<5 | (1-bit(dst, 4))<<4 | 0x2 // R X B R' 00 mm=0F38
+	p1 := (^src1&0xf)<<3 | 1<<2 | 0x2                                                               // W=0 vvvv 1 pp=F3
+	p2 := 0x2<<5 | (1-bit(src1, 4))<<3                                                              // z=0 L'L=512 b=0 V' aaa=0
+	modrm := 0xc0 | (dst&7)<<3 | src2&7
+	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x", p0, p1, p2, modrm)
 }
 
 func gen(w *bytes.Buffer, s isa) {
@@ -74,6 +95,9 @@ func gen(w *bytes.Buffer, s isa) {
 	fmt.Fprintf(w, "// bias (%d floats, added to every row) may be nil.\n", nr)
 	if as != s.mr {
 		fmt.Fprintf(w, "// Apanel holds %d rows per k step, of which the first %d are used.\n", as, s.mr)
+	}
+	if s.bf16 {
+		fmt.Fprintf(w, "// The panels hold bfloat16 pairs (one 32-bit word per row or column and pair of k); kc counts pairs.\n")
 	}
 	fmt.Fprintf(w, "TEXT ·kernel%s(SB), NOSPLIT, $0-56\n", s.name)
 	p("MOVQ kc+0(FP), CX")
@@ -109,6 +133,13 @@ func gen(w *bytes.Buffer, s isa) {
 			}
 		}
 		for r := 0; r < s.mr; r++ {
+			if s.bf16 {
+				p("VPBROADCASTD %d(AX), %s", (k*as+r)*4, bc)
+				for v := 0; v < s.nvec; v++ {
+					p("%s // VDPBF16PS %s, %s, %s", vdpbf16ps(r*s.nvec+v, nacc+v, nacc+s.nvec), bc, bReg(v), acc(r, v))
+				}
+				continue
+			}
 			p("VBROADCASTSS %d(AX), %s", (k*as+r)*4, bc)
 			for v := 0; v < s.nvec; v++ {
 				p("VFMADD231PS %s, %s, %s", bReg(v), bc, acc(r, v))

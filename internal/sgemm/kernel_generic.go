@@ -19,6 +19,34 @@ type microKernel struct {
 	// first pass over a pre-packed B, which comes from memory rather than
 	// cache: it prefetches the B panel well ahead.
 	runStream func(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+	// bf16 kernels take panels of bfloat16 pairs (packPanelsBF16) and count kc in pairs.
+	bf16 bool
+}
+
+// packedLen is how many 32-bit words a panel row of kc values of k takes for this kernel.
+func (k *microKernel) packedLen(kc int) int {
+	if k.bf16 {
+		return (kc + 1) / 2
+	}
+	return kc
+}
+
+// kUnit is the granularity of k blocks: a bfloat16 pair never straddles two blocks.
+func (k *microKernel) kUnit() int {
+	if k.bf16 {
+		return 2
+	}
+	return 1
+}
+
+// pack packs panels of X for this kernel (see packPanels); scratch is a reusable buffer for
+// the bfloat16 conversion.
+func (k *microKernel) pack(dst, x []float32, ld int, kContiguous bool, r0, rn, p0, kc, w int, scratch *[]float32) {
+	if k.bf16 {
+		packPanelsBF16(dst, x, ld, kContiguous, r0, rn, p0, kc, w, scratch)
+		return
+	}
+	packPanels(dst, x, ld, kContiguous, r0, rn, p0, kc, w)
 }
 
 const genericMR, genericNR = 4, 4

@@ -50,12 +50,14 @@ func packNative(kern *microKernel, transB bool, k, n int, b []float32, ldb int) 
 	}
 	// The same kc blocks as the driver uses for the whole k range, so that
 	// sums run in the same order as Gemm's.
-	p.blk = blockSize(k, kcTarget, 1)
+	p.blk = blockSize(k, kcTarget, kern.kUnit())
 	np := roundUp(n, kern.nr)
-	p.data = make([]float32, np*k)
+	p.data = make([]float32, np*kern.packedLen(k))
+	var scratch []float32
 	for pc := 0; pc < k; pc += p.blk {
 		kc := min(p.blk, k-pc)
-		packPanels(p.data[pc*np:pc*np+np*kc], b, ldb, transB, 0, n, pc, kc, kern.nr)
+		off := np * kern.packedLen(pc) // blocks before pc are whole pairs
+		kern.pack(p.data[off:off+np*kern.packedLen(kc)], b, ldb, transB, 0, n, pc, kc, kern.nr, &scratch)
 	}
 	return p
 }
@@ -64,15 +66,17 @@ func packNative(kern *microKernel, transB bool, k, n int, b []float32, ldb int) 
 // kc-row block starting at row pc of op(B).
 func (p *PackedB) block(jc, pc, kc int) []float32 {
 	np := roundUp(p.n, p.kern.nr)
-	return p.data[pc*np+jc*kc : pc*np+np*kc]
+	off, kw := np*p.kern.packedLen(pc), p.kern.packedLen(kc)
+	return p.data[off+jc*kw : off+np*kw]
 }
 
 // GemmPacked computes C = alpha·op(A)·B + bias + beta·C where B was packed by
 // PackB: op(A) is m×k, C is m×n, and bias, if not nil, holds n values added to
 // every row (a Linear layer's bias, applied in the kernel's epilogue rather
-// than by a pass over C). Each element rounds as (alpha·AB + bias) + beta·C,
-// so a layer's output plus a residual already in C (beta = 1) rounds as
-// PyTorch's (x·Wᵀ + b) + residual. Without a bias and with the same operands
+// than by a pass over C). Each element rounds as (alpha·AB + bias) + beta·C
+// whatever the k blocking (with several k blocks, bias and beta·C join after
+// the last one), so a layer's output plus a residual already in C (beta = 1)
+// rounds as PyTorch's (x·Wᵀ + b) + residual. Without a bias and with the same operands
 // it returns bit for bit what Gemm returns, except when Gemm would split the k
 // range over goroutines (k ≥ 2·kc and a thin product), where the sums are
 // grouped differently. It panics with a DimensionError on bad dimensions,
@@ -89,6 +93,11 @@ func GemmPacked(m int, alpha float32, a []float32, lda int, transA bool, pb *Pac
 	checkMatrix("C", m, pb.n, c, ldc)
 	if bias != nil && len(bias) != pb.n {
 		panic(DimensionError(fmt.Sprintf("bias has %d values, want n=%d", len(bias), pb.n)))
+	}
+	if pb.Precision() == BFloat16 {
+		// Native kernels under every build tag: OpenBLAS has no bfloat16 product.
+		gemmPrepacked(Threads(), m, alpha, a, lda, transA, pb, bias, beta, c, ldc)
+		return
 	}
 	gemmWithPacked(m, alpha, a, lda, transA, pb, bias, beta, c, ldc)
 }

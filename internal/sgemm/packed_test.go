@@ -184,5 +184,12 @@ func BenchmarkLinearPacked(b *testing.B) {
 			}
 			b.ReportMetric(float64(2*m*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 		})
+		pb16 := PackBWith(BFloat16, true, in, out, w, in)
+		b.Run(fmt.Sprintf("m=%d/GemmPacked-bf16", m), func(b *testing.B) {
+			for b.Loop() {
+				GemmPacked(m, 1, x, in, false, pb16, nil, 0, c, out)
+			}
+			b.ReportMetric(float64(2*m*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
 	}
 }

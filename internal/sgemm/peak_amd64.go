@@ -22,3 +22,19 @@ func peakLoop(kernel string) (func(int), float64) {
 	}
 	return nil, 0
 }
+
+// cpuid0 returns the vendor words of CPUID leaf 0 (EBX, EDX, ECX).
+//
+//go:noescape
+func cpuid0(ebx, edx, ecx *uint32)
+
+// cpuVendor is the CPU's vendor string, such as "GenuineIntel" or "AuthenticAMD".
+func cpuVendor() string {
+	var b, d, c uint32
+	cpuid0(&b, &d, &c)
+	var s [12]byte
+	for i, w := range [3]uint32{b, d, c} {
+		s[4*i], s[4*i+1], s[4*i+2], s[4*i+3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
+	}
+	return string(s[:])
+}

@@ -93,3 +93,16 @@ peak2Loop:
 peak2Done:
 	VZEROUPPER
 	RET
+
+// func cpuid0(ebx, edx, ecx *uint32)
+TEXT ·cpuid0(SB), NOSPLIT, $0-24
+	XORL AX, AX
+	XORL CX, CX
+	CPUID
+	MOVQ ebx+0(FP), R8
+	MOVL BX, (R8)
+	MOVQ edx+8(FP), R8
+	MOVL DX, (R8)
+	MOVQ ecx+16(FP), R8
+	MOVL CX, (R8)
+	RET

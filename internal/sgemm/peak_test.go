@@ -55,3 +55,21 @@ func TestKernelFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUVendor: the vendor string that chooses the K blocking (defaultKC) is the one Linux
+// reports in /proc/cpuinfo, where there is one.
+func TestCPUVendor(t *testing.T) {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil || cpuVendor() == "" {
+		t.Skip("no /proc/cpuinfo or no CPUID here")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "vendor_id" {
+			if got, want := cpuVendor(), strings.TrimSpace(value); got != want {
+				t.Errorf("cpuVendor() = %q, /proc/cpuinfo says %q", got, want)
+			}
+			return
+		}
+	}
+	t.Skip("/proc/cpuinfo names no vendor_id")
+}

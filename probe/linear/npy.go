@@ -87,3 +87,13 @@ func writeNPYHeader(w io.Writer, descr string, n int, shape []int) error {
 	}
 	return nil
 }
+
+// WriteNPYHeader writes the header of a .npy file (format version 1.0, C order) of the given
+// dtype descr ('<f4', '<f2', '<i8', …) and shape, for a caller that streams the data after it.
+func WriteNPYHeader(w io.Writer, descr string, shape ...int) error {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	return writeNPYHeader(w, descr, n, shape)
+}

@@ -1,6 +1,8 @@
 // Package similarity compares representations of the same rows (inputs): layer against layer of one
-// model, or a layer of one model against a layer of another, by centred kernel alignment (CKA) and
-// representational similarity analysis (RSA).
+// model, or a layer of one model against a layer of another, by centred kernel alignment (CKA),
+// representational similarity analysis (RSA), the nearest-neighbour alignments of Huh et al. 2024
+// (mutual k-NN, CKNNA), SVCCA, and the angular shape distances of Williams et al. 2021 (Procrustes,
+// angular CKA).
 //
 // Conventions:
 //   - A Representation is a row-major float32 matrix X [n, d]: row i is input i. Every
@@ -37,6 +39,25 @@
 //   - Arithmetic: products of features are float32 (internal/sgemm, inputs centred first so that
 //     float32 keeps the small differences); every sum over rows, pairs or matrix entries is float64.
 //     Results agree with float64 references to about 1e-5 (see the tests).
-//   - Compare of a set with itself computes each unordered pair once and mirrors it; the diagonal is
+//   - Rows to unit length: x̂ = x/max(‖x‖₂, 1e-12) (platonic-rep's compute_score(normalize=True);
+//     its outlier clamp prepare_features is not applied).
+//   - mutual-knn: N_X(i) = the K rows j ≠ i with the largest x̂ᵢ·x̂ⱼ, exact ties to the lower row;
+//     score (1/n) Σᵢ |N_X(i) ∩ N_Y(i)| / K (platonic-rep mutual_knn). Needs n ≥ K+1.
+//   - cknna: K = X̂X̂ᵀ, L = ŶŶᵀ, M = M_X ⊙ M_Y the row-wise masks of the K nearest (self excluded);
+//     H(A, B) = [Σ ÃᵢⱼB̃ⱼᵢ + (1ᵀÃ1)(1ᵀB̃1)/((n−1)(n−2)) − 2·1ᵀÃB̃1/(n−2)] / (n(n−3)) (platonic-rep's
+//     hsic_unbiased, B̃ᵀ in the first term); s(K, L) = H(M⊙K, M⊙L), s(K, K) = H(M_X⊙K, M_X⊙K);
+//     score s(K, L)/(√(s(K, K)·s(L, L)) + 1e-6), NaN when the product is negative. Not symmetric.
+//   - mutual-knn and cknna compute x̂ and the similarities in float64 (Representation.Exact when
+//     the source was float64). The search is blocked (no n×n matrix): float32 tiles screen each
+//     row's K+16 best candidates, re-ranked in float64; rows the float32 error bound leaves
+//     undecided are searched in full in float64 (see buildKNN), so the graph is the float64 one.
+//   - svcca: each side x̂, columns centred and divided by (std with ddof=1) + 1e-8; U = the top
+//     k = min(D, d, n−1) left singular vectors (exact subspace); score = mean of the min(k_X, k_Y)
+//     singular values of U_XᵀU_Y, clipped to [0, 1]. NaN when the k-th singular value is 0.
+//   - procrustes: arccos(‖XcᵀYc‖_* / (‖Xc‖_F ‖Yc‖_F)), column-centred, rows not normalised (netrep
+//     LinearMetric(alpha=1, score_method="angular")); cka-angular: arccos of the value cka gives.
+//     Both are distances in radians in [0, π/2], smaller = more similar (Result.Distance).
+//   - Compare of a set with itself computes each unordered pair once and mirrors it (CKNNA, which is
+//     not symmetric, computes both orders); the diagonal is
 //     computed, not assumed to be 1 (debiased CKA of a constant column is NaN).
 package similarity

@@ -29,3 +29,22 @@ func ExampleCompare() {
 	// b [1.000 1.000 0.299]
 	// c [0.299 0.299 1.000]
 }
+
+// Mutual k-NN alignment of two representations of 8 rows with K = 2: b keeps a's neighbourhoods
+// (a scaled copy): every row shares all its neighbours.
+func ExampleCompare_mutualKNN() {
+	a := []float32{0, 1, 0.1, 1, 0.2, 1, 1, 0, 1, 0.1, 1, 0.2, -1, 0, -1, 0.1}
+	b := make([]float32, len(a))
+	for i, v := range a {
+		b[i] = 5 * v
+	}
+	res, err := similarity.Compare(
+		[]similarity.Representation{{Name: "a", Data: a, Dim: 2}},
+		[]similarity.Representation{{Name: "b", Data: b, Dim: 2}},
+		similarity.Options{Method: similarity.MutualKNN, KNNK: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%.2f\n", res.Matrix[0][0])
+	// Output: 1.00
+}

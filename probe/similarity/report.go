@@ -6,12 +6,16 @@ import (
 	"image/color"
 	"math"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -26,8 +30,30 @@ func (r *Result) Definition() string {
 		return fmt.Sprintf("RBF CKA: CKA of Gaussian kernels, bandwidth σ = %g × the median pairwise distance", r.RBFThreshold)
 	case RSA:
 		return fmt.Sprintf("RSA: %s of the upper triangles of the %s RDMs", r.Compare, r.RDM)
+	case MutualKNN:
+		return fmt.Sprintf("mutual k-NN alignment (Huh et al. 2024), K = %d: the mean fraction of each row's K nearest rows by cosine (self excluded) shared by the two representations; 1 = identical neighbourhoods", r.KNNK)
+	case CKNNA:
+		return fmt.Sprintf("CKNNA (Huh et al. 2024), K = %d: unbiased-HSIC CKA of the cosine kernels restricted to the pairs that are among the K nearest neighbours in both; /(√·+1e-6) as platonic-rep, so a representation against itself is just under 1", r.KNNK)
+	case SVCCA:
+		return fmt.Sprintf("SVCCA (Raghu et al. 2017): mean canonical correlation of the top %d singular directions of each side (rows unit-normalised, columns standardised; exact SVD)", r.SVCCADims)
+	case Procrustes:
+		return "angular Procrustes distance (Williams et al. 2021; netrep LinearMetric(alpha=1)): arccos(‖XcᵀYc‖_* / (‖Xc‖_F‖Yc‖_F)) on column-centred features, in radians; distance, smaller = more similar"
+	case AngularCKA:
+		return "angular CKA distance (Williams et al. 2021): arccos(linear CKA), in radians; distance, smaller = more similar"
 	}
 	return string(r.Method)
+}
+
+// Scale returns the fixed colour range of the method's heatmap and its label: [0, π/2] radians
+// for the distances, [−1, 1] for RSA, [0, 1] for the other similarities.
+func (r *Result) Scale() (lo, hi float64, label string) {
+	switch {
+	case r.Distance:
+		return 0, math.Pi / 2, "distance (radians), smaller = more similar"
+	case r.Method == RSA:
+		return -1, 1, "similarity (" + r.Compare + " correlation)"
+	}
+	return 0, 1, "similarity, larger = more similar"
 }
 
 // grid adapts a Result's matrix to plotter.GridXYZ: column c is AgainstColumns[c], row r is
@@ -51,32 +77,38 @@ func (n viridis) Colors() []color.Color {
 }
 
 // PlotHeatmap saves the matrix as a PNG heatmap, rows and columns in the order of the result,
-// values printed in the cells for up to 30 rows and columns. Colours: viridis from the smallest
-// value (rounded down to a tenth) to max(1, largest), the range stated under the title; NaN cells
-// grey.
+// values printed in the cells for up to 30 rows and columns, and a colour bar. Colours: viridis
+// over the method's fixed range (Result.Scale, stated under the title; values outside it are
+// drawn at its ends); NaN cells grey. Distances say so in the title.
 func PlotHeatmap(path, title string, r *Result) error {
 	rows, cols := len(r.Columns), len(r.AgainstColumns)
 	if rows == 0 || cols == 0 {
 		return fmt.Errorf("similarity: plot %s: empty matrix", path)
 	}
-	lo, hi := math.Inf(1), 1.0
+	lo, hi, label := r.Scale()
+	outside := false
 	for _, row := range r.Matrix {
 		for _, v := range row {
+			outside = outside || v < lo || v > hi
+		}
+	}
+	clamped := make([][]float64, rows)
+	for i, row := range r.Matrix {
+		clamped[i] = make([]float64, cols)
+		for j, v := range row {
+			clamped[i][j] = v
 			if !math.IsNaN(v) {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+				clamped[i][j] = math.Max(lo, math.Min(hi, v))
 			}
 		}
 	}
-	if math.IsInf(lo, 1) {
-		lo = 0
-	}
-	lo = math.Floor(lo*10) / 10
-	if lo >= hi {
-		lo = hi - 0.1
-	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s\ncolours: %.1f (dark blue) … %.2g (yellow)", title, lo, hi)
-	hm := plotter.NewHeatMap(grid{r.Matrix}, viridis(128))
+	sub := fmt.Sprintf("%s; colours %s … %s", label, formatTick(lo), formatTick(hi))
+	if outside {
+		sub += " (values outside drawn at the ends)"
+	}
+	p.Title.Text = title + "\n" + sub
+	hm := plotter.NewHeatMap(grid{clamped}, viridis(128))
 	hm.Min, hm.Max = lo, hi
 	hm.NaN = color.RGBA{R: 190, G: 190, B: 190, A: 255}
 	p.Add(hm)
@@ -110,7 +142,7 @@ func PlotHeatmap(path, title string, r *Result) error {
 			labels.TextStyle[k].YAlign = draw.YCenter
 			labels.TextStyle[k].Font.Size = size
 			// Dark text on the light (high) end of viridis, white on the dark end.
-			v := r.Matrix[k/cols][k%cols]
+			v := clamped[k/cols][k%cols]
 			if math.IsNaN(v) || (v-lo)/(hi-lo) < 0.6 {
 				labels.TextStyle[k].Color = color.White
 			}
@@ -119,12 +151,62 @@ func PlotHeatmap(path, title string, r *Result) error {
 	}
 	p.X.Min, p.X.Max = -0.5, float64(cols)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(rows)-0.5
-	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6))) * vg.Centimeter
+
+	bar := plot.New()
+	bar.Title.Text = "\n" // the heatmap's two title lines, so that the bar starts level with it
+	bar.Add(&plotter.ColorBar{ColorMap: &viridisMap{min: lo, max: hi}, Vertical: true})
+	bar.HideX()
+	bar.Y.Label.Text = "similarity"
+	if r.Distance {
+		bar.Y.Label.Text = "distance (radians)"
+	}
+	bar.Y.Min, bar.Y.Max = lo, hi
+
+	barW := 3.5 * vg.Centimeter
+	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6)))*vg.Centimeter + barW
+	// Wide enough for the longest title line (the heatmap is narrow with few columns).
+	for _, line := range strings.Split(p.Title.Text, "\n") {
+		w = max(w, p.Title.TextStyle.Width(line)+barW+vg.Centimeter)
+	}
 	h := vg.Length(math.Max(11, math.Min(40, 1.1*float64(rows)+6))) * vg.Centimeter
-	if err := p.Save(w, h, path); err != nil {
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	// A margin on the left: gonum/plot's axis sizing leaves the first letters of long row names
+	// at the very edge.
+	p.Draw(draw.Crop(dc, 0.5*vg.Centimeter, -barW, 0, 0))
+	bar.Draw(draw.Crop(dc, w-barW, -0.8*vg.Centimeter, 2.2*vg.Centimeter, 0))
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return fmt.Errorf("similarity: plot %s: %w", path, err)
+	}
+	if err := outfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("similarity: plot %s: %w", path, err)
 	}
 	return nil
+}
+
+// formatTick prints a scale end: π/2 as such, other values plainly.
+func formatTick(v float64) string {
+	if v == math.Pi/2 {
+		return "π/2"
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// viridisMap is viz.Viridis over [min, max] as a gonum palette.ColorMap, for the colour bar.
+type viridisMap struct{ min, max float64 }
+
+func (m *viridisMap) At(v float64) (color.Color, error) {
+	return viz.Viridis((v - m.min) / (m.max - m.min)), nil
+}
+func (m *viridisMap) Max() float64     { return m.max }
+func (m *viridisMap) SetMax(v float64) { m.max = v }
+func (m *viridisMap) Min() float64     { return m.min }
+func (m *viridisMap) SetMin(v float64) { m.min = v }
+func (m *viridisMap) Alpha() float64   { return 1 }
+func (m *viridisMap) SetAlpha(float64) {}
+func (m *viridisMap) Palette(n int) palette.Palette {
+	return viridis(n)
 }
 
 func formatValue(v float64, prec int) string {
@@ -139,6 +221,9 @@ func formatValue(v float64, prec int) string {
 func (r *Result) Markdown() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "**%s** over n = %d rows.\n\n", r.Definition(), r.N)
+	if r.Distance {
+		b.WriteString("Values are **distances in radians** (0 … π/2 ≈ 1.5708): **smaller = more similar**, 0 = identical up to the measure's invariances.\n\n")
+	}
 	table := func(m [][]float64, prec int) {
 		b.WriteString("| |")
 		for _, c := range r.AgainstColumns {
