@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/x448/float16"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,43 +126,9 @@ var f16to32 = func() *[1 << 16]float32 {
 }()
 
 // FloatToHalf rounds f to the nearest half-precision value (ties to even), as numpy's
-// astype(float16) does; values beyond the range become ±inf.
-func FloatToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	frac := b & 0x7fffff
-	if exp == 0xff {
-		if frac != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		if e < -10 {
-			return sign
-		}
-		m := frac | 0x800000
-		shift := uint32(14 - e)
-		half := m >> shift
-		rem := m & (1<<shift - 1)
-		mid := uint32(1) << (shift - 1)
-		if rem > mid || (rem == mid && half&1 == 1) {
-			half++
-		}
-		return sign | uint16(half)
-	}
-	half := uint32(e)<<10 | frac>>13
-	rem := frac & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
-		half++ // may carry into the exponent, which is right (up to inf)
-	}
-	return sign | uint16(half)
-}
+// astype(float16) does; values beyond the range become ±inf. It is x448/float16's conversion,
+// which probe export also uses.
+func FloatToHalf(f float32) uint16 { return float16.Fromfloat32(f).Bits() }
 
 // HalfToFloat widens a half-precision value exactly.
 func HalfToFloat(h uint16) float32 { return f16to32[h] }
