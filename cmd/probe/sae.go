@@ -301,6 +301,9 @@ func runSAETrain(args []string, stdout, stderr io.Writer) error {
 		sumFVU += s.FVU
 		sumL0 += s.L0
 		nAvg++
+		if ran%10 == 1 {
+			bar.SetNote(fmt.Sprintf("loss %.4f fvu %.4f l0 %.1f dead %.1f%%", s.Loss, s.FVU, s.L0, 100*s.DeadFraction))
+		}
 		bar.Add(1)
 		endOfEpoch := int64(s.Step) == steps
 		if endOfEpoch && !*quiet {
