@@ -572,3 +572,55 @@ func TestExtractTokensResumeAfterKill(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestSAEFeaturesMarkRandomWeights saves the tiny model with random weights (noted as probe demo
+// notes them) and checks that the features and their figures say so, and that the tiny model's
+// own weights are not marked.
+func TestSAEFeaturesMarkRandomWeights(t *testing.T) {
+	m, err := core.Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Randomized(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mdir := filepath.Join(dir, "model")
+	if err := r.Save(mdir, map[string]string{"note": "random weights, seed 3"}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := core.Load(mdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer saved.Close()
+	if !randomWeights(saved) || randomWeights(m) {
+		t.Fatal("randomWeights does not tell the noted random model from the tiny fixture")
+	}
+	data := idxDataSet(t, 10)
+	out := filepath.Join(dir, "f.parquet")
+	for _, args := range [][]string{
+		{"extract", "--model", mdir, "--data", data, "--out", out, "--layers", "block1_mean", "--tokens", "block1", "--quiet"},
+		{"sae", "train", "--tokens", filepath.Join(probe.TokensDir(out), "block1"), "--out", filepath.Join(dir, "sae"), "--dict", "16", "--k", "2", "--epochs", "1", "--batch", "16", "--quiet"},
+		{"sae", "features", "--sae", filepath.Join(dir, "sae"), "--montages", "1"},
+	} {
+		if _, e, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: %s", args, e)
+		}
+	}
+	var ff featuresFile
+	raw, _ := os.ReadFile(filepath.Join(dir, "sae", "features", "features.json"))
+	if err := json.Unmarshal(raw, &ff); err != nil {
+		t.Fatal(err)
+	}
+	var rep saeReport
+	raw, _ = os.ReadFile(filepath.Join(dir, "sae", "report.json"))
+	json.Unmarshal(raw, &rep)
+	if !ff.RandomWeights || !rep.RandomModel || !strings.Contains(rep.Spliced.Note, "random weights") {
+		t.Errorf("random weights not marked: features %v, report %v, spliced note %q", ff.RandomWeights, rep.RandomModel, rep.Spliced.Note)
+	}
+	if title := plotTitle(&ff, "x"); !strings.Contains(title, "(random weights)") {
+		t.Errorf("plot title %q", title)
+	}
+}
