@@ -20,7 +20,7 @@ import (
 // demodata holds 500 training and 200 test images of Fashion-MNIST (MIT licence, see
 // demodata/LICENSE), so that the demo needs no download, and in demodata/model the demo's model:
 // a small Fourier Perceiver trained by `probe train` on Fashion-MNIST's 60,000 training images
-// (the command, seed and test accuracy are in demodata/model/train.json; the same folder is
+// (the commands, seeds and test accuracy are in demodata/model/train*.json; the same folder is
 // testdata/trained/fourier).
 //
 //go:embed demodata
@@ -90,8 +90,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 	fmt.Fprintf(stdout, "probe demo: a small Fourier Perceiver trained by probe train on Fashion-MNIST's %s training images\n", groupDigits(rec.SourceItems))
-	fmt.Fprintf(stdout, "(%g epochs, seed %d; the command is in %s): test top-1 %.2f%% on the %s test images.\n",
-		rec.Epochs, rec.Seed, filepath.Join(dirs.model, trainJSON), 100*rec.Eval.Top1, groupDigits(rec.Eval.N))
+	fmt.Fprintf(stdout, "(how: %s): test top-1 %.2f%% on the %s test images.\n",
+		filepath.Join(dirs.model, "train*.json"), 100*rec.Eval.Top1, groupDigits(rec.Eval.N))
 	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters, test top-1 %.2f%%)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams(), 100*rec.Eval.Top1)
 
 	data := filepath.Join(dirs.data, "fashion-mnist")
