@@ -32,7 +32,11 @@ func (r *SanityReport) PlotCascade(path, title string, methods []string) error {
 		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: "+" + g})
 	}
 	logitX := float64(len(r.Groups)) + 1.5
-	ticks = append(ticks, plot.Tick{Value: logitX, Label: fmt.Sprintf("random logit (class %d)", r.RandomLogit.Class)})
+	rl := fmt.Sprintf("random logit (class %d)", r.RandomLogit.Class)
+	if r.RandomLogit.Class < 0 {
+		rl = "random logit (a class per image)"
+	}
+	ticks = append(ticks, plot.Tick{Value: logitX, Label: rl})
 	panels := make([]*plot.Plot, len(measures))
 	for d, ms := range measures {
 		p := plot.New()
