@@ -2,51 +2,51 @@ package main
 
 import (
 	"embed"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/perceiverkit/perceiver/core"
-	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
 // demodata holds 500 training and 200 test images of Fashion-MNIST (MIT licence, see
-// demodata/LICENSE), so that the demo needs no download.
+// demodata/LICENSE), so that the demo needs no download, and in demodata/model the demo's model:
+// a small Fourier Perceiver trained by `probe train` on Fashion-MNIST's 60,000 training images
+// (the commands, seeds and test accuracy are in demodata/model/train*.json; the same folder is
+// testdata/trained/fourier).
 //
 //go:embed demodata
 var demodata embed.FS
 
 func init() {
-	register("demo", "run the whole pipeline offline on a small random-weight Perceiver and Fashion-MNIST images", runDemo)
+	register("demo", "run the whole pipeline offline on a small Perceiver trained on Fashion-MNIST", runDemo)
 }
 
-// demoModel is a small Perceiver IO image classifier for 28×28 images: 32 latents of 64
-// channels, 2 blocks of 2 self-attention layers with 4 heads, 8 Fourier bands (d_model 37) and
-// Fashion-MNIST's 10 class names. Its weights are random: it shows the pipeline, not a result.
-func demoModel() (*core.Model, error) {
-	cfg := core.DefaultConfig()
-	cfg.Architectures = []string{"PerceiverForImageClassificationFourier"}
-	cfg.NumLatents, cfg.DLatents, cfg.DModel = 32, 64, 37
-	cfg.NumBlocks, cfg.NumSelfAttendsPerBlock = 2, 2
-	cfg.NumSelfAttentionHeads, cfg.NumCrossAttentionHeads = 4, 1
-	cfg.ID2Label = map[string]string{}
-	cfg.Label2ID = map[string]int{}
-	for i, name := range probe.FashionMNISTClasses {
-		cfg.ID2Label[strconv.Itoa(i)] = name
-		cfg.Label2ID[name] = i
+// demoModelDir is the embedded model folder.
+const demoModelDir = "demodata/model"
+
+// demoTrainRecord reads the embedded model's train.json: its evaluation on the test split.
+func demoTrainRecord() (trainRecord, error) {
+	var rec trainRecord
+	raw, err := demodata.ReadFile(demoModelDir + "/" + trainJSON)
+	if err != nil {
+		return rec, err
 	}
-	prep := preprocess.DefaultConfig()
-	prep.Size = preprocess.Size{Height: 28, Width: 28}
-	prep.CropSize = preprocess.Size{Height: 28, Width: 28}
-	return core.NewRandom(cfg, prep, 2026)
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return rec, fmt.Errorf("%s/%s: %w", demoModelDir, trainJSON, err)
+	}
+	if rec.Eval == nil {
+		return rec, fmt.Errorf("%s/%s: no evaluation", demoModelDir, trainJSON)
+	}
+	return rec, nil
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
@@ -71,23 +71,28 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "probe demo: the model below has RANDOM weights (deterministic, seed 2026), not pretrained ones.")
-	fmt.Fprintln(stdout, "It shows the pipeline end to end; its predictions and maps carry no meaning.")
-
-	m, err := demoModel()
+	rec, err := demoTrainRecord()
 	if err != nil {
 		return err
 	}
 	if err := manifest.begin(dirs.model); err != nil {
 		return err
 	}
-	if err := saveModel(dirs.model, m); err != nil {
+	if err := copyEmbeddedDir(demoModelDir, dirs.model); err != nil {
 		return err
 	}
 	if err := manifest.done(dirs.model); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams())
+	m, err := core.Load(dirs.model)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	fmt.Fprintf(stdout, "probe demo: a small Fourier Perceiver trained by probe train on Fashion-MNIST's %s training images\n", groupDigits(rec.SourceItems))
+	fmt.Fprintf(stdout, "(how: %s): test top-1 %.2f%% on the %s test images.\n",
+		filepath.Join(dirs.model, "train*.json"), 100*rec.Eval.Top1, groupDigits(rec.Eval.N))
+	fmt.Fprintf(stdout, "\n1. model      %s (%d latents × %d, %d parameters, test top-1 %.2f%%)\n", dirs.model, m.Config.NumLatents, m.Config.DLatents, m.Weights.NumParams(), 100*rec.Eval.Top1)
 
 	data := filepath.Join(dirs.data, "fashion-mnist")
 	if err := manifest.begin(dirs.data); err != nil {
@@ -146,21 +151,33 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// saveModel writes a model folder that every command (and Hugging Face) can load.
-func saveModel(dir string, m *core.Model) error {
-	return m.Save(dir, map[string]string{"note": "random weights, seed 2026"})
+// groupDigits writes n with thousands separated by commas: 60000 → "60,000".
+func groupDigits(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func copyEmbedded(dst string) error {
+	return copyEmbeddedDir("demodata", dst)
+}
+
+// copyEmbeddedDir copies the files (not the folders) of an embedded folder into dst.
+func copyEmbeddedDir(src, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	entries, err := fs.ReadDir(demodata, "demodata")
+	entries, err := fs.ReadDir(demodata, src)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		data, err := demodata.ReadFile("demodata/" + e.Name())
+		if e.IsDir() {
+			continue
+		}
+		data, err := demodata.ReadFile(src + "/" + e.Name())
 		if err != nil {
 			return err
 		}

@@ -54,7 +54,7 @@ func BenchmarkExtractFullSize(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := saveModel(dir, m); err != nil {
+	if err := m.Save(dir, map[string]string{"note": "random weights, seed 1"}); err != nil {
 		b.Fatal(err)
 	}
 	benchExtract(b, dir, 16, 8)

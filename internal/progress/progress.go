@@ -33,7 +33,7 @@ type Bar struct {
 
 	count    atomic.Int64
 	note     atomic.Pointer[string] // shown after the label (SetNote), e.g. a training loss
-	lastDraw atomic.Int64 // nanoseconds since began at the last redraw
+	lastDraw atomic.Int64           // nanoseconds since began at the last redraw
 	finished atomic.Bool
 
 	mu      sync.Mutex // serialises writes to w
