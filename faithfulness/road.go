@@ -76,6 +76,9 @@ func EvaluateROAD(m *core.Model, im Image, maps [][]float32, opt RoadOptions) ([
 	if opt.Noise < 0 || opt.Noise > 1 || math.IsNaN(opt.Noise) {
 		return nil, fmt.Errorf("faithfulness: ROAD noise %g is outside [0, 1]", opt.Noise)
 	}
+	if opt.Noise > 0 && !(opt.Std[0] > 0 && opt.Std[1] > 0 && opt.Std[2] > 0) {
+		return nil, fmt.Errorf("faithfulness: ROAD noise needs the processor's image_std, got %v", opt.Std)
+	}
 	target := im.Target()
 	type job struct {
 		order []int

@@ -16,8 +16,8 @@ import (
 // PlotCascade saves the cascading-randomisation figure (Adebayo et al. 2018, Fig. 2): one panel per
 // similarity (Spearman of |maps|, Spearman of signed maps, SSIM), each method's similarity of the
 // original map to the randomised model's against the groups randomised so far, the random-logit
-// value as a cross at the right. Undefined values (a constant map) are left out. title heads
-// every panel (the model; say "random weights" when they are).
+// value as a cross at the right. Undefined values (a constant map) are left out. title heads the
+// figure (the model; say "random weights" when they are).
 func (r *SanityReport) PlotCascade(path, title string, methods []string) error {
 	measures := []struct {
 		name string
@@ -32,11 +32,15 @@ func (r *SanityReport) PlotCascade(path, title string, methods []string) error {
 		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: "+" + g})
 	}
 	logitX := float64(len(r.Groups)) + 1.5
-	ticks = append(ticks, plot.Tick{Value: logitX, Label: fmt.Sprintf("random logit (class %d)", r.RandomLogit.Class)})
+	rl := fmt.Sprintf("random logit (class %d)", r.RandomLogit.Class)
+	if r.RandomLogit.Class < 0 {
+		rl = "random logit (a class per image)"
+	}
+	ticks = append(ticks, plot.Tick{Value: logitX, Label: rl})
 	panels := make([]*plot.Plot, len(measures))
 	for d, ms := range measures {
 		p := plot.New()
-		p.Title.Text = ms.name + ": " + title
+		p.Title.Text = ms.name
 		p.X.Label.Text = "groups randomised, cascading from the output"
 		p.Y.Label.Text = "similarity to the original map"
 		p.X.Tick.Marker = plot.ConstantTicks(ticks)
@@ -83,10 +87,14 @@ func (r *SanityReport) PlotCascade(path, title string, methods []string) error {
 		p.X.Min, p.X.Max = -0.3, logitX+0.5
 		panels[d] = p
 	}
-	const w, h = 42 * vg.Centimeter, 14 * vg.Centimeter
+	const w, h = 42 * vg.Centimeter, 15 * vg.Centimeter
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Centimeter, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3}
+	ts := plot.New().Title.TextStyle
+	ts.Font.Size = vg.Points(13)
+	ts.XAlign = draw.XCenter
+	dc.FillText(ts, vg.Point{X: w / 2, Y: h - vg.Millimeter*7}, "Cascading randomisation: "+title)
+	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Centimeter, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadTop: vg.Centimeter + vg.Millimeter*3, PadBottom: vg.Millimeter * 3}
 	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
 	for i, p := range panels {
 		p.Draw(canvases[0][i])

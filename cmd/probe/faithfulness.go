@@ -183,8 +183,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 			bar.Add(1)
 			continue
 		}
-		ro := faithfulness.RoadOptions{Steps: *steps, Batch: *batch, Noise: *roadNoise, Seed: *seed, Stream: uint64(it.Index),
-			Std: [3]float64(m.Preprocessor.ImageStd[:3])}
+		ro := faithfulness.RoadOptions{Steps: *steps, Batch: *batch, Noise: *roadNoise, Seed: *seed, Stream: uint64(it.Index), Std: roadStd(m)}
 		rec, err := scoreImage(m, it, img, methods, opt, metrics, faithfulness.Options{Steps: *steps, Batch: *batch}, ro, &times)
 		if err != nil {
 			bar.Finish()
@@ -236,6 +235,15 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nwrote %s: %d images (%d new, %.3g images/s), %d skipped bad files\n",
 		filepath.Join(*out, "report.md"), rep.Images, scored, float64(scored)/elapsed.Seconds(), skips.Count())
 	return nil
+}
+
+// roadStd is what one intensity unit is in pixel_values, per channel: image_std when the processor
+// normalises, 1 when it does not (then pixel_values are intensities already).
+func roadStd(m *core.Model) [3]float64 {
+	if !m.Preprocessor.DoNormalize {
+		return [3]float64{1, 1, 1}
+	}
+	return [3]float64(m.Preprocessor.ImageStd[:3])
 }
 
 // parseMetrics reads --metrics: deletion and road, each at most once.

@@ -235,6 +235,9 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	if *random {
 		title = "random weights: " + source
 	}
+	if len(imgs) > 1 {
+		title += fmt.Sprintf(", mean of %d images", len(imgs))
+	}
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
