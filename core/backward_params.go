@@ -169,8 +169,14 @@ func (g *paramGrads) onesOf(n int) []float32 {
 }
 
 // colSum adds to dst [n] the sums over rows of x [rows, n] (row stride ld): a bias's gradient.
+// Columns are split over the cores, rows summed in order: the same bits on every run.
 func (g *paramGrads) colSum(dst, x []float32, rows, n, ld int) {
-	sgemm.Gemm(false, false, 1, n, rows, 1, g.onesOf(rows), rows, x, ld, 1, dst, n)
+	par.For(n, max(64, 1<<16/max(rows, 1)), func(lo, hi int) {
+		acc := dst[lo:hi]
+		for r := 0; r < rows; r++ {
+			add(acc, x[r*ld+lo:r*ld+hi])
+		}
+	})
 }
 
 // linear adds the gradients of y = x·Wᵀ + b given dy [rows, out] and its input x [rows, in]:

@@ -75,16 +75,28 @@
 // through the max pool (to the first maximum of each window, as PyTorch routes it), ReLU,
 // BatchNorm in eval mode (a per-channel scale) and the 7×7 convolution's transpose.
 //
+// A Rules value (rules.go) turns the same backward pass into a relevance propagation (AttnLRP,
+// CP-LRP; presets in package explain): it changes the gradient only at LayerNorm (σ held
+// constant), GELU (the identity rule), the two attention products (the uniform rule, or the
+// probabilities held constant) — the softmax keeps its Jacobian —, and GradTrace.Budget reports
+// Σ x⊙ĝ over the pixels, the position inputs, the initial latents and the decoder query. The zero
+// value is the gradient. Parameter gradients are always the plain ones: ForwardBackward refuses
+// GradTrace.Params with non-zero Rules.
+//
 // Memory: the backward keeps each self-attention application's activations from the forward pass
 // (q, k, v, the probabilities, the state after the attention half, the MLP's pre-GELU values:
-// about 18 MB per application at full size, 0.9 GB for all 48) rather than recomputing them per
+// about 18 MB per application and image at full size, 0.9 GB for all 48; with parameter gradients
+// also the attention's context, 2 MB more per application) rather than recomputing them per
 // application from the hidden states, which would cost one more pass through the latent stack —
 // a third of the work of forward plus backward. Each application's activations are released as
 // soon as the backward has passed it. GradTrace.Recompute chooses the other way (one
 // application's activations at a time) where memory is scarcer than time. The encoder keeps one
 // image's tokens, LN2(tokens), their gradient and two latents × tokens maps (the probabilities
-// and the scores' gradient; 103 MB each at 224²); its queries' gradient is not formed, since the
-// latents are weights. The backward's products dx = dy·W read the weights untransposed, so
+// and the scores' gradient; 103 MB each at 224²); its queries' gradient is formed only for the
+// parameters' (the latents, LN1, the query and key projections). Parameter gradients take one
+// buffer the size of each trained parameter (200 MB at full size), summed over the images as the
+// backward passes them; the decoder-only backward keeps only the final hidden state. The
+// backward's products dx = dy·W read the weights untransposed, so
 // each linear layer's weights are packed for them once more, on first use (about 150 MB at full
 // size, beside the forward's packing).
 package core

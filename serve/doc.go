@@ -29,6 +29,8 @@
 //	                              to the top-1, step to all applications, cmap to viridis
 //	                              (signed kinds: diverging)
 //	GET  /api/latent.png?image=&latent=L[&cmap=M]   latent L's encoder cross-attention, same form
+//	GET  /api/relevance?image=&kind=K[&class=C]       a relevance kind's (attnlrp, cp-lrp) per-latent
+//	                              relevance [L] and conservation record, JSON (computes its map if needed)
 //	GET  /api/colorbar.png?cmap=M 256×1 PNG of the colour map
 //	POST /api/upload              multipart/form-data, field "file": answers as /api/analysis,
 //	                              with the upload's id

@@ -81,7 +81,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		Colormaps: colormapNames(), Images: s.images != nil, Features: s.feat != nil, MaxUpload: s.opt.MaxUpload,
 	}
 	for _, k := range s.kinds {
-		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps, Signed: k.Signed, Costly: k.Costly})
+		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps, Signed: k.Signed, Costly: k.Costly, Relevance: k.Relevance})
 	}
 	writeJSON(w, http.StatusOK, info)
 }

@@ -143,6 +143,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /api/input.png", s.handleInput)
 	mux.HandleFunc("GET /api/map.png", s.handleMap)
 	mux.HandleFunc("GET /api/latent.png", s.handleLatent)
+	mux.HandleFunc("GET /api/relevance", s.handleRelevance)
 	mux.HandleFunc("GET /api/colorbar.png", s.handleColorbar)
 	mux.HandleFunc("POST /api/upload", s.handleUpload)
 	mux.HandleFunc("GET /api/features", s.handleFeatures)

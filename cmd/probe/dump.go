@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -16,7 +17,7 @@ func init() {
 }
 
 func runDump(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE | --frames A,B) --out FILE.safetensors [--grads [--target K]]", stderr)
+	fs := newFlagSet("dump", "usage: probe dump --model DIR (--image PATH | --pixels FILE | --frames A,B) --out FILE.safetensors [--grads [--target K | --label L] [--params]]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	image := fs.String("image", "", "image file to run")
@@ -25,8 +26,26 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
 	grads := fs.Bool("grads", false, "also write the gradients of the target logit (grad.pixel_values, grad.attentions.{j}, grad.cross_attentions.*, grad.hidden_states.{i}), by the backward pass")
 	target := fs.Int("target", -1, "with --grads: the class whose logit is differentiated, for every image (default: each image's argmax)")
+	label := fs.Int("label", -1, "with --grads: differentiate the cross-entropy loss −ln softmax(logits)[L] of each image instead of a logit; every grad.* is of that loss")
+	params := fs.Bool("params", false, "with --grads: also write grad.param.<name> for every parameter (Hugging Face names; summed over the images)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range []string{"target", "label", "params"} {
+		if set[name] && !*grads {
+			return fmt.Errorf("--%s applies to the gradients: add --grads", name)
+		}
+	}
+	if set["label"] && set["target"] {
+		return fmt.Errorf("--label (the cross-entropy loss) and --target (a logit) are two choices of what is differentiated: give one")
+	}
+	if set["label"] && *label < 0 {
+		return fmt.Errorf("--label %d: a class index is 0 or more", *label)
+	}
+	if set["target"] && *target < 0 {
+		return fmt.Errorf("--target %d: a class index is 0 or more (leave it out for each image's argmax)", *target)
 	}
 	if *frames != "" && *image == "" && *pixels == "" && fs.NArg() == 0 && *out != "" {
 		if *grads {
@@ -43,6 +62,15 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if *grads {
+		n := m.Config.NumLabels()
+		if *target >= n {
+			return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
+		}
+		if *label >= n {
+			return fmt.Errorf("--label %d out of range: the model has %d classes (0…%d)", *label, n, n-1)
+		}
+	}
 
 	var px *weights.Tensor
 	source := *image
@@ -76,10 +104,18 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		if *target >= 0 {
 			gt.Targets = slices.Repeat([]int{*target}, B)
 		}
-		if n := m.Config.NumLabels(); *target >= n {
-			return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
+		if *label >= 0 {
+			gt.Labels = slices.Repeat([]int{*label}, B)
+		}
+		if *params {
+			gt.Params = core.AllParams
 		}
 		res, g, err = m.ForwardBackward(px.Data, B, px.Shape[2], px.Shape[3], core.TraceAll, gt)
+		if err == nil && *label >= 0 && B > 1 {
+			// The backward pass differentiates the batch's mean loss; each image's own loss is B
+			// times its share (and the parameters' gradients sum the images' losses).
+			scaleGradients(g, float32(B))
+		}
 	} else {
 		res, err = m.Forward(px.Data, B, px.Shape[2], px.Shape[3], core.TraceAll)
 	}
@@ -103,7 +139,14 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		for i, t := range g.Targets {
 			ts[i] = strconv.Itoa(t)
 		}
-		meta["target"] = strings.Join(ts, ",")
+		if *label >= 0 {
+			meta["label"] = strconv.Itoa(*label)
+			meta["loss"] = strconv.FormatFloat(g.Loss*float64(B), 'g', -1, 64)
+			meta["differentiated"] = "cross-entropy −ln softmax(logits)[label], each image's own (summed over the images for grad.param.*)"
+		} else {
+			meta["target"] = strings.Join(ts, ",")
+			meta["differentiated"] = "logit[target]"
+		}
 	}
 	for _, t := range tensors {
 		if err := checkFinite(t.Name, t.Data); err != nil {
@@ -115,4 +158,25 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %d tensors to %s\n", len(tensors), *out)
 	return nil
+}
+
+// scaleGradients multiplies every kept gradient by s.
+func scaleGradients(g *core.Gradients, s float32) {
+	scale := func(x []float32) {
+		for i := range x {
+			x[i] *= s
+		}
+	}
+	scale(g.Pixels)
+	scale(g.EncoderAttention)
+	scale(g.DecoderAttention)
+	for _, h := range g.HiddenStates {
+		scale(h)
+	}
+	for _, a := range g.SelfAttentions {
+		scale(a)
+	}
+	for _, p := range g.Params {
+		scale(p.Data)
+	}
 }

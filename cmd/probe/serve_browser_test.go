@@ -37,7 +37,8 @@ func findChromium() string {
 // TestServeBrowser drives the page in headless Chromium against `probe serve` on the demo's model,
 // images and features, as the README shows it: it opens a deep link, waits for the top-5, clicks
 // a latent and checks that its map loads, scrubs the rollout slider, switches map kinds and the
-// colour map, switches to class-specific kinds (unsigned and signed) and another class, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
+// colour map, switches to class-specific kinds (unsigned and signed) and another class, shows AttnLRP's
+// per-latent relevance and selects its most relevant latent, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
 // any script error, console error (a CSP violation is one) or request to another origin.
 func TestServeBrowser(t *testing.T) {
 	browser := findChromium()
@@ -232,6 +233,23 @@ func TestServeBrowser(t *testing.T) {
 	waitJS("signed map in gray", mapLoaded("kind:input-x-gradient:c"+classes[1]+"|gray"))
 	step("integrated gradients", chromedp.Click(chromedp.CSS(`button[data-kind="integrated-gradients"]`)))
 	waitJS("integrated gradients keep the signed choice", mapLoaded("kind:integrated-gradients:c"+classes[1]+"|gray"))
+	// A relevance kind (AttnLRP): its map, then the per-latent relevance panel for the same class,
+	// whose entries select a latent.
+	step("attnlrp", chromedp.Click(chromedp.CSS(`button[data-kind="attnlrp"]`)))
+	waitJS("attnlrp map", mapLoaded("kind:attnlrp:c"+classes[1]+"|gray"))
+	waitJS("latent relevance panel", `(() => { const r = document.getElementById('relevance'); return !r.hidden && r.dataset.shown === 'attnlrp:c`+classes[1]+`' })()`)
+	if n := evalString(`String(document.querySelectorAll('#relevance-top li').length)`); n != "8" {
+		t.Errorf("%s latents listed by relevance, want 8", n)
+	}
+	if b := evalString(`document.getElementById('relevance-budget').textContent`); !strings.HasPrefix(b, "logit ") || !strings.Contains(b, "pixels") || !strings.Contains(b, "decoder query") {
+		t.Errorf("relevance budget %q", b)
+	}
+	first := evalString(`document.querySelector('#relevance-top button').dataset.latent`)
+	step("the most relevant latent", chromedp.Click(chromedp.CSS(`#relevance-top button`)))
+	waitJS("its encoder map", mapLoaded("latent:"+first+"|hot"))
+	if hidden := evalString(`String(document.getElementById('relevance').hidden)`); hidden != "false" {
+		t.Error("the relevance panel hid when one of its latents was selected")
+	}
 	step("back to decoder", chromedp.Click(chromedp.CSS(`button[data-kind="decoder"]`)))
 	waitJS("decoder keeps its own colours", mapLoaded("kind:decoder|hot"))
 	if got := evalString(`document.getElementById('cmap').value + ' ' + document.getElementById('map-zero').hidden + ' ' + document.getElementById('class-control').hidden`); got != "hot true true" {

@@ -428,9 +428,47 @@ async function fetchMap() {
     $("map-zero").hidden = resp.headers.get("X-Map-Signed") !== "true";
     $("map-title").textContent = title;
     $("map-help").textContent = help;
+    if (k && k.relevance && state.latent === null) showRelevance(k.name, state.cls, current);
   } catch (err) {
     if (current()) setStatus(`map: ${err.message}`);
   }
+  if (!k || !k.relevance) $("relevance").hidden = true;
+}
+
+// showRelevance lists a relevance kind's most relevant latents for a class (GET /api/relevance,
+// computed with its map) and where the logit's relevance went; a latent's entry selects it.
+async function showRelevance(kind, cls, current) {
+  let r;
+  try {
+    r = await getJSON(api("relevance", { kind, class: cls }));
+  } catch (err) {
+    if (current()) setStatus(`relevance: ${err.message}`);
+    return;
+  }
+  if (!current()) return;
+  const order = [...r.latents.keys()].sort((x, y) => r.latents[y] - r.latents[x]).slice(0, 8);
+  const big = Math.max(...r.latents.map(Math.abs)) || 1;
+  const list = $("relevance-top");
+  list.textContent = "";
+  for (const l of order) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.latent = l;
+    b.textContent = `latent ${l}`;
+    b.addEventListener("click", () => { state.latent = l; refresh(); });
+    const bar = document.createElement("span");
+    bar.className = r.latents[l] < 0 ? "bar neg" : "bar";
+    bar.style.width = `${(60 * Math.abs(r.latents[l]) / big).toFixed(1)}px`;
+    li.append(b, document.createTextNode(` R ${fmt(r.latents[l])}`), bar);
+    list.append(li);
+  }
+  const c = r.conservation;
+  $("relevance-kind").textContent = `${kind}, class ${cls}`;
+  $("relevance-budget").textContent = `logit ${fmt(c.logit)} = pixels ${fmt(c.pixels)} + positions ${fmt(c.positions)}` +
+    ` + initial latents ${fmt(c.latents)} + decoder query ${fmt(c.query)} + absorbed ${fmt(c.absorbed)}`;
+  $("relevance").hidden = false;
+  $("relevance").dataset.shown = `${kind}:c${cls}`; // the browser test waits for this
 }
 
 function fmt(v) {
