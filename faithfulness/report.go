@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -129,11 +130,7 @@ func (r *Report) Write(dir string) error {
 
 // writeFileAtomic writes a temporary file and renames it, so that a reader never sees half a file.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("faithfulness: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := outfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("faithfulness: %w", err)
 	}
 	return nil
@@ -193,13 +190,8 @@ func (r *Report) PlotCurves(path string) error {
 	for i, p := range panels {
 		p.Draw(canvases[0][i])
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	if err := outfile.WriteTo(path, vgimg.PngCanvas{Canvas: img}); err != nil {
 		return fmt.Errorf("faithfulness: plot: %w", err)
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("faithfulness: plot %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/viz"
@@ -82,6 +83,14 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 		if spec, err = parseLatentSpec(*latentFlag); err != nil {
 			return err
 		}
+	}
+	// Every output is checked before any work (no partial sets, nothing written through a link).
+	targets := []string{filepath.Join(*out, "ablation.json"), filepath.Join(*out, "ablation.png")}
+	if *montage > 0 {
+		targets = append(targets, filepath.Join(*out, "latents."+*format))
+	}
+	if err := outfile.CheckAll(targets...); err != nil {
+		return err
 	}
 	var src probe.Source
 	if *data != "" {
@@ -173,7 +182,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	}
 	wrote := func(p string) { fmt.Fprintf(stdout, "wrote %s\n", p) }
 	p := filepath.Join(*out, "ablation.json")
-	if err := os.WriteFile(p, append(js, '\n'), 0o644); err != nil {
+	if err := outfile.WriteFile(p, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	wrote(p)

@@ -15,6 +15,7 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
 	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -81,6 +82,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	opt := explain.Options{Steps: *steps, Baseline: *baseline, Samples: *samples, Noise: *noise, Seed: *seed, Window: *window, Stride: *stride}
 	if err := checkExplainOptions(opt); err != nil {
+		return err
+	}
+	if err := outfile.CheckAll(explainTargets(*out, names, *raw)...); err != nil {
 		return err
 	}
 	limitMemory()
@@ -244,8 +248,28 @@ func onPixels(mp explain.Map) []float32 {
 	return px
 }
 
+// explainTargets are the files explain may write into dir, checked together before any work.
+func explainTargets(dir string, names []string, raw bool) []string {
+	t := []string{filepath.Join(dir, "input.png")}
+	for _, n := range names {
+		t = append(t, filepath.Join(dir, n+".png"))
+	}
+	t = append(t, filepath.Join(dir, "summary.png"), filepath.Join(dir, "summary.json"))
+	if raw {
+		t = append(t, filepath.Join(dir, "maps.safetensors"))
+	}
+	return t
+}
+
 // writeExplanations writes the figures, the summary and the raw maps into dir, printing each path.
 func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h, w int, maps []explain.Map, sum explainSummary, overlay bool, alpha float64, raw bool, meta map[string]string) error {
+	names := make([]string, len(maps))
+	for i, mp := range maps {
+		names[i] = mp.Method
+	}
+	if err := outfile.CheckAll(explainTargets(dir, names, raw)...); err != nil { // again: time has passed
+		return err
+	}
 	f := max(1, (minDisplay+max(h, w)-1)/max(h, w))
 	var under *preprocess.RGB // the image the model saw, when it matches the map grid
 	if resized != nil && resized.W == w && resized.H == h {
@@ -295,7 +319,7 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		return err
 	}
 	p = filepath.Join(dir, "summary.json")
-	if err := os.WriteFile(p, append(js, '\n'), 0o644); err != nil {
+	if err := outfile.WriteFile(p, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	wrote(p)

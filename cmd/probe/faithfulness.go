@@ -18,6 +18,7 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/faithfulness"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 )
@@ -123,7 +124,7 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 			todo = append(todo, i)
 		}
 	}
-	log, err := os.OpenFile(filepath.Join(*out, "images.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	log, err := outfile.Append(filepath.Join(*out, "images.jsonl"))
 	if err != nil {
 		return err
 	}
@@ -239,11 +240,11 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 		if _, err := os.Stat(logPath); err == nil {
 			return nil, fmt.Errorf("%s exists: pass --resume to continue that run, or choose another --out", logPath)
 		}
-		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+		return nil, outfile.WriteFile(runPath, append(want, '\n'), 0o644)
 	}
 	have, err := os.ReadFile(runPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+		return nil, outfile.WriteFile(runPath, append(want, '\n'), 0o644)
 	}
 	if err != nil {
 		return nil, err

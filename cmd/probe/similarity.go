@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/probe/similarity"
@@ -56,6 +57,10 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--permutations %d: must be ≥ 0", *perms)
 	}
 
+	jsonPath, pngPath, mdPath := filepath.Join(*out, "similarity.json"), filepath.Join(*out, "similarity.png"), filepath.Join(*out, "report.md")
+	if err := outfile.CheckAll(jsonPath, pngPath, mdPath); err != nil {
+		return err
+	}
 	start := time.Now()
 	a, aInfo, err := loadSimilarityTable(*features, *columns)
 	if err != nil {
@@ -140,15 +145,13 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	jsonPath := filepath.Join(*out, "similarity.json")
-	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
+	if err := outfile.WriteFile(jsonPath, js, 0o644); err != nil {
 		return err
 	}
 	title := fmt.Sprintf("%s, n = %d", m, n)
 	if *against != "" {
 		title = fmt.Sprintf("%s: %s (rows) vs %s (columns), n = %d", m, filepath.Base(*features), filepath.Base(*against), n)
 	}
-	pngPath := filepath.Join(*out, "similarity.png")
 	if err := similarity.PlotHeatmap(pngPath, title, res); err != nil {
 		return err
 	}
@@ -160,8 +163,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(&md, ".\n\n")
 	md.Write(res.Markdown())
 	fmt.Fprintf(&md, "\n![heatmap](similarity.png)\n\nCommand: `%s`\n", strings.Join(command, " "))
-	mdPath := filepath.Join(*out, "report.md")
-	if err := os.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
+	if err := outfile.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
 		return err
 	}
 	stdout.Write(res.Markdown())

@@ -3,6 +3,7 @@ package similarity
 import (
 	"bytes"
 	"fmt"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"image/color"
 	"math"
 	"strconv"
@@ -121,7 +122,7 @@ func PlotHeatmap(path, title string, r *Result) error {
 	p.Y.Min, p.Y.Max = -0.5, float64(rows)-0.5
 	w := vg.Length(math.Max(12, math.Min(40, 1.1*float64(cols)+6))) * vg.Centimeter
 	h := vg.Length(math.Max(11, math.Min(40, 1.1*float64(rows)+6))) * vg.Centimeter
-	if err := p.Save(w, h, path); err != nil {
+	if err := outfile.SavePlot(path, p, w, h); err != nil {
 		return fmt.Errorf("similarity: plot %s: %w", path, err)
 	}
 	return nil

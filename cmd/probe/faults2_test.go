@@ -1,0 +1,163 @@
+//go:build unix
+
+package main
+
+// End-to-end tests for the defects of issue 23 (numbers as in the issue). Each failed before its
+// fix.
+
+import (
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runWithin runs args and fails the test instead of hanging when the command does not return
+// within d (a write that opened a FIFO blocks until a reader comes).
+func runWithin(t *testing.T, d time.Duration, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	type result struct {
+		o, e string
+		c    int
+	}
+	ch := make(chan result, 1)
+	go func() {
+		o, e, c := runCapture(args)
+		ch <- result{o, e, c}
+	}()
+	select {
+	case r := <-ch:
+		return r.o, r.e, r.c
+	case <-time.After(d):
+		t.Fatalf("%v still running after %s (blocked on a FIFO?)", args, d)
+	}
+	return
+}
+
+// 3: ablate, similarity and flow refuse a symlink or FIFO among their outputs, leave its target
+// as it was, and do not hang on the FIFO.
+func TestWritersRefuseLinksAndFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep.txt")
+	os.WriteFile(keep, []byte("keep me"), 0o644)
+	img := filepath.Join(tinyDir, "chelsea.png")
+	plant := func(out, name string, fifo bool) string {
+		os.MkdirAll(out, 0o755)
+		p := filepath.Join(out, name)
+		if fifo {
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Skip(err)
+			}
+		} else if err := os.Symlink("../keep.txt", p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	features := filepath.Join(dir, "f.parquet")
+	runOK(t, "extract", "--model", tinyDir, "--data", imageFolder(t), "--out", features, "--layers", "decoder,block1_mean", "--quiet")
+	f1, f2 := filepath.Join(tinyFlowDir, "frame1.png"), filepath.Join(tinyFlowDir, "frame2.png")
+	cases := []struct {
+		name, file string
+		fifo       bool
+		args       []string
+	}{
+		{"ablate", "ablation.json", false, []string{"ablate", "--model", tinyDir, "--image", img, "--quiet"}},
+		{"ablate-png", "ablation.png", false, []string{"ablate", "--model", tinyDir, "--image", img, "--quiet"}},
+		{"similarity", "similarity.json", false, []string{"similarity", "--features", features}},
+		{"similarity-fifo", "similarity.json", true, []string{"similarity", "--features", features}},
+		{"similarity-md", "report.md", true, []string{"similarity", "--features", features}},
+		{"flow", "flow.flo", false, []string{"flow", "--model", tinyFlowDir, "--frame1", f1, "--frame2", f2}},
+		{"flow-png", "flow.png", true, []string{"flow", "--model", tinyFlowDir, "--frame1", f1, "--frame2", f2}},
+	}
+	for _, c := range cases {
+		out := filepath.Join(dir, c.name)
+		p := plant(out, c.file, c.fifo)
+		_, e, code := runWithin(t, time.Minute, append(c.args, "--out", out)...)
+		if code == 0 || !strings.Contains(e, p) || !strings.Contains(e, "not a regular file") {
+			t.Errorf("%s: exit %d, %q should refuse %s", c.name, code, e, p)
+		}
+		// No partial set: nothing else was written before the refusal.
+		if left, _ := os.ReadDir(out); len(left) != 1 {
+			t.Errorf("%s: %d files in %s after the refusal, want only the planted one", c.name, len(left), out)
+		}
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "keep me" {
+		t.Errorf("keep.txt now holds %q", b)
+	}
+}
+
+// 19: attention and explain check every output of the set before writing the first: a symlink
+// among the later outputs leaves no figure behind.
+func TestFigureSetsCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep.txt")
+	os.WriteFile(keep, []byte("keep me"), 0o644)
+	img := filepath.Join(tinyDir, "chelsea.png")
+	for _, c := range []struct {
+		file string
+		args []string
+	}{
+		{"maps.safetensors", []string{"attention", "--model", tinyDir, "--image", img, "--raw"}},
+		{"rollout.png", []string{"attention", "--model", tinyDir, "--image", img}},
+		{"summary.json", []string{"explain", "--model", tinyDir, "--image", img, "--methods", "saliency"}},
+		{"maps.safetensors", []string{"explain", "--model", tinyDir, "--image", img, "--methods", "saliency", "--raw"}},
+	} {
+		out := filepath.Join(dir, c.args[0]+"-"+c.file)
+		os.MkdirAll(out, 0o755)
+		p := filepath.Join(out, c.file)
+		os.Symlink("../keep.txt", p)
+		_, e, code := runWithin(t, time.Minute, append(c.args, "--out", out)...)
+		if code == 0 || !strings.Contains(e, p) {
+			t.Errorf("%v: exit %d, %q should refuse %s", c.args, code, e, p)
+		}
+		if left, _ := os.ReadDir(out); len(left) != 1 {
+			names := []string{}
+			for _, l := range left {
+				names = append(names, l.Name())
+			}
+			t.Errorf("%v: wrote %v before refusing %s", c.args, names, c.file)
+		}
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "keep me" {
+		t.Errorf("keep.txt now holds %q", b)
+	}
+}
+
+// 10: two frames of one stem (x.jpg, x.png) are refused before any work, naming both; a rerun
+// over existing outputs is refused unless --force.
+func TestFlowOutputNamesUnique(t *testing.T) {
+	frames := t.TempDir()
+	src, _ := os.ReadFile(filepath.Join(tinyFlowDir, "frame1.png"))
+	second, _ := os.ReadFile(filepath.Join(tinyFlowDir, "frame2.png"))
+	os.WriteFile(filepath.Join(frames, "a.png"), src, 0o644)
+	os.WriteFile(filepath.Join(frames, "x.png"), second, 0o644)
+	os.WriteFile(filepath.Join(frames, "z.png"), src, 0o644)
+	f, _ := os.Open(filepath.Join(tinyFlowDir, "frame1.png"))
+	im, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jf, _ := os.Create(filepath.Join(frames, "x.jpg"))
+	jpeg.Encode(jf, im, nil)
+	jf.Close()
+	out := t.TempDir()
+	_, e, code := run(t, "flow", "--model", tinyFlowDir, "--frames-dir", frames, "--out", out)
+	if code == 0 || !strings.Contains(e, "x.jpg") || !strings.Contains(e, "x.png") || !strings.Contains(e, "x.flo") {
+		t.Errorf("exit %d, %q should name x.jpg, x.png and x.flo", code, e)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("wrote %d files before refusing", len(left))
+	}
+	os.Remove(filepath.Join(frames, "x.jpg"))
+	args := []string{"flow", "--model", tinyFlowDir, "--frames-dir", frames, "--out", out}
+	runOK(t, args...)
+	if _, e, code := run(t, args...); code == 0 || !strings.Contains(e, "--force") {
+		t.Errorf("rerun: exit %d, %q should refuse and name --force", code, e)
+	}
+	runOK(t, append(args, "--force")...)
+}
