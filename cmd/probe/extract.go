@@ -179,6 +179,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 		return runErr
 	}
+	// The output must hold every item of the shard that could be read: a row lost on the way (a
+	// checkpoint replaced by a writer that lost its lock) fails the merge instead.
+	w.Expect(shard.Count(src.Len()) - skips.Count())
 	if err := w.Close(); err != nil {
 		return err
 	}
