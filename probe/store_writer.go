@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/perceiverkit/perceiver/internal/runid"
 )
 
 // DefaultRowGroupBytes is the row-group size used when WriterOptions leaves
@@ -244,17 +245,13 @@ func (w *Writer) collectIDs(path string) error {
 // identity (WriterOptions.Identity), naming the keys that differ.
 func (w *Writer) sameRun(sf *storeFile) error {
 	var diffs, keys []string
-	for _, k := range w.opt.Identity {
-		got, ok := sf.meta[k]
-		switch {
-		case !ok:
-			diffs = append(diffs, k+" (absent there)")
-		case got != w.meta[k]:
-			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", k, abbrev(got), abbrev(w.meta[k])))
-		default:
-			continue
+	for _, d := range runid.Compare(sf.meta, w.meta, w.opt.Identity) {
+		if d.AbsentA {
+			diffs = append(diffs, d.Key+" (absent there)")
+		} else {
+			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", d.Key, abbrev(d.A), abbrev(d.B)))
 		}
-		keys = append(keys, k)
+		keys = append(keys, d.Key)
 	}
 	if len(diffs) == 0 {
 		return nil

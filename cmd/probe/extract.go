@@ -28,6 +28,7 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
+	"github.com/perceiverkit/perceiver/internal/runid"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -87,6 +88,13 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	if src.Len() == 0 {
 		return fmt.Errorf("%s: no items; nothing written", *data)
+	}
+	// Labels are class indices: a negative one would fail linear later and read as "missing" in
+	// export, so it is refused before any work.
+	for i := 0; i < src.Len(); i++ {
+		if it := src.Item(i); shard.Contains(i) && it.HasLabel && it.Label < 0 {
+			return fmt.Errorf("%s: item %q has label %d; labels are class indices ≥ 0 (leave the label empty for an unlabelled item)", *data, it.ID, it.Label)
+		}
 	}
 	m, err := mf.open(stderr)
 	if err != nil {
@@ -202,7 +210,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 // change between attempts.
 // The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
 // one source) and by the digest of its item list.
-var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers"}
+var runIdentity = []string{runid.Weights, runid.Config, runid.Preprocessor, runid.SourcePath, runid.SourceDigest, "shard", runid.Layers, runid.Precision}
 
 // defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
 // (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
@@ -360,6 +368,7 @@ func extractMetadata(m *core.Model, model, data string, src probe.Source, shard 
 		"source.digest":            probe.Digest(src),
 		"shard":                    shard.String(),
 		"layers":                   layers,
+		runid.Precision:            modelPrecision(m),
 		"program":                  "perceiverkit probe " + version(),
 		"created":                  time.Now().UTC().Format(time.RFC3339),
 	}
@@ -373,6 +382,11 @@ func extractMetadata(m *core.Model, model, data string, src probe.Source, shard 
 	}
 	return meta, nil
 }
+
+// modelPrecision is the arithmetic of the model's packed weights, part of every run identity:
+// rows computed at two precisions must not mix. Every model is float32 for now; a bfloat16 path
+// reports its own value here.
+func modelPrecision(m *core.Model) string { return "float32" }
 
 // pixelBudget bounds the pixels being decoded at once.
 type pixelBudget struct {

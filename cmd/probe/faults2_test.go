@@ -6,10 +6,12 @@ package main
 // fix.
 
 import (
+	"encoding/json"
 	"image/jpeg"
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,4 +162,84 @@ func TestFlowOutputNamesUnique(t *testing.T) {
 		t.Errorf("rerun: exit %d, %q should refuse and name --force", code, e)
 	}
 	runOK(t, append(args, "--force")...)
+}
+
+// 4: linear, similarity, export and serve refuse parts of one output made with other weights,
+// naming both files; --allow-mixed reads them.
+func TestReadersRefuseMixedWeights(t *testing.T) {
+	dir := t.TempDir()
+	data := idxDataSet(t, 6)
+	out := filepath.Join(dir, "f.parquet")
+	runOK(t, "extract", "--model", tinyDir, "--data", data, "--out", out, "--layers", "decoder", "--shard", "1/2", "--quiet")
+	runOK(t, "extract", "--model", otherWeights(t), "--data", data, "--out", out, "--layers", "decoder", "--shard", "2/2", "--quiet")
+	for _, args := range [][]string{
+		{"linear", "--features", dir},
+		{"similarity", "--features", dir, "--out", filepath.Join(dir, "sim")},
+		{"export", "--features", dir, "--format", "csv", "--out", filepath.Join(dir, "x.csv")},
+	} {
+		_, e, code := run(t, args...)
+		if code == 0 || !strings.Contains(e, "f-part-1-of-2.parquet") || !strings.Contains(e, "f-part-2-of-2.parquet") || !strings.Contains(e, "weights.sha256") {
+			t.Errorf("%v: exit %d, %q should name both parts and weights.sha256", args, code, e)
+		}
+	}
+	runOK(t, "export", "--features", dir, "--format", "csv", "--out", filepath.Join(dir, "x.csv"), "--allow-mixed")
+}
+
+// 11: export --format npy writes ids one per row whatever they hold (tabs, newlines): as JSON lines.
+// 16: export keeps a missing label apart from the label -1 (which extract refuses).
+func TestExportIDsAndLabels(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.png", "b.png", "c.png"} {
+		writePNG(t, filepath.Join(dir, name), 32, 32)
+	}
+	manifest := filepath.Join(dir, "list.csv")
+	os.WriteFile(manifest, []byte("path,label\na.png,1\nb.png,-1\n"), 0o644)
+	_, e, code := run(t, "extract", "--model", tinyDir, "--data", manifest, "--out", filepath.Join(dir, "neg.parquet"), "--layers", "decoder", "--quiet")
+	if code == 0 || !strings.Contains(e, "-1") || !strings.Contains(e, "b.png") {
+		t.Errorf("a label of -1: exit %d, %q should refuse it naming b.png", code, e)
+	}
+	// Ids with a tab and a newline (an image folder can hold such names).
+	odd := filepath.Join(dir, "odd")
+	os.MkdirAll(odd, 0o755)
+	for _, name := range []string{"x\ty.png", "line\nbreak.png", "plain.png"} {
+		writePNG(t, filepath.Join(odd, name), 32, 32)
+	}
+	features := filepath.Join(dir, "f.parquet")
+	runOK(t, "extract", "--model", tinyDir, "--data", odd, "--out", features, "--layers", "decoder", "--quiet")
+	npy := filepath.Join(dir, "npy")
+	runOK(t, "export", "--features", features, "--format", "npy", "--out", npy)
+	b, err := os.ReadFile(filepath.Join(npy, "ids.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines for 3 rows: %q", len(lines), b)
+	}
+	var ids []string
+	for _, l := range lines {
+		var rec struct{ ID, Split string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	if !slices.Contains(ids, "x\ty.png") || !slices.Contains(ids, "line\nbreak.png") {
+		t.Errorf("ids %q", ids)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// 18: export's errors carry its own prefix, not the package's ("probe export: linear: …").
+func TestExportErrorPrefix(t *testing.T) {
+	features := filepath.Join(t.TempDir(), "f.parquet")
+	runOK(t, "extract", "--model", tinyDir, "--data", idxDataSet(t, 3), "--out", features, "--layers", "decoder", "--quiet")
+	var e strings.Builder
+	code := runMain([]string{"export", "--features", features, "--format", "csv"}, failingWriter{}, &e)
+	if code == 0 || strings.Contains(e.String(), "linear:") || !strings.HasPrefix(e.String(), "probe export: writing csv") {
+		t.Errorf("exit %d, %q", code, e.String())
+	}
 }

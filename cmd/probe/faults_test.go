@@ -244,7 +244,7 @@ func TestExportRefusesExistingOut(t *testing.T) {
 	names, _ := filepath.Glob(filepath.Join(fresh, "*"))
 	hidden, _ := filepath.Glob(filepath.Join(fresh, ".*"))
 	if len(names) != 3 || len(hidden) != 0 {
-		t.Errorf("export wrote %q %q, want decoder.npy, labels.npy, ids.txt and no temporaries", names, hidden)
+		t.Errorf("export wrote %q %q, want decoder.npy, labels.npy, ids.jsonl and no temporaries", names, hidden)
 	}
 }
 

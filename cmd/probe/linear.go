@@ -39,6 +39,7 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.Int("seeds", 5, "few-shot draws per size (mean ± sd)")
 	bootstrap := fs.Int("bootstrap", 0, "resample the test rows N times for a 95% interval of test top-1")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -69,7 +70,7 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg = cfg.WithDefaults()
 
-	r, err := probe.Open(*features)
+	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -259,8 +260,9 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export", "usage: probe export --features FILE --columns LIST --format npy|csv [--out PATH]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all")
-	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt) or csv (one table)")
+	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy, -1 where a row has no label, and ids.jsonl, one JSON object {\"id\", \"split\"} per row) or csv (one table)")
 	out := fs.String("out", "", "output folder for npy; output file for csv (default standard output); existing files are never replaced")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -268,7 +270,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	r, err := probe.Open(*features)
+	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -281,16 +283,21 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// -1 marks a row without a label in labels.npy and the CSV, so a stored label of -1 (files of
+	// versions before extract refused it) would be read as missing: refuse it.
 	labels := make([]int64, t.Len())
 	for i := range labels {
 		labels[i] = -1
 		if t.HasLabel[i] {
+			if t.Labels[i] < 0 {
+				return fmt.Errorf("%s: row %q has label %d; export writes -1 for a missing label, so negative labels cannot be told apart: re-extract with labels ≥ 0", *features, t.IDs[i], t.Labels[i])
+			}
 			labels[i] = t.Labels[i]
 		}
 	}
 	switch *format {
 	case "npy":
-		names := []string{"labels.npy", "ids.txt"}
+		names := []string{"labels.npy", "ids.jsonl"}
 		for _, c := range t.Columns {
 			names = append(names, c.Name+".npy")
 		}
@@ -318,9 +325,16 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		if err := write("labels.npy", func(w io.Writer) error { return linear.WriteNPYInt64(w, labels, t.Len()) }); err != nil {
 			return err
 		}
-		return write("ids.txt", func(w io.Writer) error {
+		// JSON lines: an id may hold a tab or a newline (file names can), and every reader
+		// (pandas.read_json(lines=True), jq, json.loads per line) still gets one row per line.
+		return write("ids.jsonl", func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetEscapeHTML(false)
 			for i, id := range t.IDs {
-				if _, err := fmt.Fprintf(w, "%s\t%s\n", id, t.Splits[i]); err != nil {
+				if err := enc.Encode(struct {
+					ID    string `json:"id"`
+					Split string `json:"split"`
+				}{id, t.Splits[i]}); err != nil {
 					return err
 				}
 			}

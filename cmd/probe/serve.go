@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/perceiverkit/perceiver/explain"
-	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/serve"
 )
@@ -43,6 +42,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	def := explain.DefaultOptions()
 	steps := fs.Int("steps", def.Steps, "integrated gradients: Gauss–Legendre nodes, a backward pass each (as probe explain)")
 	samples := fs.Int("samples", def.Samples, "smoothgrad: noisy samples, a backward pass each (as probe explain)")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -69,7 +69,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	var feat *serve.Features
 	if *features != "" {
-		if feat, err = loadServeFeatures(*features, stderr); err != nil {
+		if feat, err = loadServeFeatures(*features, *allowMixed, stderr); err != nil {
 			return err
 		}
 	}
@@ -157,8 +157,8 @@ func serveURL(a *net.TCPAddr) string {
 
 // loadServeFeatures reads stored embeddings with their labels for the probe report, as probe
 // linear does with its defaults.
-func loadServeFeatures(path string, stderr io.Writer) (*serve.Features, error) {
-	r, err := probe.Open(path)
+func loadServeFeatures(path string, allowMixed bool, stderr io.Writer) (*serve.Features, error) {
+	r, err := openFeatures(path, allowMixed, stderr)
 	if err != nil {
 		return nil, err
 	}

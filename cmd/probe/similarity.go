@@ -37,6 +37,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of the row subset (--max-rows) and of the permutations")
 	perms := fs.Int("permutations", 0, "permutation test with this many permutations: p-values in the outputs")
 	out := fs.String("out", "", "output folder: similarity.json, similarity.png, report.md")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -62,7 +63,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	a, aInfo, err := loadSimilarityTable(*features, *columns)
+	a, aInfo, err := loadSimilarityTable(*features, *columns, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		if cols == "" {
 			cols = *columns
 		}
-		if b, bInfo, err = loadSimilarityTable(*against, cols); err != nil {
+		if b, bInfo, err = loadSimilarityTable(*against, cols, *allowMixed, stderr); err != nil {
 			return err
 		}
 	} else if *againstColumns != "" {
@@ -200,8 +201,8 @@ type tableInfo struct {
 }
 
 // loadSimilarityTable reads the named columns (or all) of a features file or folder of parts.
-func loadSimilarityTable(path, columns string) (*probe.Table, *tableInfo, error) {
-	r, err := probe.Open(path)
+func loadSimilarityTable(path, columns string, allowMixed bool, stderr io.Writer) (*probe.Table, *tableInfo, error) {
+	r, err := openFeatures(path, allowMixed, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
