@@ -20,6 +20,7 @@ import (
 	"github.com/perceiverkit/perceiver/faithfulness"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
+	"github.com/perceiverkit/perceiver/internal/runid"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -52,15 +53,19 @@ type faithfulnessRecord struct {
 	Curves map[string]faithfulness.Curves `json:"curves"`
 }
 
-// faithfulnessRun is run.json: what must agree for --resume to continue a run.
+// faithfulnessRun is run.json: what must agree for --resume to continue a run. Every field but
+// the model's path is compared (through runid.Check, field by field), and Identity holds the
+// weights' digest, the configurations, the precision and the source's path and digest, as extract
+// stores them.
 type faithfulnessRun struct {
-	Model   string   `json:"model"`
-	Source  string   `json:"source"`
-	Methods []string `json:"methods"`
-	Steps   int      `json:"steps"`
-	Seed    uint64   `json:"seed"`
-	Window  int      `json:"window"`
-	Stride  int      `json:"stride"`
+	Model    string            `json:"model"`
+	Identity map[string]string `json:"identity"`
+	Source   string            `json:"source"`
+	Methods  []string          `json:"methods"`
+	Steps    int               `json:"steps"`
+	Seed     uint64            `json:"seed"`
+	Window   int               `json:"window"`
+	Stride   int               `json:"stride"`
 }
 
 func runFaithfulness(args []string, stdout, stderr io.Writer) error {
@@ -105,7 +110,14 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 
-	run := faithfulnessRun{Model: modelName, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride}
+	identity, err := modelIdentity(m, modelName)
+	if err != nil {
+		return err
+	}
+	for k, v := range sourceIdentity(*data, src) {
+		identity[k] = v
+	}
+	run := faithfulnessRun{Model: modelName, Identity: identity, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride}
 	records, err := openFaithfulnessRun(*out, run, *resume)
 	if err != nil {
 		return err
@@ -119,11 +131,17 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 		n = min(n, *limit)
 	}
 	var todo []int
+	within := make(map[string]bool, n)
 	for i := range n {
-		if !done[src.Item(i).ID] {
+		id := src.Item(i).ID
+		within[id] = true
+		if !done[id] {
 			todo = append(todo, i)
 		}
 	}
+	// The report covers the images this run asks for: a resume with a smaller --limit leaves the
+	// earlier run's other lines in images.jsonl but out of the report.
+	records = slices.DeleteFunc(records, func(r faithfulnessRecord) bool { return !within[r.ID] })
 	log, err := outfile.Append(filepath.Join(*out, "images.jsonl"))
 	if err != nil {
 		return err
@@ -253,9 +271,18 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 	if err := json.Unmarshal(have, &prev); err != nil {
 		return nil, fmt.Errorf("%s: %w", runPath, err)
 	}
-	if !slices.Equal(prev.Methods, run.Methods) || prev.Model != run.Model || prev.Source != run.Source ||
-		prev.Steps != run.Steps || prev.Seed != run.Seed || prev.Window != run.Window || prev.Stride != run.Stride {
-		return nil, fmt.Errorf("--resume: %s was made with other settings (%s); rerun with those or choose another --out", runPath, bytes.Join(bytes.Fields(have), []byte(" ")))
+	// The source's name holds its path as given, and the model's path may change between attempts:
+	// the identity's resolved path and digests decide.
+	stored, err := flatIdentity(prev, prev.Identity, "model", "identity", "source")
+	if err != nil {
+		return nil, err
+	}
+	now, err := flatIdentity(run, run.Identity, "model", "identity", "source")
+	if err != nil {
+		return nil, err
+	}
+	if err := runid.Check(runPath, stored, "this run", now, unionKeys(stored, now), "it was made with other settings: rerun with those (the same weights and data), or choose another --out"); err != nil {
+		return nil, fmt.Errorf("--resume: %w", err)
 	}
 	raw, err := os.ReadFile(logPath)
 	if errors.Is(err, os.ErrNotExist) {

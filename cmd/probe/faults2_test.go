@@ -243,3 +243,46 @@ func TestExportErrorPrefix(t *testing.T) {
 		t.Errorf("exit %d, %q", code, e.String())
 	}
 }
+
+// 5: faithfulness --resume checks the run's identity as extract does: other weights of the same
+// shapes, or a changed source at the same path, are refused naming the key; the log is untouched.
+// 17: --resume --limit 2 after a 4-image run reports 2 images.
+func TestFaithfulnessResumeIdentity(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	writeIDX(t, data, 4, 1, 5)
+	out := filepath.Join(dir, "out")
+	base := []string{"faithfulness", "--data", data, "--methods", "saliency,random", "--steps", "2", "--quiet", "--out", out}
+	model := filepath.Join(dir, "model") // one path, whose weights change below
+	os.MkdirAll(model, 0o755)
+	for _, name := range []string{"config.json", "preprocessor_config.json", "model.safetensors"} {
+		b, _ := os.ReadFile(filepath.Join(tinyDir, name))
+		os.WriteFile(filepath.Join(model, name), b, 0o644)
+	}
+	runOK(t, append(base, "--model", model)...)
+	log := filepath.Join(out, "images.jsonl")
+	before, _ := os.ReadFile(log)
+	refused := func(what, key string, args ...string) {
+		t.Helper()
+		_, e, code := run(t, args...)
+		if code == 0 || !strings.Contains(e, key) {
+			t.Errorf("%s: exit %d, %q should name %s", what, code, e, key)
+		}
+		if after, _ := os.ReadFile(log); string(after) != string(before) {
+			t.Errorf("%s: images.jsonl changed", what)
+		}
+	}
+	other := otherWeights(t)
+	b, _ := os.ReadFile(filepath.Join(other, "model.safetensors"))
+	os.WriteFile(filepath.Join(model, "model.safetensors"), b, 0o644)
+	refused("other weights", "weights.sha256", append(base, "--model", model, "--resume")...)
+	b, _ = os.ReadFile(filepath.Join(tinyDir, "model.safetensors"))
+	os.WriteFile(filepath.Join(model, "model.safetensors"), b, 0o644)
+	writeIDX(t, data, 4, 2, 5) // the same folder, other images
+	refused("changed source", "source.digest", append(base, "--model", model, "--resume")...)
+	writeIDX(t, data, 4, 1, 5)
+	runOK(t, append(base, "--model", tinyDir, "--resume", "--limit", "2")...) // the same weights by another path
+	if rep := readReport(t, out); rep["images"] != 2.0 {
+		t.Errorf("--resume --limit 2 reports %v images, want 2", rep["images"])
+	}
+}
