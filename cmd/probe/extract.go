@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -351,34 +350,21 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 // extractMetadata describes how a file was made: the model and the exact weights (sha256), the
 // config and preprocessor settings, the source, the shard, the program version and the time.
 func extractMetadata(m *core.Model, model, data string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
-	cfg, err := json.Marshal(m.Config)
+	meta, err := modelIdentity(m, model)
 	if err != nil {
 		return nil, err
 	}
-	prep, err := json.Marshal(m.Preprocessor)
-	if err != nil {
-		return nil, err
+	for k, v := range sourceIdentity(data, src) {
+		meta[k] = v
 	}
-	meta := map[string]string{
-		"model":                    model,
-		"config.json":              string(cfg),
-		"preprocessor_config.json": string(prep),
-		"source":                   src.Name(),
-		"source.path":              resolvedPath(data),
-		"source.digest":            probe.Digest(src),
-		"shard":                    shard.String(),
-		"layers":                   layers,
-		runid.Precision:            modelPrecision(m),
-		"program":                  "perceiverkit probe " + version(),
-		"created":                  time.Now().UTC().Format(time.RFC3339),
-	}
+	meta["model"] = model
+	meta["source"] = src.Name()
+	meta["shard"] = shard.String()
+	meta[runid.Layers] = layers
+	meta["program"] = "perceiverkit probe " + version()
+	meta["created"] = time.Now().UTC().Format(time.RFC3339)
 	if p := m.WeightsPath(); p != "" {
-		sum, err := sha256File(p)
-		if err != nil {
-			return nil, err
-		}
 		meta["weights"] = p
-		meta["weights.sha256"] = sum
 	}
 	return meta, nil
 }
