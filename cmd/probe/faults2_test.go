@@ -286,3 +286,45 @@ func TestFaithfulnessResumeIdentity(t *testing.T) {
 		t.Errorf("--resume --limit 2 reports %v images, want 2", rep["images"])
 	}
 }
+
+// 2: a demo output whose data folder was replaced by a link to the user's folder (holding files of
+// the demo's names), or whose listed file was replaced by the user's own, is refused and nothing of
+// the user's is removed: removal never follows a link and compares each file's identity.
+func TestDemoNeverRemovesThroughLinks(t *testing.T) {
+	dir := t.TempDir()
+	user := filepath.Join(dir, "user")
+	os.MkdirAll(user, 0o755)
+	precious := filepath.Join(user, "train-images-idx3-ubyte")
+	os.WriteFile(precious, []byte("precious"), 0o644)
+	out := filepath.Join(dir, "u6")
+	// A real demo output first, so the manifest is genuine.
+	runOK(t, "demo", "--out", out)
+	fm := filepath.Join(out, "data", "fashion-mnist")
+	if err := os.RemoveAll(fm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(user, fm); err != nil {
+		t.Fatal(err)
+	}
+	_, e, code := run(t, "demo", "--out", out)
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "precious" {
+		t.Fatalf("the user's file behind the link was removed or changed (%v); exit %d %s", err, code, e)
+	}
+	if code == 0 || !strings.Contains(e, "link") {
+		t.Errorf("exit %d, %q should refuse the link", code, e)
+	}
+
+	// A listed file replaced by another of the same name is not the demo's: kept, and refused.
+	out2 := filepath.Join(dir, "u7")
+	runOK(t, "demo", "--out", out2)
+	sample := filepath.Join(out2, "data", "sample.png")
+	os.Remove(sample)
+	os.WriteFile(sample, []byte("mine"), 0o644)
+	_, e, code = run(t, "demo", "--out", out2)
+	if b, _ := os.ReadFile(sample); string(b) != "mine" {
+		t.Errorf("the user's file of the demo's name was removed (exit %d %s)", code, e)
+	}
+	if code == 0 {
+		t.Error("a folder holding the user's file was accepted")
+	}
+}
