@@ -15,6 +15,7 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
 	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/viz"
 )
@@ -97,6 +98,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkExplainSizes(opt, len(img.Pixels)); err != nil {
+		return err
+	}
 	fwd, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
@@ -170,8 +174,27 @@ func checkExplainOptions(o explain.Options) error {
 		return fmt.Errorf("--noise %g: want a fraction ≥ 0", o.Noise)
 	case o.Window < 1 || o.Stride < 1:
 		return fmt.Errorf("--window %d, --stride %d: want at least 1", o.Window, o.Stride)
+	case o.Noise > 1000:
+		return fmt.Errorf("--noise %g: want a fraction of the image's range, at most 1000", o.Noise)
+	}
+	for _, c := range []struct {
+		flag     string
+		v, limit int64
+	}{{"--steps", int64(o.Steps), maxSteps}, {"--window", int64(o.Window), maxWindow}, {"--stride", int64(o.Stride), maxWindow}} {
+		if err := flagcheck.Count(c.flag, c.v, c.limit); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkExplainSizes refuses --samples and --steps whose buffers for an image of n pixel values
+// exceed the memory: smoothgrad holds every noisy copy at once, integrated gradients its nodes.
+func checkExplainSizes(o explain.Options, n int) error {
+	if err := flagcheck.Bytes("--samples", o.Samples, flagcheck.Mul(float64(o.Samples), float64(n), 4)); err != nil {
+		return err
+	}
+	return flagcheck.Bytes("--steps", o.Steps, flagcheck.Mul(float64(o.Steps), 16))
 }
 
 // computeExplanations runs the methods in order; those one backward pass serves together

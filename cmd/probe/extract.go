@@ -25,6 +25,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/internal/runid"
@@ -63,6 +64,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) || !(*decodeMpx > 0) {
 		return fmt.Errorf("--batch, --workers, --row-group-mb and --decode-mpx must be positive")
 	}
+	if err := flagcheck.Count("--workers", int64(*workers), maxWorkers); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--row-group-mb", *rowGroupMB, *rowGroupMB*(1<<20)*2); err != nil { // a buffer and the group being written
+		return err
+	}
 
 	shard := probe.Whole
 	if *shardFlag != "" {
@@ -100,6 +107,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := checkBatch("--batch", *batch, m); err != nil {
+		return err
+	}
 	list := *layers
 	if list == "" {
 		list = m.Config.DefaultRepresentations()

@@ -18,6 +18,7 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/faithfulness"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/internal/runid"
@@ -96,6 +97,14 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if *steps < 2 || *batch < 1 || *limit < 0 {
 		return fmt.Errorf("--steps must be at least 2, --batch positive and --limit not negative")
 	}
+	for _, c := range []struct {
+		flag     string
+		v, limit int64
+	}{{"--steps", int64(*steps), maxSteps}, {"--window", int64(*window), maxWindow}, {"--stride", int64(*stride), maxWindow}} {
+		if err := flagcheck.Count(c.flag, c.v, c.limit); err != nil {
+			return err
+		}
+	}
 	methods, err := parseFaithfulnessMethods(*methodList)
 	if err != nil {
 		return err
@@ -109,6 +118,9 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := checkBatch("--batch", *batch, m); err != nil {
+		return err
+	}
 
 	identity, err := modelIdentity(m, modelName)
 	if err != nil {

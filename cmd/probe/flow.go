@@ -128,6 +128,8 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	}
 	if size, _ := m.TrainSize(); opt.overlap < 0 {
 		opt.overlap = min(opticalflow.MinOverlap, min(size[0], size[1])/3)
+	} else if side := min(size[0], size[1]); opt.overlap >= side {
+		return fmt.Errorf("--overlap %d: must be less than the model's tile side, %d pixels", opt.overlap, side)
 	}
 	opt.decode = mf.decodeOptions()
 	if err := os.MkdirAll(opt.out, 0o755); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -59,6 +60,15 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	if *seeds < 1 || *bootstrap < 0 {
 		return fmt.Errorf("--seeds %d must be ≥ 1 and --bootstrap %d ≥ 0", *seeds, *bootstrap)
 	}
+	if err := flagcheck.Count("--bootstrap", int64(*bootstrap), maxBootstrap); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--seeds", int64(*seeds), maxBootstrap); err != nil {
+		return err
+	}
+	if !(*valFrac >= 0 && *valFrac < 1) || !(*testFrac >= 0 && *testFrac < 1) || *valFrac+*testFrac >= 1 {
+		return fmt.Errorf("--val-frac %g and --test-frac %g: each in [0, 1), their sum below 1", *valFrac, *testFrac)
+	}
 	if *cs != "" {
 		for _, f := range strings.Split(*cs, ",") {
 			c, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
@@ -78,6 +88,9 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	tab, err := r.Load()
 	if err != nil {
 		return err
+	}
+	if *folds > tab.Len() {
+		return fmt.Errorf("--folds %d: more folds than the %d rows of %s", *folds, tab.Len(), *features)
 	}
 	meta := r.Metadata()
 	if lpb := layersPerBlock(meta); lpb > 0 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/serve"
 )
@@ -53,6 +54,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *cacheMB < 1 || *queueLen < 1 || *steps < 1 || *samples < 1 {
 		return fmt.Errorf("--cache-mb, --queue, --steps and --samples must be at least 1")
 	}
+	if err := flagcheck.Count("--queue", int64(*queueLen), maxQueue); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--steps", int64(*steps), maxSteps); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--cache-mb", *cacheMB, float64(*cacheMB)*(1<<20)); err != nil {
+		return err
+	}
 	def.Steps, def.Samples = *steps, *samples
 	kinds, err := serveKinds(def)
 	if err != nil {
@@ -78,6 +88,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := flagcheck.Bytes("--samples", *samples, flagcheck.Mul(float64(*samples), imageValues(m), 4)); err != nil {
+		return err
+	}
 	srv, err := serve.New(m, serve.Options{
 		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat, Kinds: kinds,
 		Cache: *cacheMB << 20, QueueLen: *queueLen, LocalOnly: loopback,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
@@ -56,6 +57,9 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	}
 	if *perms < 0 {
 		return fmt.Errorf("--permutations %d: must be ≥ 0", *perms)
+	}
+	if err := flagcheck.Count("--permutations", int64(*perms), maxPermutations); err != nil {
+		return err
 	}
 
 	jsonPath, pngPath, mdPath := filepath.Join(*out, "similarity.json"), filepath.Join(*out, "similarity.png"), filepath.Join(*out, "report.md")
@@ -108,6 +112,15 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if m.NeedsGram() { // n×n matrices per representation, two at a time
+		if err := flagcheck.Bytes("--max-rows", *maxRows, flagcheck.Mul(float64(n), float64(n), 8, 2)); err != nil {
+			return err
+		}
+	}
+	// The permutation test draws every permutation of the n rows up front.
+	if err := flagcheck.Bytes("--permutations", *perms, flagcheck.Mul(float64(*perms), float64(n), 8)); err != nil {
+		return err
+	}
 	repsA := representations(a, rowsA, aInfo.lpb)
 	var repsB []similarity.Representation
 	if b != nil {
