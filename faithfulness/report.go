@@ -119,6 +119,9 @@ func (r *Report) Write(dir string) error {
 	if err != nil {
 		return fmt.Errorf("faithfulness: report: %w", err)
 	}
+	if err := outfile.CheckAll(ReportFiles(dir)...); err != nil { // the whole set, before the first
+		return err
+	}
 	if err := writeFileAtomic(filepath.Join(dir, "report.json"), append(js, '\n')); err != nil {
 		return err
 	}
@@ -126,6 +129,11 @@ func (r *Report) Write(dir string) error {
 		return err
 	}
 	return r.PlotCurves(filepath.Join(dir, "curves.png"))
+}
+
+// ReportFiles are the paths Write writes into dir, for checking before any work.
+func ReportFiles(dir string) []string {
+	return []string{filepath.Join(dir, "report.json"), filepath.Join(dir, "report.md"), filepath.Join(dir, "curves.png")}
 }
 
 // writeFileAtomic writes a temporary file and renames it, so that a reader never sees half a file.

@@ -105,6 +105,10 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	targets := append([]string{filepath.Join(*out, "images.jsonl"), filepath.Join(*out, "run.json")}, faithfulness.ReportFiles(*out)...)
+	if err := outfile.CheckAll(targets...); err != nil {
+		return err
+	}
 	methods, err := parseFaithfulnessMethods(*methodList)
 	if err != nil {
 		return err

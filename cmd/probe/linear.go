@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/perceiverkit/perceiver/internal/flagcheck"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -80,6 +81,11 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg = cfg.WithDefaults()
 
+	if *report != "" {
+		if err := outfile.CheckAll(linear.ReportFiles(*report)...); err != nil {
+			return err
+		}
+	}
 	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {
 		return err

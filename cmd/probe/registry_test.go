@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,7 +67,7 @@ func commandArgs(name string, fx walkFixtures, out string) ([]string, bool) {
 		"faithfulness": {"--model", tinyDir, "--data", fx.data, "--methods", "saliency,occlusion", "--out", out, "--quiet", "--window", "4", "--stride", "4", "--limit", "2"},
 		"flow":         {"--model", tinyFlowDir, "--frame1", f1, "--frame2", f2, "--out", out},
 		"layers":       {"--model", tinyDir},
-		"linear":       {"--features", fx.features, "--split-col", "none", "--C", "1"},
+		"linear":       {"--features", fx.features, "--split-col", "none", "--C", "1", "--report", out},
 		"export":       nil,
 		"serve":        {"--model", tinyDir, "--features", fx.features, "--addr", "127.0.0.1:0"},
 		"similarity":   {"--features", fx.features, "--out", out, "--method", "rsa"},
@@ -182,5 +183,168 @@ func TestFlagSizesIssueExamples(t *testing.T) {
 		if err == nil || strings.Count(e, "\n") > 0 || !strings.Contains(e, c.want) || !strings.Contains(e, "bytes") {
 			t.Errorf("%v: %v, %q should be one line naming %q and the bytes", c.args, err, e, c.want)
 		}
+	}
+}
+
+// registryFixtures makes the inputs of the registry walks: a copy of the tiny model (whose
+// weights a test may swap), an IDX data set of 3 classes and its features.
+func registryFixtures(t *testing.T) (walkFixtures, string) {
+	t.Helper()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	os.MkdirAll(model, 0o755)
+	for _, name := range []string{"config.json", "preprocessor_config.json", "model.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(tinyDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(model, name), b, 0o644)
+	}
+	fx := walkFixtures{dir: dir, data: filepath.Join(dir, "data"), features: filepath.Join(dir, "f.parquet")}
+	writeIDX(t, fx.data, 30, 1, 3)
+	runOK(t, "extract", "--model", tinyDir, "--data", fx.data, "--out", fx.features, "--layers", "decoder,block1_mean", "--quiet")
+	return fx, model
+}
+
+func registeredNames() []string {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// filesUnder lists the files and links under dir (relative), hidden ones included.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			r, _ := filepath.Rel(dir, p)
+			out = append(out, r)
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+// TestEveryOutputThroughSafeWriter: every registered command that writes files is run once; then,
+// for each file it wrote, a fresh run finds that one path planted as a symlink to a file of the
+// user's (or a FIFO) and must refuse naming it, leave the user's file as it was, and write nothing
+// else (no partial sets, no hang). Rule (a) of issue 23, for every command.
+func TestEveryOutputThroughSafeWriter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every command once per output")
+	}
+	defer func(f func() (context.Context, context.CancelFunc)) { serveContext = f }(serveContext)
+	serveContext = func() (context.Context, context.CancelFunc) { // serve stops once it listens
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	}
+	fx, _ := registryFixtures(t)
+	keep := filepath.Join(fx.dir, "keep.txt")
+	os.WriteFile(keep, []byte("keep me"), 0o644)
+	for _, name := range registeredNames() {
+		first := filepath.Join(fx.dir, "first-"+name)
+		os.MkdirAll(first, 0o755)
+		args, ok := commandArgs(name, fx, first)
+		if !ok {
+			t.Errorf("command %q is registered but commandArgs has no arguments for it", name)
+			continue
+		}
+		if args == nil {
+			continue
+		}
+		if _, e, code := runWithin(t, 2*time.Minute, append([]string{name}, args...)...); code != 0 {
+			t.Errorf("%s: exit %d: %s", name, code, e)
+			continue
+		}
+		wrote := filesUnder(t, first)
+		for i, rel := range wrote {
+			out := filepath.Join(fx.dir, fmt.Sprintf("plant-%s-%d", name, i))
+			p := filepath.Join(out, rel)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			what := "symlink"
+			if i%2 == 1 {
+				what = "FIFO"
+				if err := syscall.Mkfifo(p, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Symlink(keep, p); err != nil {
+				t.Fatal(err)
+			}
+			args, _ := commandArgs(name, fx, out)
+			_, e, code := runWithin(t, 2*time.Minute, append([]string{name}, args...)...)
+			if code == 0 || !strings.Contains(e, rel) {
+				t.Errorf("%s with %s a %s: exit %d, %q should refuse it", name, rel, what, code, e)
+			}
+			if left := filesUnder(t, out); len(left) != 1 {
+				t.Errorf("%s with %s a %s: left %v, want only the planted one", name, rel, what, left)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "keep me" {
+		t.Errorf("the user's file now holds %q", b)
+	}
+}
+
+// TestEveryReaderAndResumeChecksIdentity: every registered command that reads stored features
+// (--features) refuses a folder whose parts come from two models, naming weights.sha256, unless
+// --allow-mixed; every command with --resume and --model refuses to resume with other weights of
+// the same shapes at the same path. Rule (c) of issue 23, for every command.
+func TestEveryReaderAndResumeChecksIdentity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every reader and resumable command")
+	}
+	fx, model := registryFixtures(t)
+	mixed := filepath.Join(fx.dir, "mixed")
+	os.MkdirAll(mixed, 0o755)
+	runOK(t, "extract", "--model", tinyDir, "--data", fx.data, "--out", filepath.Join(mixed, "f.parquet"), "--layers", "decoder,block1_mean", "--shard", "1/2", "--quiet")
+	runOK(t, "extract", "--model", otherWeights(t), "--data", fx.data, "--out", filepath.Join(mixed, "f.parquet"), "--layers", "decoder,block1_mean", "--shard", "2/2", "--quiet")
+	tiny, _ := os.ReadFile(filepath.Join(tinyDir, "model.safetensors"))
+	other, _ := os.ReadFile(filepath.Join(otherWeights(t), "model.safetensors"))
+	readers, resumable := 0, 0
+	for _, name := range registeredNames() {
+		flags := commandFlags(t, name)
+		out := filepath.Join(fx.dir, "id-"+name)
+		os.MkdirAll(out, 0o755)
+		args, ok := commandArgs(name, fx, out)
+		if !ok || args == nil {
+			continue
+		}
+		if _, reads := flags["features"]; reads {
+			readers++
+			if _, ok := flags["allow-mixed"]; !ok {
+				t.Errorf("%s reads --features but has no --allow-mixed (open them with openFeatures)", name)
+			}
+			a := slices.Clone(args)
+			a[slices.Index(a, "--features")+1] = mixed
+			_, e, code := runWithin(t, 2*time.Minute, append([]string{name}, a...)...)
+			if code == 0 || !strings.Contains(e, "weights.sha256") || !strings.Contains(e, "f-part-2-of-2.parquet") {
+				t.Errorf("%s over parts of two models: exit %d, %q should refuse naming weights.sha256 and the part", name, code, e)
+			}
+		}
+		_, res := flags["resume"]
+		_, mod := flags["model"]
+		if res && mod {
+			resumable++
+			a := slices.Clone(args)
+			a[slices.Index(a, "--model")+1] = model
+			os.WriteFile(filepath.Join(model, "model.safetensors"), tiny, 0o644)
+			if _, e, code := runWithin(t, 2*time.Minute, append([]string{name}, a...)...); code != 0 {
+				t.Fatalf("%s: %s", name, e)
+			}
+			os.WriteFile(filepath.Join(model, "model.safetensors"), other, 0o644)
+			_, e, code := runWithin(t, 2*time.Minute, append(append([]string{name}, a...), "--resume")...)
+			if code == 0 || !strings.Contains(e, "weights.sha256") {
+				t.Errorf("%s --resume with other weights: exit %d, %q should name weights.sha256", name, code, e)
+			}
+		}
+	}
+	if readers < 3 || resumable < 2 {
+		t.Errorf("walked %d readers and %d resumable commands: the registry walk found too few", readers, resumable)
 	}
 }
