@@ -45,7 +45,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
 	imagePath := fs.String("image", "", "image file")
-	target := fs.Int("target", -1, "class whose logit is measured (default: the prediction)")
+	target := targetVar(fs, "class whose logit is measured")
 	latentFlag := fs.String("latents", "all", "latents to ablate: all, top:K (the K the decoder attends to most), or a list such as 3,17,200 (ranges 0-7 allowed)")
 	mode := fs.String("mode", "zero", "what replaces a latent: zero, or mean (its mean over --data)")
 	data := fs.String("data", "", "with --mode mean: the data set the means are taken over (as for extract)")
@@ -62,6 +62,9 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || *imagePath == "" || *out == "" || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
+	}
+	if err := target.check(); err != nil {
+		return err
 	}
 	if *mode != "zero" && *mode != "mean" {
 		return fmt.Errorf("--mode %q: want zero or mean", *mode)
@@ -108,9 +111,6 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if err := spec.check(L); err != nil {
 		return err
 	}
-	if n := m.Config.NumLabels(); *target >= n {
-		return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
-	}
 	img, err := m.Preprocessor.LoadImage(*imagePath, mf.decodeOptions())
 	if err != nil {
 		return fmt.Errorf("%s: %w", *imagePath, err)
@@ -121,6 +121,10 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	}
 	hidden := enc.HiddenStates[0]
 	plain, err := m.ForwardLatents(hidden, 1, core.Trace{DecoderAttention: true})
+	if err != nil {
+		return err
+	}
+	targetIndex, err := target.resolve(m.Config.Labels(), plain.Logits)
 	if err != nil {
 		return err
 	}
@@ -145,7 +149,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	res, err := ablation.Latents(m, hidden, *target, latents, opt)
+	res, err := ablation.Latents(m, hidden, targetIndex, latents, opt)
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,12 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output .safetensors file")
 	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
 	grads := fs.Bool("grads", false, "also write the gradients of the target logit (grad.pixel_values, grad.attentions.{j}, grad.cross_attentions.*, grad.hidden_states.{i}), by the backward pass")
-	target := fs.Int("target", -1, "with --grads: the class whose logit is differentiated, for every image (default: each image's argmax)")
+	target := targetVar(fs, "with --grads: the class whose logit is differentiated, for every image (top1: each image's own prediction)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if err := target.check(); err != nil {
+		return err
 	}
 	if *frames != "" && *image == "" && *pixels == "" && fs.NArg() == 0 && *out != "" {
 		if *grads {
@@ -73,11 +76,12 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	var g *core.Gradients
 	if *grads {
 		gt := core.GradTrace{Pixels: true, HiddenStates: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true}
-		if *target >= 0 {
-			gt.Targets = slices.Repeat([]int{*target}, B)
-		}
-		if n := m.Config.NumLabels(); *target >= n {
-			return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
+		if !target.top1() {
+			k, err := target.resolve(m.Config.Labels(), nil)
+			if err != nil {
+				return err
+			}
+			gt.Targets = slices.Repeat([]int{k}, B)
 		}
 		res, g, err = m.ForwardBackward(px.Data, B, px.Shape[2], px.Shape[3], core.TraceAll, gt)
 	} else {

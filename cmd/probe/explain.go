@@ -54,7 +54,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	arch := archFlag(fs)
 	image := fs.String("image", "", "image file to explain")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
-	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 (the model's prediction) or a label from config.json")
+	tf := targetVar(fs, "class to explain")
 	methods := fs.String("methods", strings.Join(defaultExplainMethods, ","), "comma-separated methods, or all: "+strings.Join(explain.Names(), ", "))
 	overlay := fs.Bool("overlay", false, "draw the maps over the image the model saw")
 	alpha := fs.Float64("alpha", 0.6, "opacity of the map over the image with --overlay, in [0, 1]")
@@ -73,6 +73,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || *image == "" || *out == "" || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
+	}
+	if err := tf.check(); err != nil {
+		return err
 	}
 	names, err := parseMethods(*methods)
 	if err != nil {
@@ -106,7 +109,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: %w", *image, err)
 	}
 	labels := m.Config.Labels()
-	target, err := explain.ParseTarget(*targetSpec, labels, fwd.Logits)
+	target, err := tf.resolve(labels, fwd.Logits)
 	if err != nil {
 		return err
 	}

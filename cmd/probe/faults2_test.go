@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/perceiverkit/perceiver/core/weights"
 )
 
 // runWithin runs args and fails the test instead of hanging when the command does not return
@@ -326,5 +328,47 @@ func TestDemoNeverRemovesThroughLinks(t *testing.T) {
 	}
 	if code == 0 {
 		t.Error("a folder holding the user's file was accepted")
+	}
+}
+
+// 15 (and issue 29 item 7): one target parser for every command that takes --target: an index,
+// top1, a label or one of its names; a negative number is refused in the same words everywhere.
+func TestOneTargetParser(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(tinyDir, "chelsea.png")
+	cmds := map[string][]string{
+		"ablate":  {"ablate", "--model", tinyDir, "--image", img, "--out", filepath.Join(dir, "a"), "--quiet", "--latents", "0-1"},
+		"dump":    {"dump", "--model", tinyDir, "--image", img, "--grads"},
+		"explain": {"explain", "--model", tinyDir, "--image", img, "--out", filepath.Join(dir, "e"), "--methods", "saliency"},
+	}
+	for name, args := range cmds {
+		for _, bad := range []string{"-1", "-2"} {
+			a := append(slices.Clone(args), "--target", bad)
+			if name == "dump" {
+				a = append(a, "--out", filepath.Join(dir, name+bad+".safetensors"))
+			}
+			_, e, code := run(t, a...)
+			if code == 0 || !strings.Contains(e, "--target "+bad) || !strings.Contains(e, "top1") || strings.Count(strings.TrimSpace(e), "\n") > 0 {
+				t.Errorf("%s --target %s: exit %d, %q should refuse it in one line pointing to top1", name, bad, code, e)
+			}
+		}
+		// A label works everywhere (the tiny model's classes are class_0 … class_4).
+		a := append(slices.Clone(args), "--target", "class_3")
+		if name == "dump" {
+			a = append(a, "--out", filepath.Join(dir, "label.safetensors"))
+		} else {
+			a[slices.Index(a, "--out")+1] += "-label"
+		}
+		if _, e, code := run(t, a...); code != 0 {
+			t.Errorf("%s --target class_3: exit %d: %s", name, code, e)
+		}
+	}
+	f, err := weights.OpenSafetensors(filepath.Join(dir, "label.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Metadata["target"] != "3" {
+		t.Errorf("dump --target class_3 differentiated %q, want 3", f.Metadata["target"])
 	}
 }
