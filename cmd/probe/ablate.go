@@ -153,6 +153,19 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Every number that reaches ablation.json or a figure is checked first, naming what overflowed.
+	deltas := make([]float32, len(res.Delta))
+	for i, d := range res.Delta {
+		deltas[i] = float32(d)
+	}
+	for _, c := range []struct {
+		what string
+		v    []float32
+	}{{"logits", plain.Logits}, {"Δ (ablated logits)", deltas}, {"decoder attention", decoder}} {
+		if err := checkFinite(c.what, c.v); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", *imagePath, modelName, err)
+		}
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}

@@ -108,6 +108,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
 	}
+	if err := checkFinite("logits", fwd.Logits); err != nil {
+		return fmt.Errorf("%s: model %s: %w; nothing written", *image, source, err)
+	}
 	labels := m.Config.Labels()
 	target, err := tf.resolve(labels, fwd.Logits)
 	if err != nil {
@@ -123,6 +126,16 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	maps, err := computeExplanations(in, opt, names)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
+	}
+	for _, mp := range maps { // every map and its notes, before any output
+		if err := checkFinite(mp.Method+" map", mp.Values); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", *image, source, err)
+		}
+		for k, v := range mp.Notes {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("%s: model %s: the model gives a non-finite %s %s (%v); nothing written", *image, source, mp.Method, k, v)
+			}
+		}
 	}
 	for _, mp := range maps {
 		if n := mp.Notes; n != nil && mp.Method == "integrated-gradients" {

@@ -372,3 +372,20 @@ func TestOneTargetParser(t *testing.T) {
 		t.Errorf("dump --target class_3 differentiated %q, want 3", f.Metadata["target"])
 	}
 }
+
+// 6: explain and ablate check their outputs for NaN and ±Inf before writing anything, naming what
+// is not finite (before, PNGs were written and then "json: unsupported value: NaN").
+func TestExplainAblateRefuseNonFinite(t *testing.T) {
+	img := filepath.Join(tinyDir, "chelsea.png")
+	huge := tinyWith(t, "perceiver.decoder.decoder.final_layer.weight", 3e38)
+	for _, args := range [][]string{
+		{"explain", "--model", huge, "--image", img, "--methods", "saliency,integrated-gradients"},
+		{"ablate", "--model", huge, "--image", img, "--quiet"},
+	} {
+		out := t.TempDir()
+		fails(t, []string{"non-finite"}, append(args, "--out", out)...)
+		if entries, _ := os.ReadDir(out); len(entries) > 0 {
+			t.Errorf("%s wrote %d files from non-finite outputs", args[0], len(entries))
+		}
+	}
+}
