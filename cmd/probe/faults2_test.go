@@ -7,8 +7,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/probe"
 )
 
 // runWithin runs args and fails the test instead of hanging when the command does not return
@@ -386,6 +389,68 @@ func TestExplainAblateRefuseNonFinite(t *testing.T) {
 		fails(t, []string{"non-finite"}, append(args, "--out", out)...)
 		if entries, _ := os.ReadDir(out); len(entries) > 0 {
 			t.Errorf("%s wrote %d files from non-finite outputs", args[0], len(entries))
+		}
+	}
+}
+
+// 7: similarity on huge finite features (~3e37) gives the matrix of the same features at an
+// ordinary scale (every method is invariant to scaling a representation: linear and debiased CKA,
+// RBF CKA with the median-distance bandwidth, RSA's correlations), never nulls or an +Inf error.
+func TestSimilarityHugeFeatures(t *testing.T) {
+	dir := t.TempDir()
+	cols := []probe.Column{{Name: "a", Dim: 5}, {Name: "b", Dim: 3}}
+	write := func(path string, scale float32) {
+		w, err := probe.Create(path, cols, probe.WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := uint32(7)
+		for i := 0; i < 40; i++ {
+			row := [][]float32{make([]float32, 5), make([]float32, 3)}
+			for _, v := range row {
+				for k := range v {
+					x = x*1664525 + 1013904223
+					v[k] = (float32(x>>8)/float32(1<<24) - 0.5) * scale
+				}
+			}
+			row[1][0] += row[0][0] // related columns
+			if err := w.Write(probe.Row{Index: i, ID: fmt.Sprint(i), Vectors: row}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "small.parquet"), 2)
+	write(filepath.Join(dir, "huge.parquet"), 6e37)
+	for _, method := range []string{"cka", "cka-debiased", "cka-rbf", "rsa"} {
+		read := func(name string) [][]float64 {
+			out := filepath.Join(dir, method+"-"+name)
+			runOK(t, "similarity", "--features", filepath.Join(dir, name+".parquet"), "--method", method, "--out", out)
+			b, _ := os.ReadFile(filepath.Join(out, "similarity.json"))
+			var r struct{ Matrix [][]*float64 }
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			m := make([][]float64, len(r.Matrix))
+			for i, row := range r.Matrix {
+				for _, v := range row {
+					if v == nil {
+						t.Fatalf("%s on %s: a null in the matrix", method, name)
+					}
+					m[i] = append(m[i], *v)
+				}
+			}
+			return m
+		}
+		small, huge := read("small"), read("huge")
+		for i := range small {
+			for j := range small[i] {
+				if math.Abs(small[i][j]-huge[i][j]) > 1e-6 { // float64 accumulation of float32 data
+					t.Errorf("%s [%d][%d]: %g at 6e37, %g at 2", method, i, j, huge[i][j], small[i][j])
+				}
+			}
 		}
 	}
 }

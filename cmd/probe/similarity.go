@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -133,6 +134,9 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		Progress: func(done, total int) { fmt.Fprintf(stderr, "\r[%d/%d] pairs", done, total) },
 	})
 	fmt.Fprintln(stderr)
+	if err == nil && allNaN(res.Matrix) {
+		err = fmt.Errorf("every similarity is undefined (NaN): the representations are constant or not finite")
+	}
 	if err != nil {
 		if *against != "" {
 			return fmt.Errorf("%s against %s: %w", *features, *against, err)
@@ -323,7 +327,47 @@ func representations(t *probe.Table, rows []int, lpb int) []similarity.Represent
 			}
 			v = g
 		}
-		out = append(out, similarity.Representation{Name: name, Data: v, Dim: d})
+		out = append(out, similarity.Representation{Name: name, Data: rescaled(v, all), Dim: d})
 	}
 	return out
+}
+
+// rescaled returns v multiplied by a power of two that brings its largest magnitude near 1 when it
+// is far from it (beyond 2^±32): every method is invariant to scaling a representation, and
+// features of ~3e37 would otherwise overflow the sums of products (a matrix of nulls, or +Inf in
+// the RBF bandwidth). A power of two scales exactly; shared is true when v is the table's own
+// column, which is then copied rather than changed.
+func rescaled(v []float32, shared bool) []float32 {
+	var top float64
+	for _, x := range v {
+		if a := math.Abs(float64(x)); a > top && !math.IsInf(a, 0) {
+			top = a
+		}
+	}
+	if top == 0 || (top < 1<<32 && top > 1.0/(1<<32)) {
+		return v
+	}
+	_, e := math.Frexp(top)
+	s := float32(math.Ldexp(1, -e))
+	out := v
+	if shared {
+		out = make([]float32, len(v))
+	}
+	for i, x := range v {
+		out[i] = x * s
+	}
+	return out
+}
+
+// allNaN reports whether a matrix holds no number at all: written as all nulls, it would look
+// like a result.
+func allNaN(m [][]float64) bool {
+	for _, row := range m {
+		for _, v := range row {
+			if !math.IsNaN(v) {
+				return false
+			}
+		}
+	}
+	return len(m) > 0
 }
