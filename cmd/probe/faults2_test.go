@@ -454,3 +454,14 @@ func TestSimilarityHugeFeatures(t *testing.T) {
 		}
 	}
 }
+
+// 14: layers refuses a --size past the limits instead of printing shapes that overflowed.
+func TestLayersSizeLimits(t *testing.T) {
+	for _, size := range []string{"4000000000x4000000000", "3037000500x3037000500", "100000x100000"} {
+		stdout, e, code := run(t, "layers", "--model", tinyDir, "--size", size)
+		if code == 0 || !strings.Contains(e, "--size") || strings.Contains(stdout, ",-") || strings.Contains(stdout, "[-") {
+			t.Errorf("--size %s: exit %d, %q %q", size, code, e, stdout)
+		}
+	}
+	runOK(t, "layers", "--model", tinyDir, "--size", "224x224")
+}
