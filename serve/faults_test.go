@@ -1,12 +1,16 @@
 package serve
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/weights"
@@ -57,6 +61,40 @@ func TestNonFiniteAnswers500(t *testing.T) {
 		resp, body := get(t, srv.URL+path)
 		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "non-finite") {
 			t.Errorf("%s: %d %q, want 500 naming the non-finite output", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// Issue 23 item 21: an upload body that trickles in is cut off after BodyTimeout (408), instead of
+// holding a connection and a handler for as long as the client likes.
+func TestTricklingUploadTimesOut(t *testing.T) {
+	s, ts := newTestServer(t, Options{BodyTimeout: 300 * time.Millisecond})
+	_ = s
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n")
+	fmt.Fprintf(conn, "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n")
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(conn)
+		done <- string(b)
+	}()
+	start := time.Now()
+	for {
+		select {
+		case reply := <-done:
+			if time.Since(start) > 5*time.Second || (reply != "" && !strings.Contains(reply, " 408 ")) {
+				t.Errorf("after %s: %.200q, want 408 soon after 300 ms", time.Since(start), reply)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+			conn.Write([]byte{'x'}) // a byte every 50 ms
+			if time.Since(start) > 15*time.Second {
+				t.Fatal("the server still reads a trickling upload after 15 s")
+			}
 		}
 	}
 }

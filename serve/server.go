@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -28,9 +29,11 @@ const (
 	DefaultMaxUpload  = 20 << 20
 	DefaultCacheBytes = 1 << 30
 	DefaultQueueLen   = 8
-	maxListed         = 10000
-	thumbSide         = 128
-	maxUploads        = 64
+	// DefaultBodyTimeout is the time an upload body may take: a 20 MB image at 1 MB/s.
+	DefaultBodyTimeout = 30 * time.Second
+	maxListed          = 10000
+	thumbSide          = 128
+	maxUploads         = 64
 )
 
 // Options configure a Server. The zero value serves the model alone (uploads only).
@@ -43,9 +46,12 @@ type Options struct {
 	MaxUpload int64              // upload size cap in bytes; 0 means DefaultMaxUpload
 	Cache     int64              // analysis cache budget in bytes; 0 means DefaultCacheBytes
 	QueueLen  int                // analyses that may wait behind the running one; 0 means DefaultQueueLen
-	LocalOnly bool               // refuse requests whose Host is not a loopback name (DNS rebinding)
-	Log       *log.Logger        // request errors; nil discards them
-	testHook  func(key string)   // tests: called inside the queue slot, before an analysis (key: the image's) or a costly map (key: costlyKey)
+	// BodyTimeout bounds reading an upload's body: a client trickling bytes is answered 408
+	// after it. 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	LocalOnly   bool             // refuse requests whose Host is not a loopback name (DNS rebinding)
+	Log         *log.Logger      // request errors; nil discards them
+	testHook    func(key string) // tests: called inside the queue slot, before an analysis (key: the image's) or a costly map (key: costlyKey)
 }
 
 // Server is the explorer's HTTP handler. Create it with New; it is safe for concurrent use.
@@ -79,6 +85,9 @@ func New(m *core.Model, opt Options) (*Server, error) {
 	}
 	if opt.Cache <= 0 {
 		opt.Cache = DefaultCacheBytes
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = DefaultBodyTimeout
 	}
 	if opt.QueueLen <= 0 {
 		opt.QueueLen = DefaultQueueLen
@@ -261,6 +270,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, publicImageError(err))
 	case errors.Is(err, preprocess.ErrInvalidImage):
 		writeError(w, http.StatusUnsupportedMediaType, publicImageError(err))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(w, http.StatusRequestTimeout, "the request body took too long to arrive")
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled")
 	default:
