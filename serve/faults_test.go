@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/explain"
 )
 
 // Issue 23 item 6: a model whose outputs overflow (finite weights of 3e38) gets 500 with a message
@@ -96,5 +98,46 @@ func TestTricklingUploadTimesOut(t *testing.T) {
 				t.Fatal("the server still reads a trickling upload after 15 s")
 			}
 		}
+	}
+}
+
+// Issue 23 item 9: a costly map (smoothgrad at many samples) neither holds up another
+// user's new image (analyses do not queue behind costly maps) nor keeps running once every client
+// that asked for it is gone.
+func TestCostlyMapCancelledAndOffTheAnalysisQueue(t *testing.T) {
+	ig, err := ExplainKind("smoothgrad", explain.Options{Steps: 1, Baseline: "zero", Samples: 30000, Noise: 0.1, Window: 4, Stride: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := imageDir(t)
+	kinds := Kinds()
+	for i := range kinds {
+		if kinds[i].Name == ig.Name {
+			kinds[i] = ig
+		}
+	}
+	s, ts := newTestServer(t, Options{Images: dir, Kinds: kinds})
+	// The first image's analysis, then its costly map, which the client abandons after 300 ms.
+	get(t, ts.URL+"/api/analysis?image=cat.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/map.png?image=cat.png&kind=smoothgrad", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the costly map finished in 300 ms (%s): make it costlier", resp.Status)
+	}
+	// Another user's new image is analysed at once, not after the costly map.
+	start := time.Now()
+	resp, body := get(t, ts.URL+"/api/analysis?image=stripes.png")
+	if resp.StatusCode != http.StatusOK || time.Since(start) > 5*time.Second {
+		t.Errorf("a new image waited %s behind a costly map (%d %.100s)", time.Since(start), resp.StatusCode, body)
+	}
+	// The abandoned map stops (uncancelled, its 30,000 backward passes take about 25 s at a load of 23 here).
+	deadline := time.Now().Add(10 * time.Second)
+	for s.costly.pending() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned costly map still runs 10 s after its only client left")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
