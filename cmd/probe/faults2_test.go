@@ -296,6 +296,9 @@ func TestFaithfulnessResumeIdentity(t *testing.T) {
 // the demo's names), or whose listed file was replaced by the user's own, is refused and nothing of
 // the user's is removed: removal never follows a link and compares each file's identity.
 func TestDemoNeverRemovesThroughLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo four times")
+	}
 	dir := t.TempDir()
 	user := filepath.Join(dir, "user")
 	os.MkdirAll(user, 0o755)
