@@ -12,7 +12,7 @@ func TestFolderLoopSameItemsEitherPath(t *testing.T) {
 	base := t.TempDir()
 	loop := filepath.Join(base, "loop")
 	os.MkdirAll(filepath.Join(loop, "cls"), 0o755)
-	os.WriteFile(filepath.Join(loop, "cls", "a.png"), nil, 0o644) // listing does not decode
+	os.WriteFile(filepath.Join(loop, "cls", "a.png"), nil, 0o644)                 // listing does not decode
 	if err := os.Symlink(loop, filepath.Join(loop, "cls", "again")); err != nil { // absolute
 		t.Fatal(err)
 	}
