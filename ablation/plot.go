@@ -2,6 +2,7 @@ package ablation
 
 import (
 	"fmt"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"image/color"
 	"math"
 	"sort"
@@ -61,7 +62,7 @@ func PlotDeltas(path string, r *Result, title string) error {
 	} else {
 		p.X.Label.Text = fmt.Sprintf("%d latents, ranked by Δ (largest: %s, %s, %s, …)", len(names), names[0], names[1], names[2])
 	}
-	if err := p.Save(24*vg.Centimeter, 11*vg.Centimeter, path); err != nil {
+	if err := outfile.SavePlot(path, p, 24*vg.Centimeter, 11*vg.Centimeter); err != nil {
 		return fmt.Errorf("ablation: plot %s: %w", path, err)
 	}
 	return nil

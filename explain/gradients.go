@@ -223,6 +223,9 @@ func pixelGradients(in Input, xs []float32, k int, use func(i int, grad []float3
 	size := 3 * in.H * in.W
 	bs := batchFor(in, k)
 	for i0 := 0; i0 < k; i0 += bs {
+		if in.ctx != nil && in.ctx.Err() != nil {
+			return in.ctx.Err()
+		}
 		n := min(bs, k-i0)
 		targets := make([]int, n)
 		for i := range targets {
@@ -310,6 +313,7 @@ func IntegratedGradients(in Input, opt Options) (Map, error) {
 		return Map{}, err
 	}
 	nodes, wts := GaussLegendre(opt.Steps)
+	in.ctx = opt.Context
 	return integrate(in, base, nodes, wts)
 }
 
@@ -391,6 +395,7 @@ func SmoothGrad(in Input, opt Options) (Map, error) {
 		}
 	}
 	acc := make([]float64, n)
+	in.ctx = opt.Context
 	err := pixelGradients(in, xs, opt.Samples, func(_ int, g []float32) {
 		for p, v := range saliency(g, n) {
 			acc[p] += float64(v)

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -33,7 +34,8 @@ type Input struct {
 	Model  *core.Model
 	Pixels []float32 // [3, H, W], as from the image processor
 	H, W   int
-	Target int // class index
+	Target int             // class index
+	ctx    context.Context // Options.Context, for the methods of many passes
 }
 
 // Options are the methods' settings (the probe explain flags).
@@ -44,6 +46,9 @@ type Options struct {
 	Noise          float64 // smoothgrad σ as a fraction of max−min of x (default 0.15)
 	Seed           uint64
 	Window, Stride int // occlusion (registered by the faithfulness helper)
+	// Context, when set, stops the methods of many passes (integrated gradients, smoothgrad)
+	// between batches once it is done (a server whose client has gone); nil runs to the end.
+	Context context.Context
 }
 
 // DefaultOptions are the probe explain flags' defaults.

@@ -205,6 +205,9 @@ func (r *Report) Write(dir string) error {
 	if err != nil {
 		return fmt.Errorf("faithfulness: report: %w", err)
 	}
+	if err := outfile.CheckAll(ReportFiles(dir)...); err != nil { // the whole set, before the first
+		return err
+	}
 	if err := writeFileAtomic(filepath.Join(dir, "report.json"), append(js, '\n')); err != nil {
 		return err
 	}
@@ -214,13 +217,14 @@ func (r *Report) Write(dir string) error {
 	return r.PlotCurves(filepath.Join(dir, "curves.png"))
 }
 
+// ReportFiles are the paths Write writes into dir, for checking before any work.
+func ReportFiles(dir string) []string {
+	return []string{filepath.Join(dir, "report.json"), filepath.Join(dir, "report.md"), filepath.Join(dir, "curves.png")}
+}
+
 // writeFileAtomic writes a temporary file and renames it, so that a reader never sees half a file.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := outfile.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("faithfulness: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := outfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("faithfulness: %w", err)
 	}
 	return nil
@@ -317,13 +321,8 @@ func (r *Report) PlotCurves(path string) error {
 			p.Draw(canvases[i][j])
 		}
 	}
-	f, err := outfile.Create(path)
-	if err != nil {
+	if err := outfile.WriteTo(path, vgimg.PngCanvas{Canvas: img}); err != nil {
 		return fmt.Errorf("faithfulness: plot: %w", err)
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("faithfulness: plot %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // floMagic is the float32 that opens a .flo file; its bytes read "PIEH".
@@ -73,23 +75,8 @@ func ReadFlo(r io.Reader) (*Field, error) {
 }
 
 // SaveFlo writes f to a .flo file. A failed write removes the partial file.
-func SaveFlo(path string, f *Field) (err error) {
-	out, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
-	}()
-	if err := WriteFlo(out, f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+func SaveFlo(path string, f *Field) error {
+	return outfile.Write(path, func(w io.Writer) error { return WriteFlo(w, f) })
 }
 
 // LoadFlo reads a .flo file.

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,11 +35,14 @@ func (e *LockedError) Error() string {
 		e.Path, e.PID, e.Host, e.Lock)
 }
 
-// writeLock is a held lock.
+// writeLock is a held lock. Its content ends with a token drawn for this holder (its
+// generation): a writer that was paused past LockStale and taken over finds another token in the
+// file and stops (ErrSuperseded), even if the new holder runs on the same host with the same pid.
 type writeLock struct {
 	path    string
 	key     string // canonical(path), the key in heldLocks
 	content string
+	token   string // this holder's generation, also in its checkpoint names
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -55,7 +60,12 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 	}
 	lp := LockPath(path)
 	key := canonical(lp)
-	content := fmt.Sprintf("%s %d\n", host, os.Getpid())
+	var tb [8]byte
+	if _, err := rand.Read(tb[:]); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	token := hex.EncodeToString(tb[:])
+	content := fmt.Sprintf("%s %d %s\n", host, os.Getpid(), token)
 	for attempt := 0; attempt < 4; attempt++ {
 		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
@@ -67,7 +77,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 				os.Remove(lp)
 				return nil, fmt.Errorf("lock %s: %w", lp, werr)
 			}
-			l := &writeLock{path: lp, key: key, content: content, stop: make(chan struct{}), done: make(chan struct{})}
+			l := &writeLock{path: lp, key: key, content: content, token: token, stop: make(chan struct{}), done: make(chan struct{})}
 			heldLocks.Store(key, true)
 			go l.refresh()
 			return l, nil
@@ -134,7 +144,7 @@ func acquireLock(path string, notify func(string)) (*writeLock, error) {
 
 func parseLock(s string) (host string, pid int, ok bool) {
 	f := strings.Fields(s)
-	if len(f) != 2 {
+	if len(f) != 2 && len(f) != 3 { // "host pid", or "host pid token" since the generation token
 		return "", 0, false
 	}
 	pid, err := strconv.Atoi(f[1])
@@ -173,6 +183,28 @@ func (l *writeLock) refresh() {
 func (l *writeLock) ours() bool {
 	b, err := os.ReadFile(l.path)
 	return err == nil && string(b) == l.content
+}
+
+// ErrSuperseded reports a writer whose lock was taken over (it was paused or cut off past
+// LockStale): it must not write another checkpoint or the output. Test with errors.Is.
+var ErrSuperseded = errors.New("superseded")
+
+// check returns nil while the lock is still this holder's, and otherwise an error wrapping
+// ErrSuperseded naming the current holder. Writers call it before every checkpoint and before
+// the output is put in place.
+func (l *writeLock) check(output string) error {
+	if l == nil || l.ours() {
+		return nil
+	}
+	b, err := os.ReadFile(l.path)
+	holder := "nobody (the lock is gone)"
+	if err == nil {
+		if h, pid, ok := parseLock(string(b)); ok {
+			holder = fmt.Sprintf("pid %d on %s", pid, h)
+		}
+	}
+	return fmt.Errorf("%s: this writer was %w: its lock %s now belongs to %s (this process was paused or cut off for over %s); stopping without writing, the new holder finishes the output",
+		output, ErrSuperseded, l.path, holder, LockStale)
 }
 
 // release stops the refreshing and removes the lock if it is still ours.

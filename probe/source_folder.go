@@ -196,6 +196,11 @@ func walkImages(root, rel string, visited map[string]bool, skips skipCounter, vi
 	collect = func(rel string) error {
 		dir := filepath.Join(root, filepath.FromSlash(rel))
 		real, err := filepath.EvalSymlinks(dir)
+		if err == nil {
+			// Absolute, so that a folder reached by a relative root and again through an
+			// absolute link is one folder.
+			real, err = filepath.Abs(real)
+		}
 		if err != nil {
 			return fmt.Errorf("data source: %w", err)
 		}

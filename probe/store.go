@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 )
 
 // Column describes one representation stored per row: a float32 vector of
@@ -237,6 +238,10 @@ type parquetSink struct {
 }
 
 func newParquetSink(final, tmp string, schema *arrow.Schema, meta map[string]string) (*parquetSink, error) {
+	// The sink renames over final: a link, FIFO or device there must stay (the one safe writer's rule).
+	if err := outfile.CheckTarget(final); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -286,6 +291,10 @@ func (s *parquetSink) commit() error {
 		return fmt.Errorf("%s: %w", s.tmp, err)
 	}
 	if err := syncPath(s.tmp); err != nil {
+		os.Remove(s.tmp)
+		return err
+	}
+	if err := outfile.CheckTarget(s.final); err != nil { // it may have appeared meanwhile
 		os.Remove(s.tmp)
 		return err
 	}

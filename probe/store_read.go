@@ -23,6 +23,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/perceiverkit/perceiver/internal/runid"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -507,13 +508,33 @@ var partName = regexp.MustCompile(`^(.*)-part-(\d+)-of-(\d+)(\.[^.]*)?$`)
 // holds exactly the N parts of one sharded run reads as the unsharded file:
 // rows merge by index. Other folders read their .parquet files one after the
 // other in name order. Hidden files (unfinished runs) are ignored. All files
-// must have the same vector columns.
-func Open(pathOrDir string) (*Reader, error) {
+// must have the same vector columns and the same run identity
+// (runid.ReaderKeys: weights, source, layers, precision): a mix is refused
+// naming the two files and the keys. OpenWith allows a deliberate mix.
+func Open(pathOrDir string) (*Reader, error) { return OpenWith(pathOrDir, OpenOptions{}) }
+
+// OpenOptions configure OpenWith.
+type OpenOptions struct {
+	// AllowMixed reads files of different runs together (other weights,
+	// sources, layers or precision): for a deliberate cross-model folder.
+	AllowMixed bool
+	// Notify receives notices, such as a lone part file being read on its
+	// own. Nil prints them to standard error.
+	Notify func(msg string)
+}
+
+// OpenWith is Open with options.
+func OpenWith(pathOrDir string, opt OpenOptions) (*Reader, error) {
+	if opt.Notify == nil {
+		opt.Notify = func(msg string) { fmt.Fprintln(os.Stderr, "probe:", msg) }
+	}
 	st, err := os.Stat(pathOrDir)
 	var paths []string
+	named := false // the user named this one file
 	switch {
 	case err == nil && !st.IsDir():
 		paths = []string{pathOrDir}
+		named = true
 	case err == nil:
 		ents, err := os.ReadDir(pathOrDir)
 		if err != nil {
@@ -538,8 +559,14 @@ func Open(pathOrDir string) (*Reader, error) {
 		return nil, err
 	}
 	sort.Strings(paths)
-	ranks, err := partRanks(paths)
-	if err != nil {
+	var ranks []int
+	if named {
+		// A part named on its own is what the user asked for: read it, and say what it is.
+		ranks = []int{0}
+		if m := partName.FindStringSubmatch(filepath.Base(pathOrDir)); m != nil && m[3] != "1" {
+			opt.Notify(fmt.Sprintf("%s is part %s of %s of a sharded output: reading that part only", pathOrDir, m[2], m[3]))
+		}
+	} else if ranks, err = partRanks(paths); err != nil {
 		return nil, fmt.Errorf("%s: %w", pathOrDir, err)
 	}
 	r := &Reader{ranks: ranks}
@@ -556,6 +583,14 @@ func Open(pathOrDir string) (*Reader, error) {
 			sf.close()
 			r.Close()
 			return nil, fmt.Errorf("%s: columns %s differ from %s in %s; read them separately", p, columnList(sf.cols), columnList(r.cols), first)
+		} else if !opt.AllowMixed {
+			first := r.files[0]
+			if err := runid.Check(first.path, first.meta, p, sf.meta, runid.ReaderKeys,
+				"read them separately, or pass --allow-mixed to read them together on purpose"); err != nil {
+				sf.close()
+				r.Close()
+				return nil, err
+			}
 		}
 		r.files = append(r.files, sf)
 		r.rows += sf.rows

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/perceiverkit/perceiver/internal/runid"
 )
 
 // DefaultRowGroupBytes is the row-group size used when WriterOptions leaves
@@ -66,6 +67,7 @@ type Writer struct {
 	closed   bool
 	lock     *writeLock
 	fresh    bool // the checkpoint folder was created by this run
+	expect   int  // rows the output must hold (Expect), 0: unchecked
 }
 
 // PartialDir is the hidden folder holding the checkpoints of an unfinished
@@ -74,9 +76,12 @@ func PartialDir(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".partial")
 }
 
-// A checkpoint is named chunk-<number>-<first index>.parquet; the index in
-// the name lets the merge open it only when its rows are due.
-var chunkName = regexp.MustCompile(`^chunk-(\d+)-(\d+)\.parquet$`)
+// A checkpoint is named chunk-<number>-<first index>-<writer token>.parquet;
+// the index in the name lets the merge open it only when its rows are due,
+// and the token (the lock's generation) keeps the names of two writers
+// apart, even when one was taken over while paused. Names without a token
+// were written before it existed.
+var chunkName = regexp.MustCompile(`^chunk-(\d+)-(\d+)(-[0-9a-f]+)?\.parquet$`)
 
 type chunk struct {
 	path  string
@@ -240,17 +245,13 @@ func (w *Writer) collectIDs(path string) error {
 // identity (WriterOptions.Identity), naming the keys that differ.
 func (w *Writer) sameRun(sf *storeFile) error {
 	var diffs, keys []string
-	for _, k := range w.opt.Identity {
-		got, ok := sf.meta[k]
-		switch {
-		case !ok:
-			diffs = append(diffs, k+" (absent there)")
-		case got != w.meta[k]:
-			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", k, abbrev(got), abbrev(w.meta[k])))
-		default:
-			continue
+	for _, d := range runid.Compare(sf.meta, w.meta, w.opt.Identity) {
+		if d.AbsentA {
+			diffs = append(diffs, d.Key+" (absent there)")
+		} else {
+			diffs = append(diffs, fmt.Sprintf("%s (%s there, %s here)", d.Key, abbrev(d.A), abbrev(d.B)))
 		}
-		keys = append(keys, k)
+		keys = append(keys, d.Key)
 	}
 	if len(diffs) == 0 {
 		return nil
@@ -374,8 +375,15 @@ func (w *Writer) flush() error {
 			return fmt.Errorf("%s: rows %q and %q share index %d", w.path, w.buf[i-1].ID, w.buf[i].ID, w.buf[i].Index)
 		}
 	}
+	if err := w.lock.check(w.path); err != nil {
+		return err
+	}
 	first := w.buf[0].Index
-	name := filepath.Join(w.partial, fmt.Sprintf("chunk-%06d-%d.parquet", w.next, first))
+	token := "0"
+	if w.lock != nil {
+		token = w.lock.token
+	}
+	name := filepath.Join(w.partial, fmt.Sprintf("chunk-%06d-%d-%s.parquet", w.next, first, token))
 	// Checkpoints carry the run's metadata, identity included, so a resume can check them.
 	sink, err := newParquetSink(name, name+".tmp", w.schema, w.meta)
 	if err != nil {
@@ -402,6 +410,14 @@ func (w *Writer) flush() error {
 	clear(w.buf)
 	w.buf, w.bufBytes = w.buf[:0], 0
 	return nil
+}
+
+// Expect sets the number of rows the finished output must hold (the source's items less those
+// that could not be read); Close fails, keeping the checkpoints, when the rows differ.
+func (w *Writer) Expect(rows int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.expect = rows
 }
 
 // Abort checkpoints the buffered rows and stops, leaving the checkpoints for
@@ -477,6 +493,9 @@ func (w *Writer) merge() error {
 		defer sf.close()
 		inputs = append(inputs, mergeInput{sf: sf, first: -1})
 	}
+	if err := w.lock.check(w.path); err != nil {
+		return err
+	}
 	sel := make([]int, len(w.cols))
 	rowWidth := int64(64)
 	for j, c := range w.cols {
@@ -503,6 +522,7 @@ func (w *Writer) merge() error {
 		return sink.write(rec)
 	}
 	var row Row
+	merged := 0
 	for {
 		c, err := m.next()
 		if err != nil {
@@ -514,6 +534,7 @@ func (w *Writer) merge() error {
 		}
 		c.curRow(&row)
 		rb.appendRow(&row)
+		merged++
 		if rb.bytes >= w.opt.RowGroupBytes {
 			if err := writeGroup(); err != nil {
 				sink.abort()
@@ -526,6 +547,21 @@ func (w *Writer) merge() error {
 			sink.abort()
 			return err
 		}
+	}
+	// Every row this run and the resumed ones recorded must be in the output: a checkpoint lost or
+	// replaced (two writers, a hand) would otherwise give a short file reported as success.
+	want := len(w.done)
+	if w.expect > 0 && w.expect != want {
+		sink.abort()
+		return fmt.Errorf("%s: %d rows recorded, but the source has %d to write: %d missing; run again with --resume to compute them", w.path, want, w.expect, w.expect-want)
+	}
+	if merged != want {
+		sink.abort()
+		return fmt.Errorf("%s: the checkpoints in %s hold %d rows of the %d written: %d missing (a checkpoint was replaced or removed); nothing written, run again with --resume to recompute them", w.path, w.partial, merged, want, want-merged)
+	}
+	if err := w.lock.check(w.path); err != nil {
+		sink.abort()
+		return err
 	}
 	return sink.commit()
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -95,6 +96,16 @@ func analyze(m *core.Model, img *preprocess.Result, kinds []Kind) (*Analysis, er
 	out, err := m.Forward(img.Pixels, 1, img.H, img.W, tr)
 	if err != nil {
 		return nil, err
+	}
+	// An overflowing model (finite but extreme weights) is refused here, naming the tensor, so
+	// that no answer carries NaN (JSON cannot, and a map of NaN draws nothing).
+	for _, c := range []struct {
+		name string
+		v    []float32
+	}{{"logits", out.Logits}, {"encoder cross-attention", out.EncoderAttention}, {"decoder attention", out.DecoderAttention}} {
+		if err := checkFinite(c.name, c.v); err != nil {
+			return nil, err
+		}
 	}
 	n := out.Grid.Tokens()
 	if out.Latents != L || len(out.EncoderAttention) != out.CrossHeads*L*n || len(out.DecoderAttention) == 0 || len(out.DecoderAttention)%L != 0 {
@@ -202,4 +213,14 @@ func top(probs []float32, labels []string, k int) []prediction {
 		out[i] = prediction{Index: c, Label: label, Prob: probs[c]}
 	}
 	return out
+}
+
+// checkFinite returns an error naming what and the first NaN or ±Inf in v, or nil.
+func checkFinite(what string, v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("the model gives non-finite %s (%v at index %d)", what, x, i)
+		}
+	}
+	return nil
 }

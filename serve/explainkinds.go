@@ -45,7 +45,9 @@ func ExplainKind(name string, opt explain.Options) (Kind, error) {
 		Name: name, Title: name, PerClass: true, Costly: true, Signed: signedMethods[name], Relevance: relevance,
 		Help: fmt.Sprintf("%s; for the class chosen (%s)", method.Description, explainCost(name, opt)),
 		Map: func(dst []float32, a *Analysis, q Query) error {
-			m, err := method.Compute(explain.Input{Model: a.Model, Pixels: a.Pixels, H: a.H, W: a.W, Target: q.Class}, opt)
+			o := opt
+			o.Context = q.Context
+			m, err := method.Compute(explain.Input{Model: a.Model, Pixels: a.Pixels, H: a.H, W: a.W, Target: q.Class}, o)
 			if err != nil {
 				return err
 			}

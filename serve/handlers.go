@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/perceiverkit/perceiver/attention"
@@ -323,7 +325,9 @@ func (s *Server) handleColorbar(w http.ResponseWriter, r *http.Request) {
 // disk), decodes and preprocesses it in the analysis queue under the decoding limits, runs the
 // analysis and answers it as GET /api/analysis would, with the upload's id.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
-	// The body may hold a little multipart framing around the file.
+	// The body may hold a little multipart framing around the file, and must arrive within
+	// BodyTimeout (a trickling client would otherwise hold the connection and this handler).
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxUpload+64<<10)
 	data, filename, err := readUploadFile(r, s.opt.MaxUpload)
 	if err != nil {
@@ -373,6 +377,9 @@ func readUploadFile(r *http.Request, limit int64) ([]byte, string, error) {
 			if errors.As(err, &tooBig) {
 				return nil, "", uploadTooLarge(limit)
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, "", err
+			}
 			return nil, "", badRequest("upload: no field \"file\" in the form")
 		}
 		if part.FormName() != "file" {
@@ -384,6 +391,8 @@ func readUploadFile(r *http.Request, limit int64) ([]byte, string, error) {
 		switch {
 		case errors.As(err, &tooBig) || int64(len(data)) > limit:
 			return nil, "", uploadTooLarge(limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, "", err
 		case err != nil:
 			return nil, "", badRequest("upload: reading the file: %v", err)
 		case len(data) == 0:

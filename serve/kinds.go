@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -52,6 +53,9 @@ type Kind struct {
 type Query struct {
 	Class int // defaults to the top-1 class
 	Step  int // self-attention applications gone through; defaults to all of them
+	// Context ends a costly map's work when every client asking for it has gone (or its time is
+	// up); nil for cheap kinds.
+	Context context.Context
 }
 
 var (

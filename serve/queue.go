@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // errBusy is returned when a queue is full; handlers answer 503 with Retry-After.
@@ -84,4 +85,64 @@ func (g *group[V]) do(key string, fn func() (V, error)) (val V, err error) {
 	}()
 	f.val, f.err = fn()
 	return f.val, f.err // the deferred function sets the same values, also after a panic
+}
+
+// sharedFlight is a computation that callers with the same key share, cancelled when the last of
+// them has gone.
+type sharedFlight[V any] struct {
+	done    chan struct{}
+	val     V
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// shared is group's variant for work that should stop when nobody waits for it any more: each
+// caller waits with its own context; when every caller's context is done, the computation's
+// context is cancelled (and it is bounded by timeout in any case).
+type shared[V any] struct {
+	mu      sync.Mutex
+	flights map[string]*sharedFlight[V]
+}
+
+func (g *shared[V]) doShared(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (V, error)) (V, error) {
+	g.mu.Lock()
+	if g.flights == nil {
+		g.flights = map[string]*sharedFlight[V]{}
+	}
+	f, ok := g.flights[key]
+	if !ok {
+		var wctx context.Context
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		f = &sharedFlight[V]{done: make(chan struct{}), cancel: cancel}
+		g.flights[key] = f
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					f.err = fmt.Errorf("internal error: %v", p)
+				}
+				g.mu.Lock()
+				delete(g.flights, key)
+				g.mu.Unlock()
+				cancel()
+				close(f.done)
+			}()
+			f.val, f.err = fn(wctx)
+		}()
+	}
+	f.waiters++
+	g.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		g.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			f.cancel() // nobody waits for it any more
+		}
+		g.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -28,6 +29,11 @@ const (
 	DefaultMaxUpload  = 20 << 20
 	DefaultCacheBytes = 1 << 30
 	DefaultQueueLen   = 8
+	// DefaultBodyTimeout is the time an upload body may take: a 20 MB image at 1 MB/s.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultJobTimeout bounds one costly map: integrated gradients at the default 50 steps takes
+	// about 2 minutes on the full-size model.
+	DefaultJobTimeout = 10 * time.Minute
 	maxListed         = 10000
 	thumbSide         = 128
 	maxUploads        = 64
@@ -44,9 +50,15 @@ type Options struct {
 	MaxUpload int64              // upload size cap in bytes; 0 means DefaultMaxUpload
 	Cache     int64              // analysis cache budget in bytes; 0 means DefaultCacheBytes
 	QueueLen  int                // analyses that may wait behind the running one; 0 means DefaultQueueLen
-	LocalOnly bool               // refuse requests whose Host is not a loopback name (DNS rebinding)
-	Log       *log.Logger        // request errors; nil discards them
-	testHook  func(key string)   // tests: called inside the queue slot, before an analysis (key: the image's) or a costly map (key: costlyKey)
+	// BodyTimeout bounds reading an upload's body: a client trickling bytes is answered 408
+	// after it. 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// JobTimeout bounds a costly map's computation (it is also cancelled when every client that
+	// asked for it has gone). 0 means DefaultJobTimeout.
+	JobTimeout time.Duration
+	LocalOnly  bool             // refuse requests whose Host is not a loopback name (DNS rebinding)
+	Log        *log.Logger      // request errors; nil discards them
+	testHook   func(key string) // tests: called inside the queue slot, before an analysis (key: the image's) or a costly map (key: costlyKey)
 }
 
 // Server is the explorer's HTTP handler. Create it with New; it is safe for concurrent use.
@@ -59,8 +71,9 @@ type Server struct {
 	mux     *http.ServeMux
 	queue   *queue // forward passes: one at a time, QueueLen waiting
 	aux     *queue // thumbnails and PCA: two at a time, 64 waiting
+	costly  *queue // costly maps (integrated gradients…): one at a time, QueueLen waiting
 	flights group[*Analysis]
-	maps    group[[]float32] // costly kinds' maps being computed
+	maps    shared[[]float32] // costly kinds' maps being computed
 	thumbs  group[[]byte]
 	cache   *lru[*Analysis]
 	thumbC  *lru[[]byte]
@@ -81,6 +94,12 @@ func New(m *core.Model, opt Options) (*Server, error) {
 	if opt.Cache <= 0 {
 		opt.Cache = DefaultCacheBytes
 	}
+	if opt.JobTimeout <= 0 {
+		opt.JobTimeout = DefaultJobTimeout
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = DefaultBodyTimeout
+	}
 	if opt.QueueLen <= 0 {
 		opt.QueueLen = DefaultQueueLen
 	}
@@ -98,6 +117,7 @@ func New(m *core.Model, opt Options) (*Server, error) {
 		thumbC:  newLRU[[]byte](32<<20, maxListed),
 		uploads: newLRU[*upload](256<<20, maxUploads),
 	}
+	s.costly = newQueue(1, opt.QueueLen)
 	if s.kinds == nil {
 		s.kinds = Kinds()
 	}
@@ -233,10 +253,17 @@ func badRequest(format string, args ...any) error {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	// Encoded before the status is sent: a value JSON cannot hold (NaN) is a 500 with the reason,
+	// not a 200 with an empty body.
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": "internal error: " + err.Error()})
+		status = http.StatusInternalServerError
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
@@ -259,6 +286,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, publicImageError(err))
 	case errors.Is(err, preprocess.ErrInvalidImage):
 		writeError(w, http.StatusUnsupportedMediaType, publicImageError(err))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(w, http.StatusRequestTimeout, "the request body took too long to arrive")
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled")
 	default:
@@ -282,7 +311,7 @@ func (s *Server) retryAfter() int {
 	s.statMu.Lock()
 	mean := s.jobMean
 	s.statMu.Unlock()
-	secs := math.Ceil(mean.Seconds() * float64(s.queue.pending()))
+	secs := math.Ceil(mean.Seconds() * float64(max(s.queue.pending(), s.costly.pending())))
 	return int(min(120, max(1, secs)))
 }
 
@@ -417,17 +446,20 @@ func (s *Server) costlyMap(ctx context.Context, src *source, a *Analysis, k *Kin
 	if m, ok := a.costlyMap(key); ok {
 		return m, nil
 	}
-	return s.maps.do(src.key+"|"+key, func() ([]float32, error) {
+	// Shared by every request for this map: it is cancelled when the last of them leaves, or
+	// after JobTimeout. Costly maps have their own queue, so a new image's analysis never waits
+	// behind one.
+	return s.maps.doShared(ctx, src.key+"|"+key, s.opt.JobTimeout, func(ctx context.Context) ([]float32, error) {
 		if m, ok := a.costlyMap(key); ok {
 			return m, nil
 		}
 		m := make([]float32, a.H*a.W)
-		// Shared by every request for this map: one client leaving must not cancel it.
-		err := s.queue.do(context.WithoutCancel(ctx), func() error {
+		err := s.costly.do(ctx, func() error {
 			if s.opt.testHook != nil {
 				s.opt.testHook(src.key + "|" + key)
 			}
 			start := time.Now()
+			q.Context = ctx
 			if err := k.Map(m, a, q); err != nil {
 				return fmt.Errorf("%s: map %s: %w", src.name, key, err)
 			}

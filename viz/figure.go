@@ -1,7 +1,6 @@
 package viz
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -81,24 +80,10 @@ func isFormat(format string) bool {
 	return false
 }
 
-func saveFile(path string, write func(io.Writer) error) (err error) {
-	file, err := outfile.Create(path)
-	if err != nil {
-		return err // already names the path
-	}
-	defer func() {
-		if cerr := file.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(file)
-	if err := write(w); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+// saveFile writes through the one safe writer: a temporary name renamed into place, so a failed
+// encode leaves nothing and a symlink or FIFO at path is refused, never written through.
+func saveFile(path string, write func(io.Writer) error) error {
+	return outfile.Write(path, write)
 }
 
 // Vector layout, in points.

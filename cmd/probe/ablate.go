@@ -14,6 +14,7 @@ import (
 	"github.com/perceiverkit/perceiver/attention"
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/viz"
@@ -44,7 +45,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
 	imagePath := fs.String("image", "", "image file")
-	target := fs.Int("target", -1, "class whose logit is measured (default: the prediction)")
+	target := targetVar(fs, "class whose logit is measured")
 	latentFlag := fs.String("latents", "all", "latents to ablate: all, top:K (the K the decoder attends to most), or a list such as 3,17,200 (ranges 0-7 allowed)")
 	mode := fs.String("mode", "zero", "what replaces a latent: zero, or mean (its mean over --data)")
 	var sf sourceFlags
@@ -63,6 +64,9 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || *imagePath == "" || *out == "" || *random == (mf.model != "") {
 		fs.Usage()
 		return errUsage
+	}
+	if err := target.check(); err != nil {
+		return err
 	}
 	if *mode != "zero" && *mode != "mean" {
 		return fmt.Errorf("--mode %q: want zero or mean", *mode)
@@ -85,6 +89,14 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// Every output is checked before any work (no partial sets, nothing written through a link).
+	targets := []string{filepath.Join(*out, "ablation.json"), filepath.Join(*out, "ablation.png")}
+	if *montage > 0 {
+		targets = append(targets, filepath.Join(*out, "latents."+*format))
+	}
+	if err := outfile.CheckAll(targets...); err != nil {
+		return err
+	}
 	var src probe.Source
 	if *data != "" {
 		var err error
@@ -101,9 +113,6 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if err := spec.check(L); err != nil {
 		return err
 	}
-	if n := m.Config.NumLabels(); *target >= n {
-		return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
-	}
 	img, err := m.Preprocessor.LoadImage(*imagePath, mf.decodeOptions())
 	if err != nil {
 		return fmt.Errorf("%s: %w", *imagePath, err)
@@ -114,6 +123,10 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	}
 	hidden := enc.HiddenStates[0]
 	plain, err := m.ForwardLatents(hidden, 1, core.Trace{DecoderAttention: true})
+	if err != nil {
+		return err
+	}
+	targetIndex, err := target.resolve(m.Config.Labels(), plain.Logits)
 	if err != nil {
 		return err
 	}
@@ -138,9 +151,22 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	res, err := ablation.Latents(m, hidden, *target, latents, opt)
+	res, err := ablation.Latents(m, hidden, targetIndex, latents, opt)
 	if err != nil {
 		return err
+	}
+	// Every number that reaches ablation.json or a figure is checked first, naming what overflowed.
+	deltas := make([]float32, len(res.Delta))
+	for i, d := range res.Delta {
+		deltas[i] = float32(d)
+	}
+	for _, c := range []struct {
+		what string
+		v    []float32
+	}{{"logits", plain.Logits}, {"Δ (ablated logits)", deltas}, {"decoder attention", decoder}} {
+		if err := checkFinite(c.what, c.v); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", *imagePath, modelName, err)
+		}
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
@@ -175,7 +201,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	}
 	wrote := func(p string) { fmt.Fprintf(stdout, "wrote %s\n", p) }
 	p := filepath.Join(*out, "ablation.json")
-	if err := os.WriteFile(p, append(js, '\n'), 0o644); err != nil {
+	if err := outfile.WriteFile(p, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	wrote(p)

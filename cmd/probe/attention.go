@@ -16,6 +16,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -94,6 +95,13 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	}
 	dirs, err := imageOutputDirs(*out, images)
 	if err != nil {
+		return err
+	}
+	var targets []string
+	for _, d := range dirs {
+		targets = append(targets, attentionTargets(d, opt)...)
+	}
+	if err := outfile.CheckAll(targets...); err != nil {
 		return err
 	}
 
@@ -403,8 +411,26 @@ func (r *renderer) draw(m []float32, lo, hi float64) image.Image {
 	return viz.Heatmap(m, r.h, r.w, opt)
 }
 
+// attentionTargets are the files attention may write into one image's folder, checked together
+// before any work.
+func attentionTargets(dir string, opt attentionOptions) []string {
+	t := []string{filepath.Join(dir, "input.png")}
+	for _, name := range attentionMapNames {
+		if opt.maps[name] {
+			t = append(t, filepath.Join(dir, name+"."+opt.format))
+		}
+	}
+	if opt.raw {
+		t = append(t, filepath.Join(dir, "maps.safetensors"))
+	}
+	return t
+}
+
 // writeAttentionOutputs writes one image's figures (and raw tensors) into dir, printing each path.
 func writeAttentionOutputs(stdout io.Writer, dir, imagePath string, resized *preprocess.RGB, maps *attentionMaps, opt attentionOptions, meta map[string]string) error {
+	if err := outfile.CheckAll(attentionTargets(dir, opt)...); err != nil { // again: time has passed
+		return err
+	}
 	rd, err := newRenderer(maps.Grid, resized, opt.overlay, opt.alpha)
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
@@ -36,12 +37,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := flagcheck.Count("--runs", int64(*runs), maxRuns); err != nil {
+		return err
+	}
 	m, err := mf.openOrRandom(*random, *arch, stderr)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
+	if err := checkBatch("--batch", *batch, m); err != nil {
 		return err
 	}
 

@@ -215,13 +215,5 @@ func saveDemoImages(dir string, src probe.Source, n int) (int, error) {
 }
 
 func savePNG(path string, it probe.Item) error {
-	f, err := outfile.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, it.Image); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return outfile.Write(path, func(w io.Writer) error { return png.Encode(w, it.Image) })
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/perceiverkit/perceiver/internal/outfile"
 )
@@ -24,6 +25,45 @@ type demoManifest struct {
 	dir     string
 	Files   []string `json:"files"`   // relative to dir, slash-separated
 	Pending []string `json:"pending"` // relative to dir
+	// IDs holds each listed file's identity when it was written: a later run removes a file only
+	// when the file at that path is still that one (a user's file of the same name stays).
+	IDs map[string]fileID `json:"ids,omitempty"`
+}
+
+// fileID identifies a file by device and inode, with its size, as Lstat reports them.
+type fileID struct {
+	Dev  uint64 `json:"dev"`
+	Ino  uint64 `json:"ino"`
+	Size int64  `json:"size"`
+}
+
+func idOf(st fs.FileInfo) (fileID, bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() {
+		return fileID{}, false
+	}
+	return fileID{Dev: uint64(sys.Dev), Ino: uint64(sys.Ino), Size: st.Size()}, true
+}
+
+// noLinks returns an error when a component of rel below m.dir is a symbolic link (or rel does
+// not exist: nil, with ok false). Removal never goes through a link: a link to the user's folder
+// where the demo had its data would otherwise lose the user's files of the same names.
+func (m *demoManifest) noLinks(rel string) (ok bool, err error) {
+	p := m.dir
+	for _, part := range strings.Split(filepath.ToSlash(filepath.Clean(filepath.FromSlash(rel))), "/") {
+		p = filepath.Join(p, part)
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return false, fmt.Errorf("%s is a symbolic link, which the demo did not write and never removes through: nothing removed; remove it yourself or choose another --out", p)
+		}
+	}
+	return true, nil
 }
 
 // prepareDemoDir makes dir ready for a demo run. A missing or empty folder is used as is. A
@@ -59,23 +99,35 @@ func prepareDemoDir(dir string, outputs []string) (*demoManifest, error) {
 	// Remove pending outputs first (whole: they did not exist before that run's step), then
 	// the recorded files, then the folders left empty, deepest first.
 	var dirs []string
-	for _, p := range old.Pending {
-		full, err := m.inside(p)
-		if err != nil {
+	// Links anywhere on the way are refused before anything is removed.
+	for _, p := range append(slices.Clone(old.Pending), old.Files...) {
+		if _, err := m.inside(p); err != nil {
 			return nil, err
 		}
-		if err := os.RemoveAll(full); err != nil {
+		if _, err := m.noLinks(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range old.Pending {
+		full, _ := m.inside(p)
+		if err := os.RemoveAll(full); err != nil { // RemoveAll does not follow links inside
 			return nil, err
 		}
 	}
 	for _, p := range old.Files {
-		full, err := m.inside(p)
-		if err != nil {
+		full, _ := m.inside(p)
+		if ok, err := m.noLinks(p); err != nil {
 			return nil, err
-		}
-		if st, err := os.Lstat(full); err == nil && st.Mode().IsRegular() {
-			if err := os.Remove(full); err != nil {
+		} else if ok {
+			st, err := os.Lstat(full)
+			if err != nil {
 				return nil, err
+			}
+			want, recorded := old.IDs[p]
+			if got, regular := idOf(st); regular && recorded && got == want {
+				if err := os.Remove(full); err != nil {
+					return nil, err
+				}
 			}
 		}
 		for d := filepath.Dir(full); d != filepath.Clean(dir); d = filepath.Dir(d) {
@@ -136,6 +188,16 @@ func (m *demoManifest) done(outputs ...string) error {
 				r, err := filepath.Rel(m.dir, path)
 				if err != nil {
 					return err
+				}
+				st, err := os.Lstat(path)
+				if err != nil {
+					return err
+				}
+				if m.IDs == nil {
+					m.IDs = map[string]fileID{}
+				}
+				if id, ok := idOf(st); ok {
+					m.IDs[filepath.ToSlash(r)] = id
 				}
 				m.Files = append(m.Files, filepath.ToSlash(r))
 			}

@@ -25,11 +25,14 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output .safetensors file")
 	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
 	grads := fs.Bool("grads", false, "also write the gradients of the target logit (grad.pixel_values, grad.attentions.{j}, grad.cross_attentions.*, grad.hidden_states.{i}), by the backward pass")
-	target := fs.Int("target", -1, "with --grads: the class whose logit is differentiated, for every image (default: each image's argmax)")
+	target := targetVar(fs, "with --grads: the class whose logit is differentiated, for every image (top1: each image's own prediction)")
 	label := fs.Int("label", -1, "with --grads: differentiate the cross-entropy loss −ln softmax(logits)[L] of each image instead of a logit; every grad.* is of that loss")
 	params := fs.Bool("params", false, "with --grads: also write grad.param.<name> for every parameter (Hugging Face names; summed over the images)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if err := target.check(); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -43,9 +46,6 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	}
 	if set["label"] && *label < 0 {
 		return fmt.Errorf("--label %d: a class index is 0 or more", *label)
-	}
-	if set["target"] && *target < 0 {
-		return fmt.Errorf("--target %d: a class index is 0 or more (leave it out for each image's argmax)", *target)
 	}
 	if *frames != "" && *image == "" && *pixels == "" && fs.NArg() == 0 && *out != "" {
 		if *grads {
@@ -64,8 +64,10 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	defer m.Close()
 	if *grads {
 		n := m.Config.NumLabels()
-		if *target >= n {
-			return fmt.Errorf("--target %d out of range: the model has %d classes (0…%d)", *target, n, n-1)
+		if !target.top1() {
+			if _, err := target.resolve(m.Config.Labels(), nil); err != nil {
+				return err
+			}
 		}
 		if *label >= n {
 			return fmt.Errorf("--label %d out of range: the model has %d classes (0…%d)", *label, n, n-1)
@@ -101,8 +103,12 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	var g *core.Gradients
 	if *grads {
 		gt := core.GradTrace{Pixels: true, HiddenStates: true, SelfAttentions: true, EncoderAttention: true, DecoderAttention: true}
-		if *target >= 0 {
-			gt.Targets = slices.Repeat([]int{*target}, B)
+		if !target.top1() {
+			k, err := target.resolve(m.Config.Labels(), nil)
+			if err != nil {
+				return err
+			}
+			gt.Targets = slices.Repeat([]int{k}, B)
 		}
 		if *label >= 0 {
 			gt.Labels = slices.Repeat([]int{*label}, B)

@@ -15,6 +15,8 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
 	"github.com/perceiverkit/perceiver/explain"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/viz"
 )
 
@@ -56,7 +58,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	arch := archFlag(fs)
 	image := fs.String("image", "", "image file to explain")
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
-	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 (the model's prediction) or a label from config.json")
+	tf := targetVar(fs, "class to explain")
 	methods := fs.String("methods", strings.Join(defaultExplainMethods, ","), "comma-separated methods, or all: "+strings.Join(explain.Names(), ", "))
 	overlay := fs.Bool("overlay", false, "draw the maps over the image the model saw")
 	alpha := fs.Float64("alpha", 0.6, "opacity of the map over the image with --overlay, in [0, 1]")
@@ -76,6 +78,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := tf.check(); err != nil {
+		return err
+	}
 	names, err := parseMethods(*methods)
 	if err != nil {
 		return err
@@ -85,6 +90,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	opt := explain.Options{Steps: *steps, Baseline: *baseline, Samples: *samples, Noise: *noise, Seed: *seed, Window: *window, Stride: *stride}
 	if err := checkExplainOptions(opt); err != nil {
+		return err
+	}
+	if err := outfile.CheckAll(explainTargets(*out, names, *raw)...); err != nil {
 		return err
 	}
 	limitMemory()
@@ -97,12 +105,18 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkExplainSizes(opt, len(img.Pixels)); err != nil {
+		return err
+	}
 	fwd, err := m.Forward(img.Pixels, 1, img.H, img.W, core.Trace{})
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
 	}
+	if err := checkFinite("logits", fwd.Logits); err != nil {
+		return fmt.Errorf("%s: model %s: %w; nothing written", *image, source, err)
+	}
 	labels := m.Config.Labels()
-	target, err := explain.ParseTarget(*targetSpec, labels, fwd.Logits)
+	target, err := tf.resolve(labels, fwd.Logits)
 	if err != nil {
 		return err
 	}
@@ -116,6 +130,16 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	maps, err := computeExplanations(in, opt, names)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
+	}
+	for _, mp := range maps { // every map and its notes, before any output
+		if err := checkFinite(mp.Method+" map", mp.Values); err != nil {
+			return fmt.Errorf("%s: model %s: %w; nothing written", *image, source, err)
+		}
+		for k, v := range mp.Notes {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("%s: model %s: the model gives a non-finite %s %s (%v); nothing written", *image, source, mp.Method, k, v)
+			}
+		}
 	}
 	for _, mp := range maps {
 		if n := mp.Notes; n != nil && mp.Method == "integrated-gradients" {
@@ -174,8 +198,27 @@ func checkExplainOptions(o explain.Options) error {
 		return fmt.Errorf("--noise %g: want a fraction ≥ 0", o.Noise)
 	case o.Window < 1 || o.Stride < 1:
 		return fmt.Errorf("--window %d, --stride %d: want at least 1", o.Window, o.Stride)
+	case o.Noise > 1000:
+		return fmt.Errorf("--noise %g: want a fraction of the image's range, at most 1000", o.Noise)
+	}
+	for _, c := range []struct {
+		flag     string
+		v, limit int64
+	}{{"--steps", int64(o.Steps), maxSteps}, {"--window", int64(o.Window), maxWindow}, {"--stride", int64(o.Stride), maxWindow}} {
+		if err := flagcheck.Count(c.flag, c.v, c.limit); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkExplainSizes refuses --samples and --steps whose buffers for an image of n pixel values
+// exceed the memory: smoothgrad holds every noisy copy at once, integrated gradients its nodes.
+func checkExplainSizes(o explain.Options, n int) error {
+	if err := flagcheck.Bytes("--samples", o.Samples, flagcheck.Mul(float64(o.Samples), float64(n), 4)); err != nil {
+		return err
+	}
+	return flagcheck.Bytes("--steps", o.Steps, flagcheck.Mul(float64(o.Steps), 16))
 }
 
 // computeExplanations runs the methods in order; those one backward pass serves together
@@ -267,8 +310,28 @@ func onPixels(mp explain.Map) []float32 {
 	return px
 }
 
+// explainTargets are the files explain may write into dir, checked together before any work.
+func explainTargets(dir string, names []string, raw bool) []string {
+	t := []string{filepath.Join(dir, "input.png")}
+	for _, n := range names {
+		t = append(t, filepath.Join(dir, n+".png"))
+	}
+	t = append(t, filepath.Join(dir, "summary.png"), filepath.Join(dir, "summary.json"))
+	if raw {
+		t = append(t, filepath.Join(dir, "maps.safetensors"))
+	}
+	return t
+}
+
 // writeExplanations writes the figures, the summary and the raw maps into dir, printing each path.
 func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h, w int, maps []explain.Map, sum explainSummary, overlay bool, alpha float64, raw bool, meta map[string]string) error {
+	names := make([]string, len(maps))
+	for i, mp := range maps {
+		names[i] = mp.Method
+	}
+	if err := outfile.CheckAll(explainTargets(dir, names, raw)...); err != nil { // again: time has passed
+		return err
+	}
 	f := max(1, (minDisplay+max(h, w)-1)/max(h, w))
 	var under *preprocess.RGB // the image the model saw, when it matches the map grid
 	if resized != nil && resized.W == w && resized.H == h {
@@ -329,7 +392,7 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		return err
 	}
 	p = filepath.Join(dir, "summary.json")
-	if err := os.WriteFile(p, append(js, '\n'), 0o644); err != nil {
+	if err := outfile.WriteFile(p, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	wrote(p)

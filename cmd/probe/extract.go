@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -27,8 +26,10 @@ import (
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
+	"github.com/perceiverkit/perceiver/internal/runid"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -70,6 +71,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) || !(*decodeMpx > 0) {
 		return fmt.Errorf("--batch, --workers, --row-group-mb and --decode-mpx must be positive")
 	}
+	if err := flagcheck.Count("--workers", int64(*workers), maxWorkers); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--row-group-mb", *rowGroupMB, *rowGroupMB*(1<<20)*2); err != nil { // a buffer and the group being written
+		return err
+	}
 
 	shard := probe.Whole
 	if *shardFlag != "" {
@@ -95,12 +102,22 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if src.Len() == 0 {
 		return fmt.Errorf("%s: no items; nothing written", *data)
 	}
+	// Labels are class indices: a negative one would fail linear later and read as "missing" in
+	// export, so it is refused before any work.
+	for i := 0; i < src.Len(); i++ {
+		if it := src.Item(i); shard.Contains(i) && it.HasLabel && it.Label < 0 {
+			return fmt.Errorf("%s: item %q has label %d; labels are class indices ≥ 0 (leave the label empty for an unlabelled item)", *data, it.ID, it.Label)
+		}
+	}
 	m, err := mf.open(stderr)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	if err := applyPrecision(m, *precision, stderr); err != nil {
+		return err
+	}
+	if err := checkBatch("--batch", *batch, m); err != nil {
 		return err
 	}
 	list := *layers
@@ -222,6 +239,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 		return runErr
 	}
+	// The output must hold every item of the shard that could be read: a row lost on the way (a
+	// checkpoint replaced by a writer that lost its lock) fails the merge instead.
+	w.Expect(shard.Count(src.Len()) - skips.Count())
 	if err := w.Close(); err != nil {
 		sink.abort()
 		return err
@@ -246,7 +266,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 // change between attempts.
 // The source is identified by its resolved absolute path (so "data/x" and "/home/me/data/x" are
 // one source) and by the digest of its item list.
-var runIdentity = []string{"weights.sha256", "config.json", "preprocessor_config.json", "source.path", "source.digest", "shard", "layers", "precision"}
+var runIdentity = []string{runid.Weights, runid.Config, runid.Preprocessor, runid.SourcePath, runid.SourceDigest, "shard", runid.Layers, runid.Precision}
 
 // defaultDecodeMpx bounds the pixels being decoded at once: an image at preprocess's limit
 // (DefaultMaxPixels, ~89.5 million) fits alone, and ordinary photos decode many at a time.
@@ -435,37 +455,28 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 // extractMetadata describes how a file was made: the model and the exact weights (sha256), the
 // config and preprocessor settings, the source, the shard, the program version and the time.
 func extractMetadata(m *core.Model, model, data string, src probe.Source, shard probe.Shard, layers string) (map[string]string, error) {
-	cfg, err := json.Marshal(m.Config)
+	meta, err := modelIdentity(m, model)
 	if err != nil {
 		return nil, err
 	}
-	prep, err := json.Marshal(m.Preprocessor)
-	if err != nil {
-		return nil, err
+	for k, v := range sourceIdentity(data, src) {
+		meta[k] = v
 	}
-	meta := map[string]string{
-		"precision":                m.Options().Precision.String(),
-		"model":                    model,
-		"config.json":              string(cfg),
-		"preprocessor_config.json": string(prep),
-		"source":                   src.Name(),
-		"source.path":              resolvedPath(data),
-		"source.digest":            probe.Digest(src),
-		"shard":                    shard.String(),
-		"layers":                   layers,
-		"program":                  "perceiverkit probe " + version(),
-		"created":                  time.Now().UTC().Format(time.RFC3339),
-	}
+	meta["model"] = model
+	meta["source"] = src.Name()
+	meta["shard"] = shard.String()
+	meta[runid.Layers] = layers
+	meta["program"] = "perceiverkit probe " + version()
+	meta["created"] = time.Now().UTC().Format(time.RFC3339)
 	if p := m.WeightsPath(); p != "" {
-		sum, err := sha256File(p)
-		if err != nil {
-			return nil, err
-		}
 		meta["weights"] = p
-		meta["weights.sha256"] = sum
 	}
 	return meta, nil
 }
+
+// modelPrecision is the arithmetic of the model's packed weights (float32 or bf16, --precision),
+// part of every run identity: rows computed at two precisions must not mix.
+func modelPrecision(m *core.Model) string { return m.Options().Precision.String() }
 
 // pixelBudget bounds the pixels being decoded at once.
 type pixelBudget struct {

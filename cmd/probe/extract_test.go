@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,6 +276,17 @@ func TestHelperProcess(t *testing.T) {
 	args := os.Getenv("PROBE_HELPER_ARGS")
 	if args == "" {
 		t.Skip("only runs as a child of TestExtractResumesAfterKill")
+	}
+	if as := os.Getenv("PROBE_HELPER_RLIMIT_AS"); as != "" { // an allocation past it fails at once
+		n, _ := strconv.ParseUint(as, 10, 64)
+		syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: n, Max: n})
+	}
+	if os.Getenv("PROBE_HELPER_SERVE_EXIT") != "" { // serve stops as soon as it listens
+		serveContext = func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}
 	}
 	code := runMain(strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
 	if os.Getenv("PROBE_HELPER_HWM") != "" {

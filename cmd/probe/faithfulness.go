@@ -18,7 +18,10 @@ import (
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/explain"
 	"github.com/perceiverkit/perceiver/faithfulness"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
+	"github.com/perceiverkit/perceiver/internal/runid"
 	"github.com/perceiverkit/perceiver/probe"
 )
 
@@ -58,15 +61,19 @@ type faithfulnessRecord struct {
 	Curves map[string]faithfulness.Curves `json:"curves"`
 }
 
-// faithfulnessRun is run.json: what must agree for --resume to continue a run.
+// faithfulnessRun is run.json: what must agree for --resume to continue a run. Every field but
+// the model's path is compared (through runid.Check, field by field), and Identity holds the
+// weights' digest, the configurations, the precision and the source's path and digest, as extract
+// stores them.
 type faithfulnessRun struct {
-	Model   string   `json:"model"`
-	Source  string   `json:"source"`
-	Methods []string `json:"methods"`
-	Steps   int      `json:"steps"`
-	Seed    uint64   `json:"seed"`
-	Window  int      `json:"window"`
-	Stride  int      `json:"stride"`
+	Model    string            `json:"model"`
+	Identity map[string]string `json:"identity"`
+	Source   string            `json:"source"`
+	Methods  []string          `json:"methods"`
+	Steps    int               `json:"steps"`
+	Seed     uint64            `json:"seed"`
+	Window   int               `json:"window"`
+	Stride   int               `json:"stride"`
 	// Metrics, RoadNoise and RankBy arrived with ROAD; a run.json without them was a deletion run.
 	Metrics   []string `json:"metrics,omitempty"`
 	RoadNoise float64  `json:"road_noise"`
@@ -106,6 +113,18 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	if *steps < 2 || *batch < 1 || *limit < 0 {
 		return fmt.Errorf("--steps must be at least 2, --batch positive and --limit not negative")
 	}
+	for _, c := range []struct {
+		flag     string
+		v, limit int64
+	}{{"--steps", int64(*steps), maxSteps}, {"--window", int64(*window), maxWindow}, {"--stride", int64(*stride), maxWindow}} {
+		if err := flagcheck.Count(c.flag, c.v, c.limit); err != nil {
+			return err
+		}
+	}
+	targets := append([]string{filepath.Join(*out, "images.jsonl"), filepath.Join(*out, "run.json")}, faithfulness.ReportFiles(*out)...)
+	if err := outfile.CheckAll(targets...); err != nil {
+		return err
+	}
 	methods, err := parseFaithfulnessMethods(*methodList)
 	if err != nil {
 		return err
@@ -132,8 +151,18 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := checkBatch("--batch", *batch, m); err != nil {
+		return err
+	}
 
-	run := faithfulnessRun{Model: modelName, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride,
+	identity, err := modelIdentity(m, modelName)
+	if err != nil {
+		return err
+	}
+	for k, v := range sourceIdentity(*data, src) {
+		identity[k] = v
+	}
+	run := faithfulnessRun{Model: modelName, Identity: identity, Source: src.Name(), Methods: methods, Steps: *steps, Seed: *seed, Window: *window, Stride: *stride,
 		Metrics: metrics, RoadNoise: *roadNoise, RankBy: *rankBy}
 	records, err := openFaithfulnessRun(*out, run, *resume)
 	if err != nil {
@@ -148,12 +177,18 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 		n = min(n, *limit)
 	}
 	var todo []int
+	within := make(map[string]bool, n)
 	for i := range n {
-		if !done[src.Item(i).ID] {
+		id := src.Item(i).ID
+		within[id] = true
+		if !done[id] {
 			todo = append(todo, i)
 		}
 	}
-	log, err := os.OpenFile(filepath.Join(*out, "images.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// The report covers the images this run asks for: a resume with a smaller --limit leaves the
+	// earlier run's other lines in images.jsonl but out of the report.
+	records = slices.DeleteFunc(records, func(r faithfulnessRecord) bool { return !within[r.ID] })
+	log, err := outfile.Append(filepath.Join(*out, "images.jsonl"))
 	if err != nil {
 		return err
 	}
@@ -311,11 +346,11 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 		if _, err := os.Stat(logPath); err == nil {
 			return nil, fmt.Errorf("%s exists: pass --resume to continue that run, or choose another --out", logPath)
 		}
-		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+		return nil, outfile.WriteFile(runPath, append(want, '\n'), 0o644)
 	}
 	have, err := os.ReadFile(runPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, os.WriteFile(runPath, append(want, '\n'), 0o644)
+		return nil, outfile.WriteFile(runPath, append(want, '\n'), 0o644)
 	}
 	if err != nil {
 		return nil, err
@@ -327,10 +362,18 @@ func openFaithfulnessRun(dir string, run faithfulnessRun, resume bool) ([]faithf
 	if prev.Metrics == nil {
 		prev.Metrics = []string{"deletion"} // written before ROAD
 	}
-	if !slices.Equal(prev.Methods, run.Methods) || prev.Model != run.Model || prev.Source != run.Source ||
-		prev.Steps != run.Steps || prev.Seed != run.Seed || prev.Window != run.Window || prev.Stride != run.Stride ||
-		!slices.Equal(prev.Metrics, run.Metrics) || prev.RoadNoise != run.RoadNoise || prev.RankBy != run.RankBy {
-		return nil, fmt.Errorf("--resume: %s was made with other settings (%s); rerun with those or choose another --out", runPath, bytes.Join(bytes.Fields(have), []byte(" ")))
+	// The source's name holds its path as given, and the model's path may change between attempts:
+	// the identity's resolved path and digests decide.
+	stored, err := flatIdentity(prev, prev.Identity, "model", "identity", "source")
+	if err != nil {
+		return nil, err
+	}
+	now, err := flatIdentity(run, run.Identity, "model", "identity", "source")
+	if err != nil {
+		return nil, err
+	}
+	if err := runid.Check(runPath, stored, "this run", now, unionKeys(stored, now), "it was made with other settings: rerun with those (the same weights and data), or choose another --out"); err != nil {
+		return nil, fmt.Errorf("--resume: %w", err)
 	}
 	raw, err := os.ReadFile(logPath)
 	if errors.Is(err, os.ErrNotExist) {

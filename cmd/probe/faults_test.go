@@ -129,7 +129,7 @@ func TestExtractLocked(t *testing.T) {
 	pid := holder.Process.Pid
 	os.WriteFile(probe.LockPath(out), []byte(fmt.Sprintf("%s %d\n", host, pid)), 0o644)
 	_, e, code := run(t, "extract", "--model", tinyDir, "--data", idxDataSet(t, 5), "--out", out, "--resume", "--quiet")
-	if code == 0 || !strings.Contains(e, strconv.Itoa(pid)) || !strings.Contains(e, host) {
+	if code != exitLocked || !strings.Contains(e, strconv.Itoa(pid)) || !strings.Contains(e, host) {
 		t.Fatalf("exit %d, %q should name pid %d on %s", code, e, pid, host)
 	}
 }
@@ -259,7 +259,7 @@ func TestExportRefusesExistingOut(t *testing.T) {
 	names, _ := filepath.Glob(filepath.Join(fresh, "*"))
 	hidden, _ := filepath.Glob(filepath.Join(fresh, ".*"))
 	if len(names) != 3 || len(hidden) != 0 {
-		t.Errorf("export wrote %q %q, want decoder.npy, labels.npy, ids.txt and no temporaries", names, hidden)
+		t.Errorf("export wrote %q %q, want decoder.npy, labels.npy, ids.jsonl and no temporaries", names, hidden)
 	}
 }
 

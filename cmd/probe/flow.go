@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -16,6 +17,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/opticalflow"
 	"github.com/perceiverkit/perceiver/viz"
@@ -66,6 +68,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&opt.overlap, "overlap", -1, "least overlap of the tiles of frames larger than the training size, in pixels (default 20 as DeepMind's, at most a third of a small model's tile)")
 	fs.Float64Var(&opt.maxFlow, "max-flow", 0, "flow length in pixels drawn fully saturated (default: each field's largest; set it to compare pictures)")
 	fs.Var(&opt.queries, "query", "y,x: also draw which input pixels informed the flow at that pixel (repeatable; single pair only)")
+	force := fs.Bool("force", false, "replace outputs of an earlier run (without it, existing outputs are refused before any work)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -76,6 +79,31 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(opt.queries) > 0 && !pair {
 		return fmt.Errorf("--query needs --frame1 and --frame2")
+	}
+	// Every output of the run is named, and checked, before any work: two frames of one stem
+	// (x.jpg, x.png) would both write x.flo.
+	var frames []string
+	set := outfile.Set{Fresh: !*force}
+	if pair {
+		if err := flowTargets(&set, "flow", *frame1, &opt); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if frames, err = listFrames(*dir); err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(frames); i++ {
+			if err := flowTargets(&set, flowName(frames[i]), frames[i], &opt); err != nil {
+				return err
+			}
+		}
+	}
+	if err := set.Check(); err != nil {
+		if errors.Is(err, outfile.ErrExists) {
+			return fmt.Errorf("%w (or pass --force to replace the outputs of an earlier run)", err)
+		}
+		return err
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) { // unset, --overlap is -1: the default below
@@ -100,6 +128,8 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	}
 	if size, _ := m.TrainSize(); opt.overlap < 0 {
 		opt.overlap = min(opticalflow.MinOverlap, min(size[0], size[1])/3)
+	} else if side := min(size[0], size[1]); opt.overlap >= side {
+		return fmt.Errorf("--overlap %d: must be less than the model's tile side, %d pixels", opt.overlap, side)
 	}
 	opt.decode = mf.decodeOptions()
 	if err := os.MkdirAll(opt.out, 0o755); err != nil {
@@ -124,13 +154,9 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
 		return nil
 	}
-	frames, err := listFrames(*dir)
-	if err != nil {
-		return err
-	}
 	bar := progress.New(stderr, int64(len(frames)-1), "flow", progress.Unit("pair"))
 	for i := 0; i+1 < len(frames); i++ {
-		name := strings.TrimSuffix(filepath.Base(frames[i]), filepath.Ext(frames[i]))
+		name := flowName(frames[i])
 		if _, err := flowPair(m, frames[i], frames[i+1], name, &opt, nil); err != nil {
 			bar.Finish()
 			return fmt.Errorf("after %d of %d pairs: %w", i, len(frames)-1, err)
@@ -162,6 +188,28 @@ func listFrames(dir string) ([]string, error) {
 		return nil, fmt.Errorf("--frames-dir %s: %d image files, need at least two", dir, len(out))
 	}
 	return out, nil
+}
+
+// flowName is the output stem of the pair starting at frame: its file name without extension.
+func flowName(frame string) string {
+	return strings.TrimSuffix(filepath.Base(frame), filepath.Ext(frame))
+}
+
+// flowTargets adds the files flowPair writes for the pair named name (starting at frame) to set.
+func flowTargets(set *outfile.Set, name, frame string, opt *flowOptions) error {
+	paths := []string{name + ".flo", name + ".png"}
+	if opt.raw {
+		paths = append(paths, name+".safetensors")
+	}
+	for _, q := range opt.queries {
+		paths = append(paths, fmt.Sprintf("query_%d_%d.png", q[0], q[1]))
+	}
+	for _, p := range paths {
+		if err := set.AddFrom(filepath.Join(opt.out, p), frame); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flowPair computes the flow from frame a to frame b and writes name.flo, name.png (and

@@ -53,6 +53,15 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 		if _, err := fmt.Sscanf(strings.ReplaceAll(*size, "×", "x"), "%dx%d", &h, &w); err != nil || h < 1 || w < 1 {
 			return fmt.Errorf("--size %q: want HxW, e.g. 224x224", *size)
 		}
+		// The image must be one the model could be run on: within --max-pixels (the decoders'
+		// limit), so no shape overflows.
+		limit := mf.maxPixels
+		if limit < 0 { // no decoder limit: still none that overflows a shape's product
+			limit = 1 << 40
+		}
+		if px := int64(h) * int64(w); h > 1<<20 || w > 1<<20 || px > limit {
+			return fmt.Errorf("--size %s: %d×%d pixels is more than the %d an image may have (--max-pixels)", *size, h, w, limit)
+		}
 	}
 	tensors, grid, err := m.Catalogue(h, w)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 )
@@ -39,6 +41,7 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.Int("seeds", 5, "few-shot draws per size (mean ± sd)")
 	bootstrap := fs.Int("bootstrap", 0, "resample the test rows N times for a 95% interval of test top-1")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -58,6 +61,15 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	if *seeds < 1 || *bootstrap < 0 {
 		return fmt.Errorf("--seeds %d must be ≥ 1 and --bootstrap %d ≥ 0", *seeds, *bootstrap)
 	}
+	if err := flagcheck.Count("--bootstrap", int64(*bootstrap), maxBootstrap); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--seeds", int64(*seeds), maxBootstrap); err != nil {
+		return err
+	}
+	if !(*valFrac >= 0 && *valFrac < 1) || !(*testFrac >= 0 && *testFrac < 1) || *valFrac+*testFrac >= 1 {
+		return fmt.Errorf("--val-frac %g and --test-frac %g: each in [0, 1), their sum below 1", *valFrac, *testFrac)
+	}
 	if *cs != "" {
 		for _, f := range strings.Split(*cs, ",") {
 			c, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
@@ -69,7 +81,12 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg = cfg.WithDefaults()
 
-	r, err := probe.Open(*features)
+	if *report != "" {
+		if err := outfile.CheckAll(linear.ReportFiles(*report)...); err != nil {
+			return err
+		}
+	}
+	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -77,6 +94,9 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	tab, err := r.Load()
 	if err != nil {
 		return err
+	}
+	if *folds > tab.Len() {
+		return fmt.Errorf("--folds %d: more folds than the %d rows of %s", *folds, tab.Len(), *features)
 	}
 	meta := r.Metadata()
 	if lpb := layersPerBlock(meta); lpb > 0 {
@@ -259,11 +279,12 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export", "usage: probe export --features FILE --columns LIST --format npy|csv|clip-retrieval [--out PATH] [--dtype float32|float16] [--rows-per-file N] [--force]", stderr)
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract")
 	columns := fs.String("columns", "all", "feature columns to export, comma-separated, or all (clip-retrieval: one column)")
-	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy and ids.txt), csv (one table), or clip-retrieval (img_emb/img_emb_N.npy + metadata/metadata_N.parquet)")
+	format := fs.String("format", "npy", "npy (one COLUMN.npy per column plus labels.npy, -1 where a row has no label, and ids.jsonl, one JSON object {\"id\", \"split\"} per row), csv (one table), or clip-retrieval (img_emb/img_emb_N.npy + metadata/metadata_N.parquet)")
 	out := fs.String("out", "", "output folder for npy and clip-retrieval; output file for csv (default standard output); existing files are never replaced (clip-retrieval: unless --force)")
 	dtype := fs.String("dtype", "float32", "clip-retrieval: embedding dtype, float32 or float16")
 	perFile := fs.Int("rows-per-file", 1_000_000, "clip-retrieval: rows per img_emb/metadata part")
 	force := fs.Bool("force", false, "clip-retrieval: replace existing parts")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -271,7 +292,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	r, err := probe.Open(*features)
+	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -287,16 +308,21 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// -1 marks a row without a label in labels.npy and the CSV, so a stored label of -1 (files of
+	// versions before extract refused it) would be read as missing: refuse it.
 	labels := make([]int64, t.Len())
 	for i := range labels {
 		labels[i] = -1
 		if t.HasLabel[i] {
+			if t.Labels[i] < 0 {
+				return fmt.Errorf("%s: row %q has label %d; export writes -1 for a missing label, so negative labels cannot be told apart: re-extract with labels ≥ 0", *features, t.IDs[i], t.Labels[i])
+			}
 			labels[i] = t.Labels[i]
 		}
 	}
 	switch *format {
 	case "npy":
-		names := []string{"labels.npy", "ids.txt"}
+		names := []string{"labels.npy", "ids.jsonl"}
 		for _, c := range t.Columns {
 			names = append(names, c.Name+".npy")
 		}
@@ -324,9 +350,16 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		if err := write("labels.npy", func(w io.Writer) error { return linear.WriteNPYInt64(w, labels, t.Len()) }); err != nil {
 			return err
 		}
-		return write("ids.txt", func(w io.Writer) error {
+		// JSON lines: an id may hold a tab or a newline (file names can), and every reader
+		// (pandas.read_json(lines=True), jq, json.loads per line) still gets one row per line.
+		return write("ids.jsonl", func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetEscapeHTML(false)
 			for i, id := range t.IDs {
-				if _, err := fmt.Fprintf(w, "%s\t%s\n", id, t.Splits[i]); err != nil {
+				if err := enc.Encode(struct {
+					ID    string `json:"id"`
+					Split string `json:"split"`
+				}{id, t.Splits[i]}); err != nil {
 					return err
 				}
 			}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/perceiverkit/perceiver/probe"
 )
 
 // command is one subcommand. run receives the arguments after the subcommand name and returns an
@@ -27,6 +29,11 @@ func register(name, summary string, run func(args []string, stdout, stderr io.Wr
 	}
 	commands[name] = command{summary: summary, run: run}
 }
+
+// exitLocked is the exit status when the output is being written by another process (EX_TEMPFAIL:
+// try again later). Schedulers can retry it without counting a failure (deploy/k8s's
+// podFailurePolicy ignores it).
+const exitLocked = 75
 
 // errUsage marks an error caused by bad command-line arguments: the flag package has already
 // printed the details, so main only sets the exit status.
@@ -72,6 +79,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "probe %s: %v\n", args[0], err)
+		var locked *probe.LockedError
+		if errors.As(err, &locked) {
+			return exitLocked
+		}
 		return 1
 	}
 	return 0

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/perceiverkit/perceiver/explain"
-	"github.com/perceiverkit/perceiver/probe"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/serve"
 )
@@ -45,6 +45,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	def := explain.DefaultOptions()
 	steps := fs.Int("steps", def.Steps, "integrated gradients: Gauss–Legendre nodes, a backward pass each (as probe explain)")
 	samples := fs.Int("samples", def.Samples, "smoothgrad: noisy samples, a backward pass each (as probe explain)")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -54,6 +55,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *cacheMB < 1 || *queueLen < 1 || *steps < 1 || *samples < 1 {
 		return fmt.Errorf("--cache-mb, --queue, --steps and --samples must be at least 1")
+	}
+	if err := flagcheck.Count("--queue", int64(*queueLen), maxQueue); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--steps", int64(*steps), maxSteps); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--cache-mb", *cacheMB, float64(*cacheMB)*(1<<20)); err != nil {
+		return err
 	}
 	def.Steps, def.Samples = *steps, *samples
 	kinds, err := serveKinds(def)
@@ -71,7 +81,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	var feat *serve.Features
 	if *features != "" {
-		if feat, err = loadServeFeatures(*features, stderr); err != nil {
+		if feat, err = loadServeFeatures(*features, *allowMixed, stderr); err != nil {
 			return err
 		}
 	}
@@ -80,6 +90,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := flagcheck.Bytes("--samples", *samples, flagcheck.Mul(float64(*samples), imageValues(m), 4)); err != nil {
+		return err
+	}
 	if err := applyPrecision(m, *precision, stderr); err != nil {
 		return err
 	}
@@ -168,8 +181,8 @@ func serveURL(a *net.TCPAddr) string {
 
 // loadServeFeatures reads stored embeddings with their labels for the probe report, as probe
 // linear does with its defaults.
-func loadServeFeatures(path string, stderr io.Writer) (*serve.Features, error) {
-	r, err := probe.Open(path)
+func loadServeFeatures(path string, allowMixed bool, stderr io.Writer) (*serve.Features, error) {
+	r, err := openFeatures(path, allowMixed, stderr)
 	if err != nil {
 		return nil, err
 	}

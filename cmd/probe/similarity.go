@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
+	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/probe"
 	"github.com/perceiverkit/perceiver/probe/linear"
 	"github.com/perceiverkit/perceiver/probe/similarity"
@@ -38,6 +41,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of the row subset (--max-rows) and of the permutations")
 	perms := fs.Int("permutations", 0, "permutation test with this many permutations: p-values in the outputs")
 	out := fs.String("out", "", "output folder: similarity.json, similarity.png, report.md")
+	allowMixed := allowMixedFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -57,6 +61,9 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if *perms < 0 {
 		return fmt.Errorf("--permutations %d: must be ≥ 0", *perms)
 	}
+	if err := flagcheck.Count("--permutations", int64(*perms), maxPermutations); err != nil {
+		return err
+	}
 	if *perms > 0 && m != similarity.CKA && m != similarity.DebiasedCKA && m != similarity.RBFCKA && m != similarity.RSA {
 		return fmt.Errorf("--permutations: available for cka, cka-debiased, cka-rbf and rsa, not --method %s", m)
 	}
@@ -68,8 +75,12 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	}
 	opts := similarity.Options{Method: m, KNNK: *knnK, SVCCADims: *svccaDims}
 
+	jsonPath, pngPath, mdPath := filepath.Join(*out, "similarity.json"), filepath.Join(*out, "similarity.png"), filepath.Join(*out, "report.md")
+	if err := outfile.CheckAll(jsonPath, pngPath, mdPath); err != nil {
+		return err
+	}
 	start := time.Now()
-	a, aInfo, err := loadSimilarityTable(*features, *columns, "--columns")
+	a, aInfo, err := loadSimilarityTable(*features, *columns, "--columns", *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -83,7 +94,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 				cols = "all" // --columns names our columns, not the foreign one
 			}
 		}
-		if b, bInfo, err = loadSimilarityTable(*against, cols, flag); err != nil {
+		if b, bInfo, err = loadSimilarityTable(*against, cols, flag, *allowMixed, stderr); err != nil {
 			return err
 		}
 	} else if *againstColumns != "" {
@@ -132,6 +143,15 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if m.NeedsGram() { // n×n matrices per representation, two at a time
+		if err := flagcheck.Bytes("--max-rows", *maxRows, flagcheck.Mul(float64(n), float64(n), 8, 2)); err != nil {
+			return err
+		}
+	}
+	// The permutation test draws every permutation of the n rows up front.
+	if err := flagcheck.Bytes("--permutations", *perms, flagcheck.Mul(float64(*perms), float64(n), 8)); err != nil {
+		return err
+	}
 	repsA := representations(a, rowsA, aInfo)
 	var repsB []similarity.Representation
 	if b != nil {
@@ -148,6 +168,9 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	}
 	res, err := similarity.Compare(repsA, repsB, opts)
 	fmt.Fprintln(stderr)
+	if err == nil && allNaN(res.Matrix) {
+		err = fmt.Errorf("every similarity is undefined (NaN): the representations are constant or not finite")
+	}
 	if err != nil {
 		if *against != "" {
 			return fmt.Errorf("%s against %s: %w", *features, *against, err)
@@ -174,8 +197,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	jsonPath := filepath.Join(*out, "similarity.json")
-	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
+	if err := outfile.WriteFile(jsonPath, js, 0o644); err != nil {
 		return err
 	}
 	kind := string(m)
@@ -186,7 +208,6 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	if *against != "" {
 		title = fmt.Sprintf("%s: %s (rows) vs %s (columns), n = %d", kind, filepath.Base(*features), filepath.Base(*against), n)
 	}
-	pngPath := filepath.Join(*out, "similarity.png")
 	if err := similarity.PlotHeatmap(pngPath, title, res); err != nil {
 		return err
 	}
@@ -198,8 +219,7 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(&md, ".\n\n")
 	md.Write(res.Markdown())
 	fmt.Fprintf(&md, "\n![heatmap](similarity.png)\n\nCommand: `%s`\n", strings.Join(command, " "))
-	mdPath := filepath.Join(*out, "report.md")
-	if err := os.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
+	if err := outfile.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
 		return err
 	}
 	stdout.Write(res.Markdown())
@@ -237,10 +257,10 @@ type tableInfo struct {
 	exact map[string][]float64
 }
 
-// loadSimilarityTable reads the named columns (or all) of a features file or folder of parts,
-// or foreign features (probe.IsForeign). flag names the option that chose the columns ("" when
-// defaulted).
-func loadSimilarityTable(path, columns, flag string) (*probe.Table, *tableInfo, error) {
+// loadSimilarityTable reads the named columns (or all) of a features file or folder of parts
+// (parts of one run only, unless allowMixed), or foreign features (probe.IsForeign). flag names
+// the option that chose the columns ("" when defaulted).
+func loadSimilarityTable(path, columns, flag string, allowMixed bool, stderr io.Writer) (*probe.Table, *tableInfo, error) {
 	var names []string
 	if columns != "all" && columns != "" {
 		for _, c := range strings.Split(columns, ",") {
@@ -264,7 +284,7 @@ func loadSimilarityTable(path, columns, flag string) (*probe.Table, *tableInfo, 
 		}
 		return f.Table(), info, nil
 	}
-	r, err := probe.Open(path)
+	r, err := openFeatures(path, allowMixed, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -418,7 +438,7 @@ func representations(t *probe.Table, rows []int, info *tableInfo) []similarity.R
 			}
 			v = g
 		}
-		rep := similarity.Representation{Name: name, Data: v, Dim: d}
+		rep := similarity.Representation{Name: name, Data: rescaled(v, all), Dim: d}
 		if e := info.exact[name]; e != nil {
 			rep.Exact = e
 			if !all {
@@ -427,8 +447,64 @@ func representations(t *probe.Table, rows []int, info *tableInfo) []similarity.R
 					copy(rep.Exact[i*d:(i+1)*d], e[r*d:(r+1)*d])
 				}
 			}
+			if s := scaleOf(v); s != 1 { // the same power of two as the float32 copy
+				scaled := make([]float64, len(rep.Exact))
+				for i, x := range rep.Exact {
+					scaled[i] = x * float64(s)
+				}
+				rep.Exact = scaled
+			}
 		}
 		out = append(out, rep)
 	}
 	return out
+}
+
+// rescaled returns v multiplied by a power of two that brings its largest magnitude near 1 when it
+// is far from it (beyond 2^±32): every method is invariant to scaling a representation, and
+// features of ~3e37 would otherwise overflow the sums of products (a matrix of nulls, or +Inf in
+// the RBF bandwidth). A power of two scales exactly; shared is true when v is the table's own
+// column, which is then copied rather than changed.
+func rescaled(v []float32, shared bool) []float32 {
+	s := scaleOf(v)
+	if s == 1 {
+		return v
+	}
+	out := v
+	if shared {
+		out = make([]float32, len(v))
+	}
+	for i, x := range v {
+		out[i] = x * s
+	}
+	return out
+}
+
+// scaleOf is the power of two rescaled multiplies v by: 1 unless the largest finite magnitude is
+// outside [2⁻³², 2³²].
+func scaleOf(v []float32) float32 {
+	var top float64
+	for _, x := range v {
+		if a := math.Abs(float64(x)); a > top && !math.IsInf(a, 0) {
+			top = a
+		}
+	}
+	if top == 0 || (top < 1<<32 && top > 1.0/(1<<32)) {
+		return 1
+	}
+	_, e := math.Frexp(top)
+	return float32(math.Ldexp(1, -e))
+}
+
+// allNaN reports whether a matrix holds no number at all: written as all nulls, it would look
+// like a result.
+func allNaN(m [][]float64) bool {
+	for _, row := range m {
+		for _, v := range row {
+			if !math.IsNaN(v) {
+				return false
+			}
+		}
+	}
+	return len(m) > 0
 }

@@ -20,7 +20,8 @@
 // Content-Length); relative redirects (renamed repositories) are followed, an
 // absolute one is the CDN location of an LFS blob. The download goes to
 // blobs/<etag>.incomplete, resumes with a Range request, is abandoned (kept for
-// the next run, ErrStalled naming the file) when nothing arrives for
+// the next run, ErrStalled naming the file) when fewer than Options.MinRate bytes
+// per second (default 1 KiB/s; a server trickling bytes) arrive over a window of
 // Options.ReadTimeout (HF_HUB_DOWNLOAD_TIMEOUT, default 10 s), is checked against
 // the etag (sha256 of the content for LFS, git's blob sha1 otherwise) and only
 // then renamed into place. The weights are model.safetensors when the

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -147,7 +148,9 @@ func (c *repoCache) metaFrom(resp *http.Response, rev, file, u string) (fileMeta
 		return m, fmt.Errorf("hub: %s@%s: %s: the reply from %s has no usable ETag (%q)", c.repo, rev, file, u, m.etag)
 	}
 	size := resp.Header.Get("X-Linked-Size")
-	if size == "" {
+	if size == "" && resp.StatusCode < 300 {
+		// A redirect's Content-Length is its own (empty) body's, not the file's: the size is
+		// then unknown until the download.
 		size = resp.Header.Get("Content-Length")
 	}
 	if n, err := strconv.ParseInt(size, 10, 64); err == nil && n >= 0 {
@@ -245,6 +248,12 @@ func (c *repoCache) download(ctx context.Context, meta fileMeta, file, blob stri
 		os.Remove(inc)
 		return fmt.Errorf("hub: %s: %s: received %d bytes, the hub announced %d; partial file removed, run again", c.repo, file, have, meta.size)
 	}
+	if have == 0 && !isHex(meta.etag, 64) && !isHex(meta.etag, 40) {
+		// Nothing to verify an empty reply against: caching it would keep it for good.
+		f.Close()
+		os.Remove(inc)
+		return fmt.Errorf("hub: %s: %s: the server sent an empty file under an ETag that is not a digest (%q); nothing cached, run again", c.repo, file, meta.etag)
+	}
 	if err := verify(f, have, meta.etag); err != nil {
 		f.Close()
 		os.Remove(inc)
@@ -277,23 +286,37 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 	// The token is for the hub, not for a CDN the blob is served from.
 	withToken := endpoint != nil && loc.Host == endpoint.Host
 
-	// A server that stops sending with the connection open would hold us forever: the request
-	// is cancelled when no byte (nor the reply's headers) arrives for ReadTimeout.
+	// A server that stops sending with the connection open would hold us forever, and one that
+	// trickles a byte at a time never looks idle: every ReadTimeout, the request is cancelled
+	// unless at least MinRate·ReadTimeout bytes (one, with no rate) arrived in that window.
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	timeout := c.opt.ReadTimeout
-	idle := time.AfterFunc(timeout, func() { cancel(ErrStalled) })
-	defer idle.Stop()
+	least := int64(1)
+	if c.opt.MinRate > 0 {
+		least = max(1, int64(c.opt.MinRate*timeout.Seconds()))
+	}
+	var got atomic.Int64
+	var window *time.Timer
+	window = time.AfterFunc(timeout, func() {
+		if got.Swap(0) < least {
+			cancel(ErrStalled)
+			return
+		}
+		window.Reset(timeout)
+	})
+	defer window.Stop()
 	interrupted := func(err error) error {
 		if errors.Is(context.Cause(rctx), ErrStalled) && ctx.Err() == nil {
-			return fmt.Errorf("hub: %s: download of %s %w: nothing received for %s, at %d of %d bytes; run again to resume",
-				c.repo, file, ErrStalled, timeout, *have, meta.size)
+			return fmt.Errorf("hub: %s: download of %s %w: fewer than %d bytes received in %s (nothing, or a trickle), at %d of %d bytes; run again to resume",
+				c.repo, file, ErrStalled, least, timeout, *have, meta.size)
 		}
 		return c.interrupted(ctx, file, *have, meta.size, err)
 	}
 
 	for attempt := 0; ; attempt++ {
-		idle.Reset(timeout)
+		got.Store(0)
+		window.Reset(timeout)
 		req, err := http.NewRequestWithContext(rctx, http.MethodGet, meta.location, nil)
 		if err != nil {
 			return fmt.Errorf("hub: %s: %s: %w", c.repo, file, err)
@@ -341,7 +364,7 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 		}
 
 		bar := progress.New(c.opt.Progress, meta.size, file, progress.Bytes(), progress.Start(*have))
-		n, werr, rerr := copyBody(f, idleReader{resp.Body, idle, timeout}, bar)
+		n, werr, rerr := copyBody(f, countingReader{resp.Body, &got}, bar)
 		bar.Finish()
 		resp.Body.Close()
 		*have += n
@@ -355,19 +378,16 @@ func (c *repoCache) get(ctx context.Context, meta fileMeta, file string, f *os.F
 	}
 }
 
-// idleReader restarts the idle timer whenever bytes arrive.
-type idleReader struct {
-	r       io.Reader
-	timer   *time.Timer
-	timeout time.Duration
+// countingReader adds the bytes read to n, for the rate check of get.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
 }
 
-func (r idleReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.timer.Reset(r.timeout)
-	}
-	return n, err
+func (r countingReader) Read(p []byte) (int, error) {
+	k, err := r.r.Read(p)
+	r.n.Add(int64(k))
+	return k, err
 }
 
 func (c *repoCache) interrupted(ctx context.Context, file string, have, size int64, err error) error {

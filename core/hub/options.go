@@ -28,6 +28,10 @@ type Options struct {
 	// connection), naming the file; the partial file is kept for the next run to resume. 0 means
 	// DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// MinRate ends a download that receives fewer than this many bytes per second over a window
+	// of ReadTimeout (a server trickling a byte at a time never trips the idle timeout), naming
+	// the file; the partial file is kept. 0 means DefaultMinRate; negative means none.
+	MinRate float64
 }
 
 // OptionsFromEnv reads huggingface_hub's environment variables through getenv
@@ -125,12 +129,19 @@ func (o Options) withDefaults() Options {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = DefaultReadTimeout
 	}
+	if o.MinRate == 0 {
+		o.MinRate = DefaultMinRate
+	}
 	return o
 }
 
 // DefaultReadTimeout is how long a download may receive nothing before it is abandoned (and
 // left to resume): huggingface_hub's default HF_HUB_DOWNLOAD_TIMEOUT.
 const DefaultReadTimeout = 10 * time.Second
+
+// DefaultMinRate is the slowest download kept going, in bytes per second: far below any real
+// link, far above a server that trickles bytes to hold a connection.
+const DefaultMinRate = 1024
 
 // repoPart is one side of "org/name", as the hub allows it: word characters,
 // '-' and '.', not starting or ending with '-' or '.'.

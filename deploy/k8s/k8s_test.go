@@ -37,6 +37,10 @@ func decodeJob(t *testing.T, data []byte) (*batchv1.Job, error) {
 	return &job, nil
 }
 
+// lockExitCode is probe's exit status when the output is locked by another writer (cmd/probe
+// main.go's exitLocked; 75 is EX_TEMPFAIL: try again later).
+const lockExitCode = 75
+
 func TestExtractJob(t *testing.T) {
 	data, err := os.ReadFile("extract-job.yaml")
 	if err != nil {
@@ -57,8 +61,26 @@ func TestExtractJob(t *testing.T) {
 		t.Fatal("completions and parallelism must be set, parallelism at most completions")
 	}
 	pod := spec.Template.Spec
-	if pod.RestartPolicy != corev1.RestartPolicyOnFailure && pod.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("restartPolicy %q: a Job allows OnFailure or Never", pod.RestartPolicy)
+	// Issue 23 item 22: failures are counted per index, so a node drain that fails a few pods
+	// cannot fail the whole Job, and a pod that meets its index's lock still held (by a pod being
+	// replaced) is retried without counting: probe exits lockExitCode then. Both need Never.
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %q: backoffLimitPerIndex and podFailurePolicy need Never", pod.RestartPolicy)
+	}
+	if spec.BackoffLimitPerIndex == nil || *spec.BackoffLimitPerIndex < 1 {
+		t.Error("backoffLimitPerIndex must be set (at least 1): failures then count per index, not Job-wide")
+	}
+	ignored := false
+	if spec.PodFailurePolicy != nil {
+		for _, r := range spec.PodFailurePolicy.Rules {
+			if r.Action == batchv1.PodFailurePolicyActionIgnore && r.OnExitCodes != nil &&
+				r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && slices.Contains(r.OnExitCodes.Values, lockExitCode) {
+				ignored = true
+			}
+		}
+	}
+	if !ignored {
+		t.Errorf("podFailurePolicy must Ignore exit code %d (the shard's lock is held by another pod)", lockExitCode)
 	}
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers", len(pod.Containers))
@@ -104,7 +126,9 @@ func TestStrictDecodingCatchesMistakes(t *testing.T) {
 	}
 	for _, c := range []struct{ from, to string }{
 		{"completionMode: Indexed", "completionmode: Indexed"},
-		{"restartPolicy: OnFailure", "restartPolicy: OnFailure\n      restartPolicy: Never"},
+		{"restartPolicy: Never", "restartPolicy: Never\n      restartPolicy: OnFailure"},
+		{"backoffLimitPerIndex: 3", "backofflimitPerIndex: 3"},
+		{"operator: In", "operator: Inn, op: In"},
 		{"        image:", "        images:"},
 		{"      volumes:", "        volumes:"}, // under the container instead of the pod
 		{"value: \"16\"}", "value: 16}"},       // a number where the API wants a string

@@ -5,6 +5,7 @@ package outfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,4 +63,71 @@ func ExampleCheckTarget() {
 	err := CheckTarget(filepath.Join(dir, "out.safetensors"))
 	fmt.Println(errors.Is(err, ErrNotRegular))
 	// Output: true
+}
+
+// Write replaces a regular file whole, refuses a FIFO and a symlink without opening them, and a
+// failed fill leaves the old file and no temporary.
+func TestWriteThroughTemporary(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.json")
+	os.WriteFile(p, []byte("old"), 0o644)
+	if err := Write(p, func(w io.Writer) error { w.Write([]byte("half")); return errors.New("disk full") }); err == nil {
+		t.Fatal("a failed fill succeeded")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "old" {
+		t.Errorf("failed write left %q", b)
+	}
+	if err := WriteFile(p, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Errorf("got %q", b)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	syscall.Mkfifo(fifo, 0o644)
+	link := filepath.Join(dir, "link")
+	os.Symlink(p, link)
+	for _, bad := range []string{fifo, link} {
+		if err := WriteFile(bad, []byte("x"), 0o644); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("%s: %v", bad, err)
+		}
+		if _, err := Append(bad); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("Append(%s): %v", bad, err)
+		}
+	}
+	if err := WriteNew(p, func(io.Writer) error { return nil }); !errors.Is(err, ErrExists) {
+		t.Errorf("WriteNew over a file: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporaries left: %v", left)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Errorf("symlink target now %q", b)
+	}
+}
+
+// A Set refuses two outputs of one name, naming both inputs, and checks every target before
+// the caller writes the first.
+func TestSet(t *testing.T) {
+	dir := t.TempDir()
+	var s Set
+	if err := s.AddFrom(filepath.Join(dir, "x.flo"), "x.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.AddFrom(filepath.Join(dir, "./x.flo"), "x.png")
+	if err == nil || !strings.Contains(err.Error(), "x.jpg") || !strings.Contains(err.Error(), "x.png") {
+		t.Errorf("clash: %v", err)
+	}
+	link := filepath.Join(dir, "late.png")
+	os.Symlink("/etc/hostname", link)
+	s.Add(filepath.Join(dir, "a.png"), link)
+	if err := s.Check(); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("Check: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "a.png"), nil, 0o644)
+	fresh := Set{Fresh: true}
+	fresh.Add(filepath.Join(dir, "a.png"))
+	if err := fresh.Check(); !errors.Is(err, ErrExists) {
+		t.Errorf("Fresh: %v", err)
+	}
 }

@@ -33,12 +33,12 @@ func (c CSVColumn) rows() (int, error) {
 	if c.Floats != nil {
 		set++
 		if len(c.Floats)%w != 0 {
-			return 0, fmt.Errorf("linear: csv column %q: %d values is not a multiple of width %d", c.Name, len(c.Floats), w)
+			return 0, fmt.Errorf("csv column %q: %d values is not a multiple of width %d", c.Name, len(c.Floats), w)
 		}
 		n = len(c.Floats) / w
 	}
 	if set != 1 {
-		return 0, fmt.Errorf("linear: csv column %q: set exactly one of Strings, Ints, Floats", c.Name)
+		return 0, fmt.Errorf("csv column %q: set exactly one of Strings, Ints, Floats", c.Name)
 	}
 	return n, nil
 }
@@ -54,7 +54,7 @@ func WriteCSV(w io.Writer, cols ...CSVColumn) error {
 			return err
 		}
 		if n >= 0 && rows != n {
-			return fmt.Errorf("linear: csv column %q has %d rows, others have %d", c.Name, rows, n)
+			return fmt.Errorf("csv column %q has %d rows, others have %d", c.Name, rows, n)
 		}
 		n = rows
 		if c.Floats != nil && c.Width > 1 {
@@ -67,7 +67,7 @@ func WriteCSV(w io.Writer, cols ...CSVColumn) error {
 	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
-		return fmt.Errorf("linear: writing csv: %w", err)
+		return fmt.Errorf("writing csv: %w", err)
 	}
 	rec := make([]string, len(header))
 	for i := 0; i < n; i++ {
@@ -86,12 +86,12 @@ func WriteCSV(w io.Writer, cols ...CSVColumn) error {
 			}
 		}
 		if err := cw.Write(rec); err != nil {
-			return fmt.Errorf("linear: writing csv: %w", err)
+			return fmt.Errorf("writing csv: %w", err)
 		}
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
-		return fmt.Errorf("linear: writing csv: %w", err)
+		return fmt.Errorf("writing csv: %w", err)
 	}
 	return nil
 }

@@ -83,10 +83,7 @@ func PlotAccuracyByLayer(path string, results []*Result) error {
 		p.X.Tick.Label.YAlign = draw.YCenter
 	}
 	width := vg.Length(math.Max(16, 1.2*float64(len(names)))) * vg.Centimeter
-	if err := outfile.CheckTarget(path); err != nil {
-		return err
-	}
-	if err := p.Save(width, 11*vg.Centimeter, path); err != nil {
+	if err := outfile.SavePlot(path, p, width, 11*vg.Centimeter); err != nil {
 		return fmt.Errorf("linear: plot %s: %w", path, err)
 	}
 	return nil
@@ -184,10 +181,7 @@ func PlotConfusion(path string, r *Result) error {
 	p.X.Min, p.X.Max = -0.5, float64(k)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(k)-0.5
 	side := vg.Length(math.Max(14, math.Min(40, 0.9*float64(k)+6))) * vg.Centimeter
-	if err := outfile.CheckTarget(path); err != nil {
-		return err
-	}
-	if err := p.Save(side, side, path); err != nil {
+	if err := outfile.SavePlot(path, p, side, side); err != nil {
 		return fmt.Errorf("linear: plot %s: %w", path, err)
 	}
 	return nil

@@ -58,6 +58,15 @@ func BestResult(results []*Result) *Result {
 	return best
 }
 
+// ReportFiles are the paths WriteReport writes into dir, for checking before any work.
+func ReportFiles(dir string) []string {
+	var p []string
+	for _, name := range []string{"report.json", "report.md", "accuracy-by-layer.png", "confusion.png"} {
+		p = append(p, filepath.Join(dir, name))
+	}
+	return p
+}
+
 // WriteReport writes report.json, report.md, accuracy-by-layer.png and confusion.png (for the
 // best column) into dir, creating it if needed. results are plotted in the order given.
 func WriteReport(dir string, results []*Result, cfg Config, meta map[string]any) error {
@@ -65,6 +74,9 @@ func WriteReport(dir string, results []*Result, cfg Config, meta map[string]any)
 		return fmt.Errorf("linear: report %s: no results", dir)
 	}
 	cfg = cfg.WithDefaults()
+	if err := outfile.CheckAll(ReportFiles(dir)...); err != nil { // the whole set, before the first
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("linear: report: %w", err)
 	}
