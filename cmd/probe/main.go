@@ -9,7 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
+
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // command is one subcommand. run receives the arguments after the subcommand name and returns an
@@ -38,10 +42,17 @@ func main() {
 
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 2 && args[0] == "help" {
+			return helpCommand(args[1], stdout, stderr)
+		}
 		usage(stderr)
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		printVersion(stdout)
 		return 0
 	}
 	cmd, ok := commands[args[0]]
@@ -88,7 +99,56 @@ func usage(w io.Writer) {
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'probe <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'probe help <command>' for a command's flags, 'probe --version' for the build.")
+}
+
+// helpCommand prints one command's usage line and flags on stdout (so it can be piped to a pager).
+func helpCommand(name string, stdout, stderr io.Writer) int {
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "probe help: unknown command %q\n", name)
+		usage(stderr)
+		return 2
+	}
+	// Every command answers -h by printing its usage through the flag set, before any work.
+	cmd.run([]string{"-h"}, stdout, stdout)
+	return 0
+}
+
+// printVersion says which build this is: the module version, the VCS commit it was built from
+// (when go build recorded one), the Go toolchain and the matrix-multiply kernel in use, so a
+// result can be tied to the code that made it.
+func printVersion(w io.Writer) {
+	version, commit, goVersion := "(unknown)", "not recorded (go run, -buildvcs=false and builds outside a git clone record none)", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+		var rev, when, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" {
+			commit = rev
+			if when != "" {
+				commit += " (" + when + ")"
+			}
+			if modified == "true" {
+				commit += " with uncommitted changes"
+			}
+		}
+	}
+	fmt.Fprintf(w, "probe %s\ncommit: %s\ngo: %s %s/%s\nkernel: %s\n", version, commit, goVersion, runtime.GOOS, runtime.GOARCH, sgemm.Kernel())
 }
 
 // newFlagSet returns a flag set that reports parse errors to stderr and never exits.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // The tiny model and its Hugging Face reference outputs (../../testdata/tiny, copied from
@@ -203,5 +204,36 @@ func TestUsageErrors(t *testing.T) {
 	_, errOut, code := run(t, "classify", "--model", filepath.Join(t.TempDir(), "none"), "x.png")
 	if code != 1 || !strings.Contains(errOut, "none") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("missing model folder: exit %d, %q", code, errOut)
+	}
+}
+
+// TestVersion checks that --version names the four facts a result must be tied to: the module
+// version, the commit (or that none was recorded), the Go toolchain and the sgemm kernel.
+func TestVersion(t *testing.T) {
+	out, errOut, code := run(t, "--version")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"probe ", "commit: ", "go: go", "kernel: " + sgemm.Kernel()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--version output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestHelpCommand checks that "probe help CMD" prints that command's flags on stdout and exits 0,
+// for every registered command, and that an unknown command is an error.
+func TestHelpCommand(t *testing.T) {
+	for name := range commands {
+		out, errOut, code := run(t, "help", name)
+		if code != 0 {
+			t.Errorf("help %s: exit %d: %s", name, code, errOut)
+		}
+		if !strings.Contains(out, "usage: probe "+name) || !strings.Contains(out, "-cpuprofile") {
+			t.Errorf("help %s: stdout lacks the usage line or flags:\n%s", name, out)
+		}
+	}
+	if _, errOut, code := run(t, "help", "nosuch"); code != 2 || !strings.Contains(errOut, `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q", code, errOut)
 	}
 }
