@@ -44,7 +44,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	random := fs.Bool("random", false, "use the full-size architecture with random weights (seed 1) instead of --model")
 	arch := archFlag(fs)
 	imagePath := fs.String("image", "", "image file")
-	target := fs.Int("target", -1, "class whose logit is measured (default: the prediction)")
+	target := optionalInt(fs, "target", -1, "class `index` whose logit is measured (default: the prediction)")
 	latentFlag := fs.String("latents", "all", "latents to ablate: all, top:K (the K the decoder attends to most), or a list such as 3,17,200 (ranges 0-7 allowed)")
 	mode := fs.String("mode", "zero", "what replaces a latent: zero, or mean (its mean over --data)")
 	var sf sourceFlags
@@ -57,12 +57,11 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", "png", "montage format: "+strings.Join(viz.Formats, ", "))
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *imagePath == "" || *out == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "image", "out", "model|random")
 	}
 	if *mode != "zero" && *mode != "mean" {
 		return fmt.Errorf("--mode %q: want zero or mean", *mode)

@@ -65,12 +65,11 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", def.Seed, "smoothgrad: seed of the noise")
 	window := fs.Int("window", def.Window, "occlusion: window side in pixels")
 	stride := fs.Int("stride", def.Stride, "occlusion: step between windows in pixels")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *image == "" || *out == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "image", "out", "model|random")
 	}
 	names, err := parseMethods(*methods)
 	if err != nil {

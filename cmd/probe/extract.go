@@ -57,12 +57,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	rowGroupMB := fs.Float64("row-group-mb", 64, "rows buffered before a row group is written (MB)")
 	decodeMpx := fs.Float64("decode-mpx", defaultDecodeMpx, "million pixels being decoded at once over all workers (an image larger than this decodes alone)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *data == "" || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "data", "out")
 	}
 	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) || !(*decodeMpx > 0) {
 		return fmt.Errorf("--batch, --workers, --row-group-mb and --decode-mpx must be positive")

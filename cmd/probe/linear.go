@@ -39,12 +39,11 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.Int("seeds", 5, "few-shot draws per size (mean ± sd)")
 	bootstrap := fs.Int("bootstrap", 0, "resample the test rows N times for a 95% interval of test top-1")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features")
 	}
 	cfg := linear.Config{Folds: *folds, ValFrac: *valFrac, TestFrac: *testFrac, Seed: *seed, MaxIter: *maxIter, Tol: *tol, NoKNN: *noKNN,
 		Seeds: *seeds, Bootstrap: *bootstrap}
@@ -264,12 +263,11 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	dtype := fs.String("dtype", "float32", "clip-retrieval: embedding dtype, float32 or float16")
 	perFile := fs.Int("rows-per-file", 1_000_000, "clip-retrieval: rows per img_emb/metadata part")
 	force := fs.Bool("force", false, "clip-retrieval: replace existing parts")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" || ((*format == "npy" || *format == "clip-retrieval") && *out == "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features", "out")
 	}
 	r, err := probe.Open(*features)
 	if err != nil {

@@ -11,7 +11,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
@@ -162,4 +165,115 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseFlags parses args with flags allowed anywhere among the positional arguments ("probe
+// classify --model DIR a.png --top 2"), as a user expects; "--" ends the flags. Every command
+// parses through it so they all agree. fs.Args() holds the positional arguments afterwards.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			positional = append(positional, rest...) // the flag package stopped at "--"
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parsing "--" then the positional arguments leaves exactly them in fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// badUsage tells the user, in one line on the flag set's output, what is wrong with the arguments
+// (the first problem it finds: a stray positional argument, a missing required flag, or a choice
+// of flags given twice or not at all), then prints the usage. Each rule names a required flag
+// ("out") or a choice of exactly one ("model|random"). A flag counts as given when it was set to a
+// non-empty value that is not false.
+func badUsage(fs *flag.FlagSet, rules ...string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) {
+		if v := f.Value.String(); v != "" && v != "false" {
+			given[f.Name] = true
+		}
+	})
+	msg := ""
+	if fs.NArg() > 0 && !slices.Contains(rules, "args") {
+		msg = fmt.Sprintf("unexpected argument %q: this command takes only flags", fs.Arg(0))
+	}
+	for _, rule := range rules {
+		if msg != "" {
+			break
+		}
+		if rule == "args" {
+			continue
+		}
+		names := strings.Split(rule, "|")
+		var set []string
+		for _, n := range names {
+			if given[n] {
+				set = append(set, "--"+n)
+			}
+		}
+		switch {
+		case len(set) == 0 && len(names) == 1:
+			msg = "--" + names[0] + " is required"
+		case len(set) == 0:
+			msg = "one of --" + strings.Join(names, ", --") + " is required"
+		case len(set) > 1:
+			msg = strings.Join(set, " and ") + " cannot be used together: give one"
+		}
+	}
+	return usageFault(fs, msg)
+}
+
+// usageFault prints msg (when not empty) as one line naming the command, then the usage.
+func usageFault(fs *flag.FlagSet, msg string) error {
+	if msg != "" {
+		fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), msg)
+	}
+	fs.Usage()
+	return errUsage
+}
+
+// unsetInt is an int flag whose "not given" value (a sentinel such as -1) prints as nothing, so
+// the help line shows the default its usage text describes ("default: the prediction") and not
+// a second, meaningless "(default -1)".
+type unsetInt struct {
+	p     *int
+	unset int
+}
+
+func (u *unsetInt) String() string {
+	if u == nil || u.p == nil || *u.p == u.unset {
+		return ""
+	}
+	return strconv.Itoa(*u.p)
+}
+
+func (u *unsetInt) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*u.p = v
+	return nil
+}
+
+// optionalInt defines an int flag that holds unset until given; see unsetInt.
+func optionalInt(fs *flag.FlagSet, name string, unset int, usage string) *int {
+	p := new(int)
+	optionalIntVar(fs, p, name, unset, usage)
+	return p
+}
+
+func optionalIntVar(fs *flag.FlagSet, p *int, name string, unset int, usage string) {
+	*p = unset
+	fs.Var(&unsetInt{p: p, unset: unset}, name, usage)
 }

@@ -237,3 +237,75 @@ func TestHelpCommand(t *testing.T) {
 		t.Errorf("help nosuch: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestMissingArgumentsNamed walks every registered command and runs it with no arguments (demo,
+// which runs with its defaults, with a stray word instead): each must exit with a usage error
+// whose first stderr line says what is missing, naming a flag, and no command may panic.
+func TestMissingArgumentsNamed(t *testing.T) {
+	for name := range commands {
+		args := []string{name}
+		if name == "demo" {
+			args = append(args, "stray")
+		}
+		var errOut string
+		var code int
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s with no arguments panicked: %v", name, r)
+				}
+			}()
+			_, errOut, code = run(t, args...)
+		}()
+		first, _, _ := strings.Cut(errOut, "\n")
+		if code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		if !strings.HasPrefix(first, "probe "+name+": ") ||
+			!(strings.Contains(first, " --") || strings.Contains(first, "unexpected argument")) ||
+			!(strings.Contains(first, "required") || strings.Contains(first, "give") || strings.Contains(first, "unexpected")) {
+			t.Errorf("%v: first stderr line does not say which flag is missing: %q", args, first)
+		}
+	}
+}
+
+// TestHelpShowsOneDefault checks that no help line carries both a hand-written "(default…" and
+// the flag package's own "(default …)".
+func TestHelpShowsOneDefault(t *testing.T) {
+	for name := range commands {
+		out, _, _ := run(t, "help", name)
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "(default") > 1 {
+				t.Errorf("help %s: two defaults in %q", name, line)
+			}
+		}
+	}
+}
+
+// TestFlagsAnywhere checks the shared parser: flags after positional arguments are flags, for
+// classify (the case the issue names: two results, not five and a "read image: open --top"), and
+// for every command "-h" after a stray word still asks for help rather than being taken as an
+// argument; "--" ends the flags.
+func TestFlagsAnywhere(t *testing.T) {
+	img := filepath.Join(tinyDir, "chelsea.png")
+	out, errOut, code := run(t, "classify", "--model", tinyDir, img, "--top", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n != 3 { // the image's line and two labels
+		t.Errorf("classify IMG --top 2 printed %d lines, want 3 (the image and 2 labels):\n%s", n, out)
+	}
+	if strings.Contains(errOut, "skip") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	for name := range commands {
+		_, errOut, code := run(t, name, "word", "-h")
+		if code != 2 || !strings.Contains(errOut, "usage: probe "+name) || strings.Contains(errOut, "unexpected argument") {
+			t.Errorf("%s word -h: exit %d, stderr %.200q", name, code, errOut)
+		}
+	}
+	_, errOut, code = run(t, "classify", "--model", tinyDir, "--", "--top")
+	if code == 0 || !strings.Contains(errOut, "--top") {
+		t.Errorf(`classify -- --top: want "--top" read as an image file; exit %d, stderr %q`, code, errOut)
+	}
+}

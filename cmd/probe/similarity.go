@@ -38,12 +38,11 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of the row subset (--max-rows) and of the permutations")
 	perms := fs.Int("permutations", 0, "permutation test with this many permutations: p-values in the outputs")
 	out := fs.String("out", "", "output folder: similarity.json, similarity.png, report.md")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features", "out")
 	}
 	seedSet := false
 	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
