@@ -117,6 +117,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// --out newdir/f.parquet: make newdir, as the folder-writing commands do for --out, rather
+	// than fail on the store's lock file inside a folder that is not there.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("--out %s: cannot create its folder: %w", *out, err)
+	}
 	// The store renames its result over path: a symlink or device there must stay.
 	if err := outfile.CheckTarget(path); err != nil {
 		return err
