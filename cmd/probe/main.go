@@ -83,6 +83,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := cmd.run(rest, stdout, stderr); err != nil {
 		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+			if askedForHelp(rest) {
+				return 0 // the usage was printed because it was asked for
+			}
 			return 2
 		}
 		fmt.Fprintf(stderr, "probe %s: %v\n", args[0], err)
@@ -103,6 +106,19 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'probe help <command>' for a command's flags, 'probe --version' for the build.")
+}
+
+// askedForHelp reports whether the arguments hold -h or --help among the flags (before "--").
+func askedForHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 // helpCommand prints one command's usage line and flags on stdout (so it can be piped to a pager).
