@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
@@ -108,7 +109,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	prob := core.Softmax(fwd.Logits)[target]
 	fmt.Fprintf(stdout, "%s: explaining class %d (%s), logit %.4g, probability %.4g\n", *image, target, labels[target], fwd.Logits[target], prob)
 
-	maps, err := computeExplanations(in, opt, names)
+	maps, err := computeExplanationsLog(in, opt, names, stderr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
 	}
@@ -172,6 +173,24 @@ func checkExplainOptions(o explain.Options) error {
 // computeExplanations runs the methods in order; those one backward pass serves together
 // (chefer, grad-rollout, saliency, input-x-gradient) share it.
 func computeExplanations(in explain.Input, opt explain.Options, names []string) ([]explain.Map, error) {
+	return computeExplanationsLog(in, opt, names, nil)
+}
+
+// computeExplanationsLog is computeExplanations saying on log (when not nil) which method runs
+// and how long it took: on the full-size model a method takes minutes, and a silent command
+// looks hung.
+func computeExplanationsLog(in explain.Input, opt explain.Options, names []string, log io.Writer) ([]explain.Map, error) {
+	begin := func(what string) time.Time {
+		if log != nil {
+			fmt.Fprintf(log, "probe explain: %s …\n", what)
+		}
+		return time.Now()
+	}
+	status := func(what string, start time.Time) {
+		if log != nil {
+			fmt.Fprintf(log, "probe explain: %s done in %s\n", what, time.Since(start).Round(100*time.Millisecond))
+		}
+	}
 	var shared []string
 	for _, n := range names {
 		if explain.SharesBackward(n) {
@@ -180,10 +199,12 @@ func computeExplanations(in explain.Input, opt explain.Options, names []string) 
 	}
 	byName := map[string]explain.Map{}
 	if len(shared) > 0 {
+		start := begin(strings.Join(shared, ", ") + " (one backward pass)")
 		maps, err := explain.GradientMaps(in, shared)
 		if err != nil {
 			return nil, err
 		}
+		status(strings.Join(shared, ", ")+" (one backward pass)", start)
 		for _, mp := range maps {
 			byName[mp.Method] = mp
 		}
@@ -193,10 +214,12 @@ func computeExplanations(in explain.Input, opt explain.Options, names []string) 
 		mp, ok := byName[n]
 		if !ok {
 			meth, _ := explain.Lookup(n)
+			start := begin(n)
 			var err error
 			if mp, err = meth.Compute(in, opt); err != nil {
 				return nil, fmt.Errorf("%s: %w", n, err)
 			}
+			status(n, start)
 		}
 		res = append(res, mp)
 	}
