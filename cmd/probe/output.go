@@ -62,7 +62,7 @@ func createPending(path string, replace bool) (*pendingFile, error) {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, err
+		return nil, outfile.MissingFolder(path, err)
 	}
 	return &pendingFile{path: path, replace: replace, tmp: tmp, bw: bufio.NewWriterSize(tmp, 1<<20)}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // ErrNotRegular marks an output path that exists and is not a regular file. Test with errors.Is.
@@ -59,4 +60,18 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	return os.WriteFile(path, data, perm)
+}
+
+// MissingFolder rewrites err, returned when creating a file beside path (its temporary name),
+// when the cause is that path's folder does not exist: the message then names that folder
+// instead of a temporary file the user never named. Other errors are returned as they are.
+func MissingFolder(path string, err error) error {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("the folder %s does not exist; create it first", dir)
 }
