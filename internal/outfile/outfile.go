@@ -73,5 +73,18 @@ func MissingFolder(path string, err error) error {
 	if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
 		return err
 	}
-	return fmt.Errorf("the folder %s does not exist; create it first", dir)
+	return &missingFolderError{dir: dir, err: err}
 }
+
+// missingFolderError names the missing folder and still unwraps to the original error, so
+// errors.Is(err, fs.ErrNotExist) holds.
+type missingFolderError struct {
+	dir string
+	err error
+}
+
+func (e *missingFolderError) Error() string {
+	return "the folder " + e.dir + " does not exist; create it first"
+}
+
+func (e *missingFolderError) Unwrap() error { return e.err }

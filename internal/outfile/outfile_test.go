@@ -73,6 +73,9 @@ func TestMissingFolderNamed(t *testing.T) {
 	if got == nil || got.Error() != "the folder "+filepath.Dir(path)+" does not exist; create it first" {
 		t.Errorf("MissingFolder = %v", got)
 	}
+	if !errors.Is(got, os.ErrNotExist) {
+		t.Errorf("MissingFolder(%v) no longer wraps the cause", err)
+	}
 	other := errors.New("disk full")
 	if MissingFolder(path, other) != other || MissingFolder(path, nil) != nil {
 		t.Error("other errors must pass unchanged")
