@@ -45,6 +45,13 @@ type GradTrace struct {
 	// in decreasing j. Reductions such as Chefer's relevance run without holding every map. Both
 	// slices are reused after the call returns.
 	OnSelfAttention func(b, j int, probs, grad []float32)
+
+	// Rules modify the backward pass into a relevance propagation (rules.go); the zero value is
+	// the gradient. Every kept gradient is then the modified one.
+	Rules Rules
+	// Budget keeps, per image, Σ x⊙ĝ_x over the network's inputs and the relevance of each latent
+	// after the encoder (Gradients.Budget); it implies a pass through the encoder to the pixels.
+	Budget bool
 }
 
 // Gradients are the kept results of a backward pass, row-major, shaped as the forward tensors
@@ -57,6 +64,7 @@ type Gradients struct {
 	SelfAttentions   [][]float32
 	EncoderAttention []float32
 	DecoderAttention []float32
+	Budget           []Budget // per image, when GradTrace.Budget
 
 	// Loss is the mean cross-entropy of the batch when GradTrace.Labels is set, else 0.
 	Loss float64
@@ -113,9 +121,12 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 		return nil, nil, fmt.Errorf("backward: unknown parameter set %v", gt.Params)
 	}
 	allParams := gt.Params == AllParams
-	throughEncoder := gt.Pixels || gt.EncoderAttention || allParams
+	throughEncoder := gt.Pixels || gt.EncoderAttention || gt.Budget || allParams
 	// The latent stack's backward is needed for any gradient below the decoder.
 	throughStack := throughEncoder || gt.HiddenStates || gt.SelfAttentions || gt.OnSelfAttention != nil
+	if gt.Params != NoParams && gt.Rules != (Rules{}) {
+		return nil, nil, fmt.Errorf("backward: relevance rules modify the gradient; parameter gradients take the plain one (Rules must be zero with Params)")
+	}
 	if throughEncoder && m.Weights.CrossAttention.Heads != 1 {
 		return nil, nil, fmt.Errorf("backward: the encoder cross-attention has %d heads; the backward pass takes one (as every released model has)", m.Weights.CrossAttention.Heads)
 	}
@@ -148,6 +159,7 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	hidden, probsEnc := st.hidden, st.encoder
 	trainable := m.Weights.Trainable(gt.Params)
 	pg := newParamGrads(trainable)
+	st.work.rules = gt.Rules
 
 	g := &Gradients{Targets: make([]int, batch)}
 	dlogits := make([]float32, batch*labels)
@@ -182,7 +194,12 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 	if gt.DecoderAttention {
 		g.DecoderAttention = make([]float32, batch*L)
 	}
-	dec.backward(m, dh, g.DecoderAttention, hidden[J], batch, dlogits, pg)
+	var queryRel []float64
+	if gt.Budget {
+		g.Budget = make([]Budget, batch)
+		queryRel = make([]float64, batch)
+	}
+	dec.backward(m, gt.Rules, dh, g.DecoderAttention, queryRel, hidden[J], batch, dlogits, pg)
 	if !throughStack {
 		collect()
 		return o, g, nil
@@ -234,18 +251,27 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 			g.HiddenStates[app-1] = append([]float32(nil), dh...)
 		}
 	}
+	for b := range g.Budget {
+		g.Budget[b].Query = queryRel[b]
+		per := make([]float64, L)
+		for i := range per {
+			per[i] = dot64(hidden[0][(b*L+i)*D:(b*L+i+1)*D], dh[(b*L+i)*D:(b*L+i+1)*D])
+		}
+		g.Budget[b].PerLatent = per
+	}
 	if !throughEncoder {
 		collect()
 		return o, g, nil
 	}
 	N := o.Grid.Tokens()
-	if gt.Pixels {
+	if gt.Pixels || gt.Budget {
 		g.Pixels = make([]float32, len(pixels))
 	}
 	if gt.EncoderAttention {
 		g.EncoderAttention = make([]float32, batch*L*N)
 	}
 	e := m.newEncoderBackward(o.Grid, stackGrads)
+	e.rules = gt.Rules
 	for b := range batch {
 		var dimg, dprobs []float32
 		if g.Pixels != nil {
@@ -254,7 +280,11 @@ func (m *Model) ForwardBackward(pixels []float32, batch, h, w int, tr Trace, gt 
 		if g.EncoderAttention != nil {
 			dprobs = g.EncoderAttention[b*L*N : (b+1)*L*N]
 		}
-		err := e.backward(dimg, dprobs, dh[b*L*D:(b+1)*L*D], pixels[b*3*h*w:(b+1)*3*h*w], probsEnc[b*L*N:(b+1)*L*N])
+		var bud *Budget
+		if g.Budget != nil {
+			bud = &g.Budget[b]
+		}
+		err := e.backward(dimg, dprobs, bud, dh[b*L*D:(b+1)*L*D], pixels[b*3*h*w:(b+1)*3*h*w], probsEnc[b*L*N:(b+1)*L*N])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -309,6 +339,7 @@ type layerWork struct {
 	dq, dk, dv, dctx []float32
 	dx1, dxn, da1    []float32
 	ds               []float32 // [L, L] softmax scratch
+	rules            Rules     // the backward's relevance rules
 }
 
 func newLayerWork(packs *backwardPacks, rows, d, wide, L int) *layerWork {
@@ -370,7 +401,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 	scale := float32(1 / math.Sqrt(float64(dqk)))
 	size := heads * L * L
 	// Backward of x2 = x1 + MLP(LN(x1)).
-	mlpBackward(s.linearBackward, s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l, pg)
+	mlpBackward(s.linearBackward, s.rules, s.dx1, s.da1[:len(sv.a1)], s.dxn, dh, sv.x1, sv.a1, rows, l, pg)
 	// Backward of x1 = x + Wo·attention(LN1(x)).
 	dctx := s.dctx[:rows*vw]
 	s.linearBackward(dctx, s.dx1, rows, &l.Attention.Output.Dense, false)
@@ -383,7 +414,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 		if dprobs != nil {
 			dp = dprobs[b*size : (b+1)*size]
 		}
-		multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
+		s.rules.multiHeadBackward(dq[b*L*qk:(b+1)*L*qk], dk[b*L*qk:(b+1)*L*qk], dv[b*L*vw:(b+1)*L*vw], dp, s.ds,
 			sv.q[b*L*qk:(b+1)*L*qk], sv.k[b*L*qk:(b+1)*L*qk], sv.v[b*L*vw:(b+1)*L*vw], sv.probs[b*size:(b+1)*size], dctx[b*L*vw:(b+1)*L*vw],
 			L, L, heads, dqk, dvh, scale)
 	}
@@ -402,7 +433,7 @@ func (s *layerWork) backward(dh, dprobs, x []float32, l *Layer, batch, L int, sv
 	} else {
 		clear(dh)
 	}
-	layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
+	s.rules.layerNormBackward(dh, x, s.dxn, rows, &a.LayerNorm1, true)
 }
 
 // linearBackward is linearBackward with the layer's weights packed once per model.
@@ -513,7 +544,7 @@ func (m *Model) forwardSaving(pixels []float32, batch, h, w int, tr Trace, encod
 // given dx2 [rows, D]; a1 is Dense1's output (GELU's input). da1 and dxn are scratch; lin is the
 // linear layers' backward (linearBackward, or a layerWork's with packed weights). pg, when not
 // nil, accumulates the gradients of the MLP's and its LayerNorm's parameters.
-func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool), dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer, pg *paramGrads) {
+func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool), r Rules, dx1, da1, dxn, dx2, x1, a1 []float32, rows int, l *Layer, pg *paramGrads) {
 	lin(da1, dx2, rows, &l.MLP.Dense2, false)
 	if pg != nil {
 		gel := pg.scratch(1, len(a1))
@@ -521,7 +552,7 @@ func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool
 		gelu(gel)
 		pg.linear(&l.MLP.Dense2, dx2, gel, rows)
 	}
-	geluBackward(da1, a1)
+	r.geluBackward(da1, a1)
 	lin(dxn, da1, rows, &l.MLP.Dense1, false)
 	if pg != nil {
 		xn := pg.scratch(1, len(x1))
@@ -530,16 +561,17 @@ func mlpBackward(lin func(dx, dy []float32, rows int, l *Linear, accumulate bool
 		pg.layerNorm(&l.LayerNorm, x1, dxn, rows)
 	}
 	copy(dx1, dx2)
-	layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
+	r.layerNormBackward(dx1, x1, dxn, rows, &l.LayerNorm, true)
 }
 
 // backward carries the gradient dlogits [B, labels] of y with respect to the logits back through
 // the classification decoder to the final latents hidden [B, L, D], writing the gradient into dh
 // [B, L, D] when not nil and, when dprobs is not nil, the gradient with respect to the decoder's
-// attention into dprobs [B, L]; pg, when not nil, accumulates the decoder's parameter gradients.
-// The decoder has one query and one head, so it runs folded as in decode: scores =
-// scale·kq·LN2(h)ᵀ, with kq = q·Wk, and pooled = p·LN2(h) before the value projection.
-func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float32, batch int, dlogits []float32, pg *paramGrads) {
+// attention into dprobs [B, L], under the rules r; queryRel [B], when not nil, receives each
+// image's Σ Qd⊙ĝ_Qd over the trainable query; pg, when not nil, accumulates the decoder's
+// parameter gradients. The decoder has one query and one head, so it runs folded as in decode:
+// scores = scale·kq·LN2(h)ᵀ, with kq = q·Wk, and pooled = p·LN2(h) before the value projection.
+func (dec *ClassificationDecoder) backward(m *Model, r Rules, dh, dprobs []float32, queryRel []float64, hidden []float32, batch int, dlogits []float32, pg *paramGrads) {
 	cfg := &m.Config
 	l := &dec.CrossAttention
 	a := &l.Attention.Self
@@ -592,7 +624,7 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 		pg.linear(fin, dlogits, nil, batch)
 	}
 	dx1 := make([]float32, batch*D)
-	mlpBackward(linearBackward, dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l, pg)
+	mlpBackward(linearBackward, r, dx1, make([]float32, batch*wide), make([]float32, batch*D), dout, x1, a1, batch, l, pg)
 	dctx := make([]float32, batch*vw)
 	linearBackward(dctx, dx1, batch, &l.Attention.Output.Dense, false)
 	pg.linear(&l.Attention.Output.Dense, dx1, ctx, batch)
@@ -601,10 +633,11 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 	pg.linear(&a.Value, dctx, pooled, batch)
 	dp := make([]float32, L)
 	dxn := make([]float32, L*D)
-	// For the key and query: u = scale·Σ_b Σ_j ds_bj·LN2(h)_bj and r = Σ_b Σ_j ds_bj (zero but for
-	// rounding: a softmax's gradient sums to zero).
+	fa, fv, fs := r.attentionFactors()
+	// For the key and query: u = scale·Σ_b Σ_j ds_bj·LN2(h)_bj and rsum = Σ_b Σ_j ds_bj (zero but
+	// for rounding: a softmax's gradient sums to zero).
 	var u []float32
-	var r float64
+	var rsum float64
 	if pg != nil {
 		u = make([]float32, D)
 	}
@@ -612,13 +645,13 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 		xn, pb, dpb := norm[b*L*D:(b+1)*L*D], p[b*L:(b+1)*L], dpooled[b*D:(b+1)*D]
 		// Hugging Face's probabilities multiply the projected values LN2(h)·Wvᵀ + bv, so their
 		// gradient is LN2(h)·(Wvᵀ·dctx) + bv·dctx; the constant cancels in the softmax.
-		sgemm.Gemm(false, true, 1, L, D, 1, dpb, D, xn, D, 0, dp, L)
+		sgemm.Gemm(false, true, 1, L, D, fa, dpb, D, xn, D, 0, dp, L)
 		var bias float32
 		for i, v := range a.Value.Bias.Data {
 			bias += v * dctx[b*vw+i]
 		}
 		for i := range dp {
-			dp[i] += bias
+			dp[i] += fa * bias
 		}
 		if dprobs != nil {
 			copy(dprobs[b*L:(b+1)*L], dp)
@@ -627,19 +660,22 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 		if pg != nil {
 			sgemm.Gemm(false, false, 1, D, L, scale, dp, L, xn, D, 1, u, D)
 			for _, v := range dp {
-				r += float64(v)
+				rsum += float64(v)
 			}
 		}
-		// dxn = p ⊗ dpooled + scale·ds ⊗ kq.
+		// dxn = p ⊗ dpooled + scale·ds ⊗ kq, with the rules' factors on the two ways.
 		for i := 0; i < L; i++ {
 			row := dxn[i*D : (i+1)*D]
-			pi, si := pb[i], scale*dp[i]
+			pi, si := fv*pb[i], fs*scale*dp[i]
 			for c := range row {
 				row[c] = pi*dpb[c] + si*kq[c]
 			}
 		}
+		if queryRel != nil {
+			queryRel[b] = queryRelevance(r, query, dx1[b*D:(b+1)*D], dp, xn, 1, L, l, fs*scale)
+		}
 		if dh != nil {
-			layerNormBackward(dh[b*L*D:(b+1)*L*D], hidden[b*L*D:(b+1)*L*D], dxn, L, a.LayerNorm2, false)
+			r.layerNormBackward(dh[b*L*D:(b+1)*L*D], hidden[b*L*D:(b+1)*L*D], dxn, L, a.LayerNorm2, false)
 		}
 		pg.layerNorm(a.LayerNorm2, hidden[b*L*D:(b+1)*L*D], dxn, L)
 	}
@@ -651,7 +687,7 @@ func (dec *ClassificationDecoder) backward(m *Model, dh, dprobs, hidden []float3
 	if dw := pg.of(&a.Key.Weight); dw != nil {
 		sgemm.Gemm(true, false, qk, D, 1, 1, q, qk, u, D, 1, dw, D)
 	}
-	sr := float32(float64(scale) * r)
+	sr := float32(float64(scale) * rsum)
 	if db := pg.of(&a.Key.Bias); db != nil {
 		for o, v := range q {
 			db[o] += sr * v
@@ -701,6 +737,7 @@ type encoderBackward struct {
 	a1, da1        []float32 // [L, widening·D]
 	dq             []float32 // [L, qk]
 	rowSum         []float64 // [L]
+	rules          Rules
 }
 
 func (m *Model) newEncoderBackward(g TokenGrid, pg *paramGrads) *encoderBackward {
@@ -733,8 +770,9 @@ func (m *Model) newEncoderBackward(g TokenGrid, pg *paramGrads) *encoderBackward
 
 // backward: dh0 [L, D] is the gradient with respect to hidden state 0, img [3, h, w] the image,
 // probs [L, N] its encoder attention from the forward pass. dimg [3, h, w] and dprobs [L, N]
-// receive the gradients when not nil.
-func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) error {
+// receive the gradients when not nil; bud, when not nil, the relevance of the pixels, positions
+// and latents (it needs dimg).
+func (e *encoderBackward) backward(dimg, dprobs []float32, bud *Budget, dh0, img, probs []float32) error {
 	m, g, pg := e.m, e.grid, e.pg
 	cfg := &m.Config
 	l := &m.Weights.CrossAttention
@@ -758,7 +796,7 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	layerNorm(e.xn2, e.x1, L, &l.LayerNorm)
 	linear(e.a1, e.xn2, L, &l.MLP.Dense1)
 
-	mlpBackward(linearBackward, e.dx1, e.da1, e.dxl, dh0, e.x1, e.a1, L, l, pg)
+	mlpBackward(linearBackward, e.rules, e.dx1, e.da1, e.dxl, dh0, e.x1, e.a1, L, l, pg)
 	linearBackward(e.dctx, e.dx1, L, &l.Attention.Output.Dense, false)
 	pg.linear(&l.Attention.Output.Dense, e.dx1, e.ctx, L)
 	linearBackward(e.dacc, e.dctx, L, &a.Value, false)
@@ -771,20 +809,32 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 		}
 		dp = e.dp
 	}
-	sgemm.Gemm(false, true, L, N, C, 1, e.dacc, C, e.xn, C, 0, dp, N)
-	if dprobs != nil {
+	// The rules' factors: fa on the probabilities' gradient, fv on the values', fs on the scores'
+	// way into the queries and keys.
+	fa, fv, fs := e.rules.attentionFactors()
+	if fa == 0 {
+		clear(dp[:L*N])
+	} else {
+		sgemm.Gemm(false, true, L, N, C, fa, e.dacc, C, e.xn, C, 0, dp, N)
+	}
+	if dprobs != nil && fa != 0 {
 		for i := 0; i < L; i++ {
 			var bias float32
 			for c, v := range a.Value.Bias.Data {
 				bias += v * e.dctx[i*vw+c]
 			}
+			bias *= fa
 			row := dp[i*N : (i+1)*N]
 			for n := range row {
 				row[n] += bias
 			}
 		}
 	}
-	softmaxBackward(e.ds, probs, dp, L, N, N)
+	if fs == 0 {
+		clear(e.ds)
+	} else {
+		softmaxBackward(e.ds, probs, dp, L, N, N)
+	}
 	if pg != nil {
 		e.queryBackward(dh0, scale)
 	}
@@ -792,16 +842,28 @@ func (e *encoderBackward) backward(dimg, dprobs, dh0, img, probs []float32) erro
 	if dimg == nil && !stageParams && !pg.wants(&a.LayerNorm2.Weight, &a.LayerNorm2.Bias) {
 		return nil
 	}
+	if bud != nil {
+		bud.Latents = queryRelevance(e.rules, m.Weights.Latents.Data, e.dx1, e.ds, e.xn, L, N, l, fs*scale)
+	}
 	// dLN2(x) = scale·dSᵀ·kq + Pᵀ·dacc.
-	sgemm.Gemm(true, false, N, C, L, scale, e.ds, N, e.kq, C, 0, e.dxn, C)
-	sgemm.Gemm(true, false, N, C, L, 1, probs, N, e.dacc, C, 1, e.dxn, C)
+	sgemm.Gemm(true, false, N, C, L, fs*scale, e.ds, N, e.kq, C, 0, e.dxn, C)
+	sgemm.Gemm(true, false, N, C, L, fv, probs, N, e.dacc, C, 1, e.dxn, C)
 	pg.layerNorm(a.LayerNorm2, e.tokens, e.dxn, N)
 	if dimg == nil && !stageParams {
 		return nil
 	}
 	dtokens := e.xn // LN2(x) is not needed past this point: its buffer takes the tokens' gradient
-	layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
-	return inputBackward(m.Weights.Input, dimg, dtokens, img, h, w, pg, e.dpos)
+	e.rules.layerNormBackward(dtokens, e.tokens, e.dxn, N, a.LayerNorm2, false)
+	if bud != nil {
+		bud.Positions = positionRelevance(m.Weights.Input, e.tokens, dtokens, N)
+	}
+	if err := inputBackward(m.Weights.Input, dimg, dtokens, img, h, w, pg, e.dpos); err != nil {
+		return err
+	}
+	if bud != nil {
+		bud.Pixels = dot64(img, dimg)
+	}
+	return nil
 }
 
 // queryBackward adds the gradients of the encoder's key and query projections, LN1 and the

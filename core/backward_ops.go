@@ -158,7 +158,14 @@ func softmaxBackward(ds, p, dp []float32, rows, cols, ld int) {
 // dprobs [heads, nq, nk] (when not nil) and the gradients dq, dk, dv (same shapes as q, k, v).
 // ds [nq, nk] is scratch.
 func multiHeadBackward(dq, dk, dv, dprobs, ds, q, k, v, probs, dctx []float32, nq, nk, heads, dqk, dvw int, scale float32) {
+	Rules{}.multiHeadBackward(dq, dk, dv, dprobs, ds, q, k, v, probs, dctx, nq, nk, heads, dqk, dvw, scale)
+}
+
+// multiHeadBackward is multiHeadBackward under the rules r (their factors on the probabilities',
+// the values' and the scores' gradients).
+func (r Rules) multiHeadBackward(dq, dk, dv, dprobs, ds, q, k, v, probs, dctx []float32, nq, nk, heads, dqk, dvw int, scale float32) {
 	qk, vw := heads*dqk, heads*dvw
+	fa, fv, fs := r.attentionFactors()
 	for h := 0; h < heads; h++ {
 		p := probs[h*nq*nk : (h+1)*nq*nk]
 		dp := ds
@@ -166,12 +173,12 @@ func multiHeadBackward(dq, dk, dv, dprobs, ds, q, k, v, probs, dctx []float32, n
 			dp = dprobs[h*nq*nk : (h+1)*nq*nk]
 		}
 		// dP = dctx_h·v_hᵀ; dv_h = Pᵀ·dctx_h.
-		sgemm.Gemm(false, true, nq, nk, dvw, 1, dctx[h*dvw:], vw, v[h*dvw:], vw, 0, dp, nk)
-		sgemm.Gemm(true, false, nk, dvw, nq, 1, p, nk, dctx[h*dvw:], vw, 0, dv[h*dvw:], vw)
+		sgemm.Gemm(false, true, nq, nk, dvw, fa, dctx[h*dvw:], vw, v[h*dvw:], vw, 0, dp, nk)
+		sgemm.Gemm(true, false, nk, dvw, nq, fv, p, nk, dctx[h*dvw:], vw, 0, dv[h*dvw:], vw)
 		softmaxBackward(ds, p, dp, nq, nk, nk)
 		// scores = scale·q_h·k_hᵀ: dq_h = scale·dS·k_h, dk_h = scale·dSᵀ·q_h.
-		sgemm.Gemm(false, false, nq, dqk, nk, scale, ds, nk, k[h*dqk:], qk, 0, dq[h*dqk:], qk)
-		sgemm.Gemm(true, false, nk, dqk, nq, scale, ds, nk, q[h*dqk:], qk, 0, dk[h*dqk:], qk)
+		sgemm.Gemm(false, false, nq, dqk, nk, fs*scale, ds, nk, k[h*dqk:], qk, 0, dq[h*dqk:], qk)
+		sgemm.Gemm(true, false, nk, dqk, nq, fs*scale, ds, nk, q[h*dqk:], qk, 0, dk[h*dqk:], qk)
 	}
 }
 

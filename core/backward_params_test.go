@@ -590,3 +590,13 @@ func TestDecoderParamsTrace(t *testing.T) {
 		t.Errorf("%d decoder gradients", len(g.Params))
 	}
 }
+
+// Relevance rules change the gradient; parameter gradients are refused with them.
+func TestParamsRefuseRules(t *testing.T) {
+	m := loadTiny(t)
+	px := openExpected(t).Tensors["pixel_values"]
+	_, _, err := m.ForwardBackward(px.Data, 1, px.Shape[2], px.Shape[3], Trace{}, GradTrace{Params: AllParams, Rules: Rules{GELUIdentity: true}})
+	if err == nil || !strings.Contains(err.Error(), "Rules must be zero") {
+		t.Errorf("err = %v", err)
+	}
+}

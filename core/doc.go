@@ -75,6 +75,14 @@
 // through the max pool (to the first maximum of each window, as PyTorch routes it), ReLU,
 // BatchNorm in eval mode (a per-channel scale) and the 7×7 convolution's transpose.
 //
+// A Rules value (rules.go) turns the same backward pass into a relevance propagation (AttnLRP,
+// CP-LRP; presets in package explain): it changes the gradient only at LayerNorm (σ held
+// constant), GELU (the identity rule), the two attention products (the uniform rule, or the
+// probabilities held constant) — the softmax keeps its Jacobian —, and GradTrace.Budget reports
+// Σ x⊙ĝ over the pixels, the position inputs, the initial latents and the decoder query. The zero
+// value is the gradient. Parameter gradients are always the plain ones: ForwardBackward refuses
+// GradTrace.Params with non-zero Rules.
+//
 // Memory: the backward keeps each self-attention application's activations from the forward pass
 // (q, k, v, the probabilities, the state after the attention half, the MLP's pre-GELU values:
 // about 18 MB per application and image at full size, 0.9 GB for all 48; with parameter gradients

@@ -24,7 +24,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		params ParamSet
 	}{
 		{"full/batch2", fullSizeRandom, 2, AllParams},
-		{"full/batch2/decoder", fullSizeRandom, 2, DecoderParams},
+		{"full-decoder/batch2", fullSizeRandom, 2, DecoderParams},
 		{"demo/batch32", demoSizeRandom, 32, AllParams},
 	} {
 		b.Run(c.name, func(b *testing.B) {

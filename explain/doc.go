@@ -9,7 +9,12 @@
 //     decoder, rollout, chefer, grad-rollout), the pixel grid (Stride 1, Rows = Height) for the
 //     gradient-based ones (saliency, input-x-gradient, integrated-gradients, smoothgrad). Values are
 //     row-major, Rows·Cols of them. TokenGrid.ToPixels draws a token map on the pixels.
-//   - Signed maps (input-x-gradient, integrated-gradients) are drawn with a diverging colour map
+//   - attnlrp and cp-lrp (relevance.go) are relevance propagations: one forward and one backward
+//     pass under a core.Rules preset (AttnLRP, CPLRP), map = Σ_c x_c ⊙ ĝ_x,c on the pixel grid
+//     (signed, not normalised); their Map also carries a Conservation record (where the logit's
+//     relevance went), each latent's relevance after the encoder cross-attention (Latents) and the
+//     most relevant latents' encoder attention (TopLatents).
+//   - Signed maps (input-x-gradient, integrated-gradients, attnlrp, cp-lrp) are drawn with a diverging colour map
 //     centred on zero; the others are non-negative.
 //   - Methods are registered by name (Register) so that tools can list and iterate over them; the
 //     registry is filled in init functions and read-only afterwards, so safe for concurrent use.

@@ -18,6 +18,14 @@ type Map struct {
 	// Notes are a method's own numbers for the summary, e.g. integrated gradients' completeness
 	// check; nil for most methods.
 	Notes map[string]float64
+
+	// The relevance methods (attnlrp, cp-lrp) also give where the logit's relevance went, each
+	// latent's relevance after the encoder cross-attention [L], and the most relevant latents'
+	// encoder attention on AttentionGrid (the model's token grid); nil for the other methods.
+	Conservation  *Conservation
+	Latents       []float32
+	TopLatents    []LatentMap
+	AttentionGrid core.TokenGrid
 }
 
 // Input is what a method explains: one normalised image and the class to explain.

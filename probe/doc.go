@@ -69,6 +69,17 @@
 // pages arrow/go v15 reallocates the repetition-level buffer of a list column
 // once per row, which made 64 MiB row groups write at ~3 MB/s.
 //
+// Per-latent tokens (extract --tokens) live beside the Parquet file in
+// FILE.tokens/NAME.bin, a raw C-order [rows, latents, channels] array of
+// little-endian float16 or float32, with the sidecar NAME.json (TokenMeta:
+// shape, dtype, kept latents, ids, indices, labels, model, layer, run
+// identity, CRC-32C), so that numpy.memmap reads it without our code.
+// TokenWriter journals rows in .NAME.bin.partial (data, then a log line
+// with the row's CRC-32C), takes the same lock as the Parquet writer,
+// refuses a resume of another run, and on Close writes the array in index
+// order and then the sidecar, each by rename. OpenTokens maps a store, or
+// the parts FILE-part-K-of-N.tokens/NAME of a sharded run merged by index.
+//
 // Foreign features (foreign.go) are read whole into a Foreign: a NumPy .npy [n, d]
 // (float16/32/64, C order, little endian) with ids in NAME.ids.txt or ids.txt beside it
 // (ReadNPYFeatures), or a clip-retrieval output folder, img_emb/img_emb_S.npy with

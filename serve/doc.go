@@ -29,6 +29,8 @@
 //	                              to the top-1, step to all applications, cmap to viridis
 //	                              (signed kinds: diverging)
 //	GET  /api/latent.png?image=&latent=L[&cmap=M]   latent L's encoder cross-attention, same form
+//	GET  /api/relevance?image=&kind=K[&class=C]       a relevance kind's (attnlrp, cp-lrp) per-latent
+//	                              relevance [L] and conservation record, JSON (computes its map if needed)
 //	GET  /api/colorbar.png?cmap=M 256×1 PNG of the colour map
 //	POST /api/upload              multipart/form-data, field "file": answers as /api/analysis,
 //	                              with the upload's id
@@ -37,6 +39,12 @@
 //	                               best, seconds}: the probe report, filled in as columns finish
 //	GET  /api/features/pca?column=  {column, rows, points: [[pc1, pc2, label]], explained: [2],
 //	                               classes}: at most 2,000 rows, sampled at an even stride
+//	GET  /api/sae                 features.json of `probe sae features` (Options.SAE): the
+//	                               dictionary by frequency with each entry's top examples
+//	GET  /api/sae/png?name=       a PNG of that folder (feature-NNNNN[-i].png, frequency.png,
+//	                               l0_fvu.png); other names are refused
+//	GET  /api/sae/active?image=   {features: [{index, latent, value}] (the 48 largest), total}:
+//	                               the image's active entries, through SAE.Active
 //
 // # Maps
 //

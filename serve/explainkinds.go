@@ -11,11 +11,11 @@ import (
 // windows at stride 8 it costs 729 forward passes (about 20 minutes at 1.8 s a pass), which
 // would hold the single work slot far too long for a page; ExplainKind("occlusion", …) makes it
 // a kind for a server that wants it.
-var ExplainMethods = []string{"chefer", "grad-rollout", "saliency", "input-x-gradient", "integrated-gradients", "smoothgrad"}
+var ExplainMethods = []string{"chefer", "grad-rollout", "saliency", "input-x-gradient", "integrated-gradients", "smoothgrad", "attnlrp", "cp-lrp"}
 
 // signedMethods are the explain methods whose maps are signed (explain.Map.Signed); the kinds
 // declare it up front so that the page picks the diverging colour map before the map arrives.
-var signedMethods = map[string]bool{"input-x-gradient": true, "integrated-gradients": true, "occlusion": true}
+var signedMethods = map[string]bool{"input-x-gradient": true, "integrated-gradients": true, "occlusion": true, "attnlrp": true, "cp-lrp": true}
 
 // explainCost is how many model passes a map of each method costs, for its help text.
 func explainCost(name string, opt explain.Options) string {
@@ -40,13 +40,21 @@ func ExplainKind(name string, opt explain.Options) (Kind, error) {
 	if !ok {
 		return Kind{}, fmt.Errorf("explain has no method %q (it has %v)", name, explain.Names())
 	}
+	relevance := explain.IsRelevance(name)
 	return Kind{
-		Name: name, Title: name, PerClass: true, Costly: true, Signed: signedMethods[name],
+		Name: name, Title: name, PerClass: true, Costly: true, Signed: signedMethods[name], Relevance: relevance,
 		Help: fmt.Sprintf("%s; for the class chosen (%s)", method.Description, explainCost(name, opt)),
 		Map: func(dst []float32, a *Analysis, q Query) error {
 			m, err := method.Compute(explain.Input{Model: a.Model, Pixels: a.Pixels, H: a.H, W: a.W, Target: q.Class}, opt)
 			if err != nil {
 				return err
+			}
+			if relevance && m.Conservation != nil {
+				// Kept beside the map for GET /api/relevance: a few floats.
+				c := m.Conservation
+				a.keepCostlyMap(relevanceKey(name, q.Class, "latents"), m.Latents)
+				a.keepCostlyMap(relevanceKey(name, q.Class, "budget"), []float32{
+					float32(c.Pixels), float32(c.Positions), float32(c.Latents), float32(c.Query), float32(c.Absorbed), float32(c.Logit)})
 			}
 			g := m.Grid
 			if g.Height != a.H || g.Width != a.W || len(m.Values) != g.Tokens() {

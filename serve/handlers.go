@@ -69,6 +69,7 @@ type infoJSON struct {
 	Colormaps    []string   `json:"colormaps"`
 	Images       bool       `json:"images"`
 	Features     bool       `json:"features"`
+	SAE          bool       `json:"sae"`
 	MaxUpload    int64      `json:"max_upload"`
 }
 
@@ -78,10 +79,10 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	info := infoJSON{
 		Model: s.opt.ModelName, Labels: cfg.NumLabels(), Latents: cfg.NumLatents,
 		Applications: cfg.NumSelfAttentionApplications(), Input: [2]int{prep.Size.Height, prep.Size.Width},
-		Colormaps: colormapNames(), Images: s.images != nil, Features: s.feat != nil, MaxUpload: s.opt.MaxUpload,
+		Colormaps: colormapNames(), Images: s.images != nil, Features: s.feat != nil, SAE: s.opt.SAE != nil, MaxUpload: s.opt.MaxUpload,
 	}
 	for _, k := range s.kinds {
-		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps, Signed: k.Signed, Costly: k.Costly})
+		info.Kinds = append(info.Kinds, kindInfo{Name: k.Name, Title: k.Title, Help: k.Help, PerClass: k.PerClass, Steps: k.Steps, Signed: k.Signed, Costly: k.Costly, Relevance: k.Relevance})
 	}
 	writeJSON(w, http.StatusOK, info)
 }

@@ -30,6 +30,11 @@ type Kind struct {
 	// (class, step) it depends on once per analysis, lets concurrent requests share that
 	// computation, and keeps the map with the analysis, counted in the cache budget.
 	Costly bool
+	// Relevance says the kind is a relevance propagation (attnlrp, cp-lrp) whose computation
+	// also gives each latent's relevance and a conservation record: GET /api/relevance serves
+	// them, and the page lists the most relevant latents. Only for PerClass, Costly kinds of
+	// ExplainKind.
+	Relevance bool
 
 	// Trace is what the kind needs the forward pass to keep besides the encoder and decoder
 	// attention; its flags are ORed into the trace of every analysis. Callbacks are ignored: use
@@ -131,11 +136,12 @@ func builtinKinds() []Kind {
 
 // kindInfo is a kind as GET /api/info describes it.
 type kindInfo struct {
-	Name     string `json:"name"`
-	Title    string `json:"title"`
-	Help     string `json:"help"`
-	PerClass bool   `json:"per_class"`
-	Steps    bool   `json:"steps"`
-	Signed   bool   `json:"signed"`
-	Costly   bool   `json:"costly"`
+	Name      string `json:"name"`
+	Title     string `json:"title"`
+	Help      string `json:"help"`
+	PerClass  bool   `json:"per_class"`
+	Steps     bool   `json:"steps"`
+	Signed    bool   `json:"signed"`
+	Costly    bool   `json:"costly"`
+	Relevance bool   `json:"relevance,omitempty"`
 }

@@ -163,7 +163,7 @@ func TestRoutes(t *testing.T) {
 	for _, k := range info.Kinds {
 		kinds = append(kinds, k.Name)
 	}
-	if strings.Join(kinds, ",") != "mean,decoder,rollout,chefer,grad-rollout,saliency,input-x-gradient,integrated-gradients,smoothgrad" {
+	if strings.Join(kinds, ",") != "mean,decoder,rollout,chefer,grad-rollout,saliency,input-x-gradient,integrated-gradients,smoothgrad,attnlrp,cp-lrp" {
 		t.Errorf("kinds = %v", kinds)
 	}
 

@@ -39,6 +39,7 @@ type Options struct {
 	ModelName string             // shown in the page's header
 	Decode    preprocess.Options // decoding limits (MaxPixels) for files and uploads
 	Features  *Features          // the probe report and PCA scatter; nil for none
+	SAE       *SAE               // a sparse autoencoder's features view; nil for none
 	Kinds     []Kind             // map kinds; nil means Kinds()
 	MaxUpload int64              // upload size cap in bytes; 0 means DefaultMaxUpload
 	Cache     int64              // analysis cache budget in bytes; 0 means DefaultCacheBytes
@@ -143,10 +144,14 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /api/input.png", s.handleInput)
 	mux.HandleFunc("GET /api/map.png", s.handleMap)
 	mux.HandleFunc("GET /api/latent.png", s.handleLatent)
+	mux.HandleFunc("GET /api/relevance", s.handleRelevance)
 	mux.HandleFunc("GET /api/colorbar.png", s.handleColorbar)
 	mux.HandleFunc("POST /api/upload", s.handleUpload)
 	mux.HandleFunc("GET /api/features", s.handleFeatures)
 	mux.HandleFunc("GET /api/features/pca", s.handlePCA)
+	mux.HandleFunc("GET /api/sae", s.handleSAE)
+	mux.HandleFunc("GET /api/sae/png", s.handleSAEPNG)
+	mux.HandleFunc("GET /api/sae/active", s.handleSAEActive)
 	s.mux = mux
 }
 

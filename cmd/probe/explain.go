@@ -36,6 +36,10 @@ target's logit; the maps (exact definitions in the README, section "explain"):
   input-x-gradient      Σ_c x·∂y/∂x, signed (pixel grid)
   integrated-gradients  Gauss–Legendre integrated gradients from --baseline, signed (pixel grid)
   smoothgrad            saliency averaged over --samples noisy copies (pixel grid)
+  attnlrp, cp-lrp       relevance propagation (AttnLRP, CP-LRP): Σ_c x·ĝ from a modified backward
+                        pass, signed (pixel grid); summary.json adds the conservation record and
+                        each latent's relevance, METHOD-latents.png the most relevant latents'
+                        encoder attention, --raw the tensors attnlrp_latents, cp_lrp_latents
 and every other registered method (mean, decoder, rollout: class-agnostic attention maps).
 
 Writes into --out, overwriting files of the same names: input.png, METHOD.png per method (signed
@@ -116,6 +120,10 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	for _, mp := range maps {
 		if n := mp.Notes; n != nil && mp.Method == "integrated-gradients" {
 			fmt.Fprintf(stdout, "integrated-gradients completeness: Σ attribution %.6g, y(x) − y(x′) %.6g (relative error %.2g)\n", n["sum"], n["delta"], n["completeness_error"])
+		}
+		if c := mp.Conservation; c != nil {
+			fmt.Fprintf(stdout, "%s conservation: y %.6g = pixels %.6g + positions %.6g + latents %.6g + decoder query %.6g + absorbed (biases, softmaxes, GELUs) %.6g\n",
+				mp.Method, c.Logit, c.Pixels, c.Positions, c.Latents, c.Query, c.Absorbed)
 		}
 	}
 	sum := explainSummary{Image: *image, Model: source, Target: target, Label: labels[target], Logit: fwd.Logits[target], Probability: prob, Methods: map[string]methodStats{}}
@@ -244,10 +252,25 @@ type methodStats struct {
 	Mean   float64            `json:"mean"`
 	Sum    float64            `json:"sum"`
 	Notes  map[string]float64 `json:"notes,omitempty"`
+
+	// Relevance methods (attnlrp, cp-lrp): where the logit's relevance went, each latent's
+	// relevance after the encoder cross-attention, and the most relevant latents.
+	Conservation *explain.Conservation `json:"conservation,omitempty"`
+	Latents      []float32             `json:"latents,omitempty"`
+	TopLatents   []topLatent           `json:"top_latents,omitempty"`
+}
+
+type topLatent struct {
+	Index     int     `json:"index"`
+	Relevance float64 `json:"relevance"`
 }
 
 func statsOf(mp explain.Map) methodStats {
-	s := methodStats{Grid: fmt.Sprintf("%d×%d", mp.Grid.Rows, mp.Grid.Cols), Signed: mp.Signed, Notes: mp.Notes}
+	s := methodStats{Grid: fmt.Sprintf("%d×%d", mp.Grid.Rows, mp.Grid.Cols), Signed: mp.Signed, Notes: mp.Notes,
+		Conservation: mp.Conservation, Latents: mp.Latents}
+	for _, t := range mp.TopLatents {
+		s.TopLatents = append(s.TopLatents, topLatent{t.Index, t.Relevance})
+	}
 	s.Min, s.Max = viz.Range(mp.Values)
 	for _, v := range mp.Values {
 		s.Sum += float64(v)
@@ -274,6 +297,7 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		under = resized
 	}
 	wrote := func(p string) { fmt.Fprintf(stdout, "wrote %s\n", p) }
+	random := strings.HasPrefix(sum.Model, "random weights")
 	tiles := []viz.Tile{}
 	if under != nil {
 		in := enlargeRGB(under, f)
@@ -301,14 +325,24 @@ func writeExplanations(stdout io.Writer, dir string, resized *preprocess.RGB, h,
 		tile := viz.Tile{Image: pic, Title: mp.Method}
 		tiles = append(tiles, tile)
 		p := filepath.Join(dir, mp.Method+".png")
-		if err := viz.SaveFigure(p, viz.Figure{Tiles: []viz.Tile{tile}, Scale: &viz.Scale{Min: lo, Max: hi, Colormap: cm}}); err != nil {
+		if err := viz.SaveFigure(p, headed(viz.Figure{Tiles: []viz.Tile{tile}, Scale: &viz.Scale{Min: lo, Max: hi, Colormap: cm}}, random)); err != nil {
 			return err
 		}
 		wrote(p)
 		rawTensors = append(rawTensors, &weights.Tensor{Name: strings.ReplaceAll(mp.Method, "-", "_"), DType: "F32", Shape: []int{mp.Grid.Rows, mp.Grid.Cols}, Data: mp.Values})
+		if mp.Latents != nil {
+			rawTensors = append(rawTensors, &weights.Tensor{Name: strings.ReplaceAll(mp.Method, "-", "_") + "_latents", DType: "F32", Shape: []int{len(mp.Latents)}, Data: mp.Latents})
+		}
+		if len(mp.TopLatents) > 0 {
+			p := filepath.Join(dir, mp.Method+"-latents.png")
+			if err := viz.SaveFigure(p, headed(topLatentsFigure(mp, f), random)); err != nil {
+				return err
+			}
+			wrote(p)
+		}
 	}
 	p := filepath.Join(dir, "summary.png")
-	if err := viz.SaveFigure(p, viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4)}); err != nil {
+	if err := viz.SaveFigure(p, headed(viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4)}, random)); err != nil {
 		return err
 	}
 	wrote(p)
@@ -341,4 +375,42 @@ func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(explainMemoryLimit)
 	}
+}
+
+// topLatentsFigure draws the encoder cross-attention of a relevance map's most relevant latents
+// on the pixel grid, each titled with its index and relevance, over one shared scale of attention
+// probability.
+func topLatentsFigure(mp explain.Map, f int) viz.Figure {
+	g := mp.AttentionGrid
+	h, w := g.Height, g.Width
+	var hi float64
+	pics := make([][]float32, len(mp.TopLatents))
+	for i, t := range mp.TopLatents {
+		pics[i] = make([]float32, h*w)
+		g.ToPixels(pics[i], t.Attention)
+		_, top := viz.Range(pics[i])
+		hi = max(hi, top)
+	}
+	if hi <= 0 {
+		hi = 1
+	}
+	var tiles []viz.Tile
+	for i, t := range mp.TopLatents {
+		opt := viz.HeatmapOptions{Min: 0, Max: hi, Width: f * w, Height: f * h, Colormap: viz.Colormap(viz.Viridis)}
+		title := fmt.Sprintf("%s latent %d: R %.3g", mp.Method, t.Index, t.Relevance)
+		if i > 0 {
+			title = fmt.Sprintf("latent %d: R %.3g", t.Index, t.Relevance)
+		}
+		tiles = append(tiles, viz.Tile{Image: viz.Heatmap(pics[i], h, w, opt), Title: title})
+	}
+	return viz.Figure{Tiles: tiles, Cols: min(len(tiles), 4), Scale: &viz.Scale{Min: 0, Max: hi, Colormap: viz.Colormap(viz.Viridis)}}
+}
+
+// headed puts "random weights" above a figure of a model with random weights, as one title over
+// the whole figure (a tile's own title is too narrow for it).
+func headed(f viz.Figure, random bool) viz.Figure {
+	if !random {
+		return f
+	}
+	return viz.Figure{Tiles: []viz.Tile{{Image: f.Image(), Title: "random weights"}}}
 }

@@ -40,7 +40,7 @@ func init() {
 var errInterrupted = errors.New("interrupted")
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet] [--label-field F] [--image-column C] [--label-column C] [--id-column C]", stderr)
+	fs := newFlagSet("extract", "usage: probe extract --model DIR --data SOURCE --out FILE.parquet [--layers LIST] [--batch N] [--workers N] [--decode-mpx N] [--shard K/N] [--resume] [--quiet] [--label-field F] [--image-column C] [--label-column C] [--id-column C] [--tokens LIST [--tokens-dtype float16|float32] [--token-latents 0-511:8]]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	precision := precisionFlag(fs)
@@ -56,6 +56,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run (or complete an existing file), skipping ids already written")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	rowGroupMB := fs.Float64("row-group-mb", 64, "rows buffered before a row group is written (MB)")
+	tokensFlag := fs.String("tokens", "", "also store every latent token of these layers (cross, block{b}, layer{j}; comma-separated) as FILE.tokens/NAME.bin [rows, latents, channels] + NAME.json")
+	tokensDType := fs.String("tokens-dtype", probe.TokensFloat16, "value type of the token arrays: float16 or float32")
+	tokenLatents := fs.String("token-latents", "all", "latents kept in the token arrays: all, or indices and ranges lo-hi[:step], e.g. 0-511:8")
 	decodeMpx := fs.Float64("decode-mpx", defaultDecodeMpx, "million pixels being decoded at once over all workers (an image larger than this decodes alone)")
 	if err := parseFlags(fs, args); err != nil {
 		return errUsage
@@ -117,6 +120,26 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	identity := runIdentity
+	var tokenLayers []tokenLayer
+	var keptLatents []int
+	if *tokensFlag != "" {
+		if *tokensDType != probe.TokensFloat16 && *tokensDType != probe.TokensFloat32 {
+			return fmt.Errorf("--tokens-dtype %q: want float16 or float32", *tokensDType)
+		}
+		if tokenLayers, err = parseTokenLayers(*tokensFlag, &m.Config); err != nil {
+			return err
+		}
+		if keptLatents, err = probe.ParseLatentSelection(*tokenLatents, m.Config.NumLatents); err != nil {
+			return err
+		}
+		var ln []string
+		for _, tl := range tokenLayers {
+			ln = append(ln, tl.name)
+		}
+		meta["tokens"] = fmt.Sprintf("layers=%s dtype=%s latents=%s", strings.Join(ln, ","), *tokensDType, *tokenLatents)
+		identity = append(slices.Clone(runIdentity), "tokens")
+	}
 	// --out newdir/f.parquet: make newdir, as the folder-writing commands do for --out, rather
 	// than fail on the store's lock file inside a folder that is not there.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -130,7 +153,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		RowGroupBytes: int64(*rowGroupMB * (1 << 20)),
 		Resume:        *resume,
 		Metadata:      meta,
-		Identity:      runIdentity,
+		Identity:      identity,
 		Notify:        func(msg string) { fmt.Fprintln(stderr, "probe extract:", msg) },
 	})
 	var mismatch *probe.RunMismatchError
@@ -141,10 +164,19 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	var sink *tokenSink
+	if len(tokenLayers) > 0 {
+		sink, err = openTokenSink(path, m, mf.model, meta, identity, tokenLayers, keptLatents, *tokensDType, *resume, stderr)
+		if err != nil {
+			w.Abort()
+			return err
+		}
+	}
+
 	var todo []int
 	already := 0
 	for _, i := range shard.Members(src) {
-		if w.Done(src.Item(i).ID) {
+		if id := src.Item(i).ID; w.Done(id) && sink.done(id) {
 			already++
 			continue
 		}
@@ -164,7 +196,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	skips := preprocess.NewSkips(stderr)
 	start := time.Now()
 	budget := newPixelBudget(int64(*decodeMpx * 1e6))
-	done, forward, runErr := extractItems(ctx, m, src, todo, reps, w, *batch, *workers, budget, mf.decodeOptions(), skips, bar)
+	done, forward, runErr := extractItems(ctx, m, src, todo, reps, w, sink, *batch, *workers, budget, mf.decodeOptions(), skips, bar)
 	bar.Finish()
 	elapsed := time.Since(start)
 
@@ -173,6 +205,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if err := w.Discard(); err != nil {
 			fmt.Fprintf(stderr, "probe extract: %v\n", err)
 		}
+		sink.discard()
 		why := ""
 		if list := skips.List(); len(list) > 0 {
 			why = fmt.Sprintf(" (the first: %v)", list[0].Err)
@@ -185,12 +218,19 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if err := w.Abort(); err != nil {
 			fmt.Fprintf(stderr, "probe extract: keeping finished rows: %v\n", err)
 		}
+		if err := sink.abort(); err != nil {
+			fmt.Fprintf(stderr, "probe extract: keeping finished tokens: %v\n", err)
+		}
 		if errors.Is(runErr, errInterrupted) {
 			return fmt.Errorf("interrupted after %d new rows; run the same command with --resume to finish %s", done, path)
 		}
 		return runErr
 	}
 	if err := w.Close(); err != nil {
+		sink.abort()
+		return err
+	}
+	if err := sink.close(stdout); err != nil {
 		return err
 	}
 	rate := float64(done) / elapsed.Seconds()
@@ -227,7 +267,7 @@ var decodePeak atomic.Int64
 // the pixels being decoded at once are bounded by budget (a FIFO weighted semaphore, so a large
 // image waits its turn and then runs alone, not starved by small ones).
 func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []int, reps []core.Representation,
-	w *probe.Writer, batch, workers int, budget *pixelBudget, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, time.Duration, error) {
+	w *probe.Writer, sink *tokenSink, batch, workers int, budget *pixelBudget, opt preprocess.Options, skips *preprocess.Skips, bar *progress.Bar) (int, time.Duration, error) {
 	type prepared struct {
 		item probe.Item
 		res  *preprocess.Result
@@ -342,7 +382,7 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 			copy(px[b*n:], p.res.Pixels)
 		}
 		t0 := time.Now()
-		vecs, _, err := m.Extract(px, len(pending), h, wd, reps)
+		vecs, toks, err := extractBatch(m, px, len(pending), h, wd, reps, sink)
 		forward += time.Since(t0)
 		if err != nil {
 			return err
@@ -355,8 +395,15 @@ func extractItems(ctx context.Context, m *core.Model, src probe.Source, todo []i
 					return fmt.Errorf("%s: weights %s: %w; stopped before writing it (finished rows kept for --resume)", p.item.ID, m.WeightsPath(), err)
 				}
 			}
-			if err := w.Write(p.item.Row(row)); err != nil {
-				return err
+			if !w.Done(p.item.ID) {
+				if err := w.Write(p.item.Row(row)); err != nil {
+					return err
+				}
+			}
+			if sink != nil {
+				if err := sink.write(p.item, toks[b]); err != nil {
+					return err
+				}
 			}
 			done++
 		}

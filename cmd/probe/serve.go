@@ -30,7 +30,7 @@ var serveContext = func() (context.Context, context.CancelFunc) {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "usage: probe serve (--model DIR | --random) [--images DIR] [--features FILE|DIR] [--addr HOST:PORT]", stderr)
+	fs := newFlagSet("serve", "usage: probe serve (--model DIR | --random) [--images DIR] [--features FILE|DIR] [--sae DIR] [--addr HOST:PORT]", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	precision := precisionFlag(fs)
@@ -38,6 +38,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	arch := archFlag(fs)
 	images := fs.String("images", "", "folder of images to browse (subfolders too); names never resolve outside it")
 	features := fs.String("features", "", "Parquet file, or folder of part files, written by probe extract: adds the probe report and a PCA scatter")
+	saeDir := fs.String("sae", "", "folder written by probe sae train, after probe sae features: adds the dictionary's features view")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; the default is the loopback address on a free port. Another host is reachable from the network: the server has no authentication")
 	cacheMB := fs.Int64("cache-mb", serve.DefaultCacheBytes>>20, "memory for cached analyses, in MB (the full-size model needs about 103 MB per image)")
 	queueLen := fs.Int("queue", serve.DefaultQueueLen, "analyses and class-specific maps that may wait behind the running one; more get 503 with Retry-After")
@@ -81,8 +82,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := applyPrecision(m, *precision, stderr); err != nil {
 		return err
 	}
+	var saeView *serve.SAE
+	if *saeDir != "" {
+		if saeView, err = serveSAE(*saeDir, m); err != nil {
+			return err
+		}
+	}
 	srv, err := serve.New(m, serve.Options{
-		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat, Kinds: kinds,
+		Images: *images, ModelName: name, Decode: mf.decodeOptions(), Features: feat, Kinds: kinds, SAE: saeView,
 		Cache: *cacheMB << 20, QueueLen: *queueLen, LocalOnly: loopback,
 		Log: log.New(stderr, "probe serve: ", log.LstdFlags),
 	})

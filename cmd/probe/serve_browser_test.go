@@ -37,7 +37,8 @@ func findChromium() string {
 // TestServeBrowser drives the page in headless Chromium against `probe serve` on the demo's model,
 // images and features, as the README shows it: it opens a deep link, waits for the top-5, clicks
 // a latent and checks that its map loads, scrubs the rollout slider, switches map kinds and the
-// colour map, switches to class-specific kinds (unsigned and signed) and another class, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
+// colour map, switches to class-specific kinds (unsigned and signed) and another class, shows AttnLRP's
+// per-latent relevance and selects its most relevant latent, waits for the probe report and the PCA scatter, and saves a screenshot. It fails on
 // any script error, console error (a CSP violation is one) or request to another origin.
 func TestServeBrowser(t *testing.T) {
 	browser := findChromium()
@@ -232,6 +233,23 @@ func TestServeBrowser(t *testing.T) {
 	waitJS("signed map in gray", mapLoaded("kind:input-x-gradient:c"+classes[1]+"|gray"))
 	step("integrated gradients", chromedp.Click(chromedp.CSS(`button[data-kind="integrated-gradients"]`)))
 	waitJS("integrated gradients keep the signed choice", mapLoaded("kind:integrated-gradients:c"+classes[1]+"|gray"))
+	// A relevance kind (AttnLRP): its map, then the per-latent relevance panel for the same class,
+	// whose entries select a latent.
+	step("attnlrp", chromedp.Click(chromedp.CSS(`button[data-kind="attnlrp"]`)))
+	waitJS("attnlrp map", mapLoaded("kind:attnlrp:c"+classes[1]+"|gray"))
+	waitJS("latent relevance panel", `(() => { const r = document.getElementById('relevance'); return !r.hidden && r.dataset.shown === 'attnlrp:c`+classes[1]+`' })()`)
+	if n := evalString(`String(document.querySelectorAll('#relevance-top li').length)`); n != "8" {
+		t.Errorf("%s latents listed by relevance, want 8", n)
+	}
+	if b := evalString(`document.getElementById('relevance-budget').textContent`); !strings.HasPrefix(b, "logit ") || !strings.Contains(b, "pixels") || !strings.Contains(b, "decoder query") {
+		t.Errorf("relevance budget %q", b)
+	}
+	first := evalString(`document.querySelector('#relevance-top button').dataset.latent`)
+	step("the most relevant latent", chromedp.Click(chromedp.CSS(`#relevance-top button`)))
+	waitJS("its encoder map", mapLoaded("latent:"+first+"|hot"))
+	if hidden := evalString(`String(document.getElementById('relevance').hidden)`); hidden != "false" {
+		t.Error("the relevance panel hid when one of its latents was selected")
+	}
 	step("back to decoder", chromedp.Click(chromedp.CSS(`button[data-kind="decoder"]`)))
 	waitJS("decoder keeps its own colours", mapLoaded("kind:decoder|hot"))
 	if got := evalString(`document.getElementById('cmap').value + ' ' + document.getElementById('map-zero').hidden + ' ' + document.getElementById('class-control').hidden`); got != "hot true true" {
@@ -282,6 +300,156 @@ func TestServeBrowser(t *testing.T) {
 	waitJS("the upload's deep link", `location.search.startsWith('?upload=') && document.querySelectorAll('#top5 li').length === 5`)
 	waitJS("the upload's map", mapLoaded("kind:rollout:4|viridis")+` && document.querySelector('.thumb.selected') !== null && document.querySelector('.thumb.selected').title === '0678-ankle-boot.png'`)
 
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// TestServeSAEBrowser drives the features view of `probe serve --sae` in headless Chromium: on
+// the demo's model, a token autoencoder of block 2 (the README's worked example, small), it waits
+// for the dictionary listed by frequency, opens an entry's montage, waits for the open image's
+// active entries, and clicks one, which shows the entry and its latent's cross-attention on the
+// image. It fails on any script error, console error or request to another origin.
+func TestServeSAEBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains an autoencoder and drives a browser; the plain run (go test ./...) checks it")
+	}
+	browser := findChromium()
+	if browser == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no chromium binary in PATH: CI must install Debian's chromium (see .ci/run)")
+		}
+		t.Skip("no chromium binary in PATH (apt-get install chromium, or set CHROMIUM): the browser test did not run")
+	}
+	t.Chdir(t.TempDir())
+	if _, stderr, code := run(t, "demo", "--out", "perceiver-demo"); code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"extract", "--model", "perceiver-demo/model", "--data", "perceiver-demo/data/fashion-mnist", "--out", "emb.parquet", "--layers", "block2_mean", "--tokens", "block2", "--quiet"},
+		{"sae", "train", "--tokens", "emb.tokens/block2", "--out", "sae", "--dict", "128", "--k", "8", "--epochs", "2", "--batch", "256", "--quiet", "--no-splice"},
+		{"sae", "features", "--sae", "sae", "--montages", "4", "--top", "6"},
+	} {
+		if _, stderr, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	url := startServe(t, "--model", "perceiver-demo/model", "--images", "perceiver-demo/images", "--sae", "sae")
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(browser),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1400),
+	)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting %s: %v", browser, err)
+	}
+	var mu sync.Mutex
+	var problems []string
+	origin := strings.TrimSuffix(url, "/")
+	if err := chromedp.Listen(browserCtx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "script exception: "+ev.ExceptionDetails.Text)
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+				problems = append(problems, fmt.Sprintf("console %s", ev.Type))
+			}
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				problems = append(problems, "browser log: "+ev.Entry.Text+" "+ev.Entry.URL)
+			}
+		case *network.EventRequestWillBeSent:
+			u := ev.Request.URL
+			if !strings.HasPrefix(u, origin+"/") && !strings.HasPrefix(u, "data:") && !strings.HasPrefix(u, "blob:"+origin) && u != "about:blank" {
+				problems = append(problems, "request to another origin: "+u)
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(browserCtx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(browserCtx, 3*time.Minute)
+	defer cancel()
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	waitJS := func(name, expr string) {
+		t.Helper()
+		step(name, chromedp.Action[chromedp.Void](func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			var err error
+			for attempt := 0; attempt < 3; attempt++ {
+				// A poll begun while the page replaces its document loses its context: poll again.
+				if _, err = chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(90*time.Second))(c, tg); err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+					break
+				}
+			}
+			return chromedp.Void{}, err
+		}))
+	}
+	evalString := func(expr string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return s
+	}
+	montageOf := func(index string) string {
+		return fmt.Sprintf(`(() => { const m = document.getElementById('sae-montage'); return !m.hidden && m.dataset.index === %q && m.complete && m.naturalWidth > 100 })()`, index)
+	}
+
+	step("open an image", chromedp.Navigate(url+"?image=0699-trouser.png"))
+	waitJS("top-5", `document.querySelectorAll('#top5 li').length === 5`)
+	waitJS("the features view", `!document.getElementById('sae').hidden && document.querySelectorAll('#sae-dict .sae-entry').length === 128`)
+	if src := evalString(`document.getElementById('sae-source').textContent`); !strings.Contains(src, "M = 128, k = 8") || strings.Contains(src, "random weights") {
+		t.Errorf("features view header %q: want the dictionary size and k, and no random-weights mark (the demo model is trained)", src)
+	}
+	first := evalString(`document.querySelector('#sae-dict .sae-entry').dataset.index`)
+	waitJS("the most frequent entry's montage", montageOf(first))
+	second := evalString(`document.querySelectorAll('#sae-dict .sae-entry')[1].dataset.index`)
+	clickJS := func(name, selector string) {
+		t.Helper()
+		step(name, chromedp.Action[chromedp.Void](func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { document.querySelector(%q).click(); return true })()`, selector))(c, tg)
+			return chromedp.Void{}, err
+		}))
+	}
+	clickJS("click the second entry", `#sae-dict .sae-entry[data-index="`+second+`"]`)
+	waitJS("its montage", montageOf(second))
+	if n := evalString(`String(document.querySelectorAll('#sae-dict .sae-entry.selected').length)`); n != "1" {
+		t.Errorf("%s entries marked selected", n)
+	}
+	waitJS("the image's active entries", `document.querySelectorAll('#sae-active .sae-act').length > 0`)
+	act := evalString(`(() => { const b = document.querySelector('#sae-active .sae-act'); return b.dataset.index + ' ' + b.dataset.latent })()`)
+	parts := strings.Fields(act)
+	if len(parts) != 2 {
+		t.Fatalf("active entry %q", act)
+	}
+	clickJS("click the largest active entry", `#sae-active .sae-act`)
+	waitJS("its latent's map on the image", fmt.Sprintf(`(() => { const o = document.getElementById('overlay'); return o.dataset.map === 'latent:%s|viridis' && o.complete && o.naturalWidth === 28 })()`, parts[1]))
+	if got := evalString(`document.getElementById('sae-title').textContent`); !strings.HasPrefix(got, "entry "+parts[0]+":") {
+		t.Errorf("entry title %q after clicking active entry %s", got, parts[0])
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range problems {

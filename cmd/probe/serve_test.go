@@ -74,7 +74,7 @@ func TestServeCommand(t *testing.T) {
 			helps[k.Name] = k.Help
 		}
 	}
-	if err != nil || len(helps) != 6 || !strings.Contains(helps["integrated-gradients"], "3 backward passes") || !strings.Contains(helps["smoothgrad"], "2 backward passes") {
+	if err != nil || len(helps) != 8 || !strings.Contains(helps["integrated-gradients"], "3 backward passes") || !strings.Contains(helps["smoothgrad"], "2 backward passes") {
 		t.Errorf("info: %v, class-specific kinds %v", err, helps)
 	}
 	resp, err = http.Get(url + "api/map.png?image=chelsea.png&kind=integrated-gradients&class=2")

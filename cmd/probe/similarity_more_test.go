@@ -210,3 +210,31 @@ func TestSimilarityForeignBadInput(t *testing.T) {
 		t.Errorf("memory check: %v", err)
 	}
 }
+
+// The writer and the readers agree: `probe export --format npy` and `--format clip-retrieval` (three
+// float32 parts) read back through --against match every row by id, and a column against its own
+// export has identical neighbourhoods (mutual-knn exactly 1).
+func TestSimilarityReadsOwnExports(t *testing.T) {
+	dir := t.TempDir()
+	features := filepath.Join(dir, "features.parquet")
+	writeFixtureParquet(t, features, []string{"block1_mean", "block2_mean", "decoder"})
+	cr, npyDir := filepath.Join(dir, "cr"), filepath.Join(dir, "npy")
+	for _, args := range [][]string{
+		{"export", "--features", features, "--columns", "block2_mean", "--format", "clip-retrieval", "--rows-per-file", "100", "--out", cr},
+		{"export", "--features", features, "--columns", "block2_mean", "--format", "npy", "--out", npyDir},
+	} {
+		if _, errOut, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	for _, against := range []string{cr, filepath.Join(npyDir, "block2_mean.npy")} {
+		out := filepath.Join(dir, "sim-"+filepath.Base(against))
+		if _, errOut, code := run(t, "similarity", "--features", features, "--columns", "block2_mean", "--against", against, "--method", "mutual-knn", "--out", out); code != 0 {
+			t.Fatalf("%s: exit %d: %s", against, code, errOut)
+		}
+		got := readSimJSON(t, out)
+		if got.N != 240 || got.Matrix[0][0] == nil || *got.Matrix[0][0] != 1 {
+			t.Errorf("%s: n %d, mutual-knn %v; want 240 rows and exactly 1", against, got.N, fmtPtr(got.Matrix[0][0]))
+		}
+	}
+}

@@ -103,3 +103,23 @@ func BenchmarkMutualKNN(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewMethods times the other new measures between two columns of 50,000 rows × 1,024:
+// svcca and procrustes work in feature space (d×d products, a 1,024² SVD or eigendecomposition),
+// cknna pays for the same kNN graphs as mutual-knn.
+//
+//	go test -run X -bench 'NewMethods' -benchtime 1x -timeout 60m ./probe/similarity/
+func BenchmarkNewMethods(b *testing.B) {
+	reps := benchColumns(50000, 1024, 2)
+	for _, m := range []Method{SVCCA, Procrustes, AngularCKA, CKNNA} {
+		b.Run(string(m), func(b *testing.B) {
+			for b.Loop() {
+				res, err := Compare(reps[:1], reps[1:], Options{Method: m})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(res.Matrix[0][0], "value")
+			}
+		})
+	}
+}

@@ -79,6 +79,7 @@ async function start() {
   const listing = info.images ? loadImages() : Promise.resolve();
   if (!info.images) $("thumbs-empty").hidden = false;
   if (info.features) loadFeatures();
+  if (info.sae) loadSAE();
   // A deep link is already the address: no history entry for it.
   if (params.get("image")) selectSource(new URLSearchParams({ image: params.get("image") }), false);
   else if (params.get("upload")) selectSource(new URLSearchParams({ upload: params.get("upload") }), false);
@@ -259,6 +260,7 @@ async function selectSource(source, push = true, analysis = null) {
     showLatents(a);
     state.cls = a.top.length ? a.top[0].index : 0;
     refresh();
+    if (state.info.sae) loadActive(source);
   } catch (err) {
     if (state.source === source) setStatus(`${name}: ${err.message}`);
   }
@@ -428,15 +430,132 @@ async function fetchMap() {
     $("map-zero").hidden = resp.headers.get("X-Map-Signed") !== "true";
     $("map-title").textContent = title;
     $("map-help").textContent = help;
+    if (k && k.relevance && state.latent === null) showRelevance(k.name, state.cls, current);
   } catch (err) {
     if (current()) setStatus(`map: ${err.message}`);
   }
+  if (!k || !k.relevance) $("relevance").hidden = true;
+}
+
+// showRelevance lists a relevance kind's most relevant latents for a class (GET /api/relevance,
+// computed with its map) and where the logit's relevance went; a latent's entry selects it.
+async function showRelevance(kind, cls, current) {
+  let r;
+  try {
+    r = await getJSON(api("relevance", { kind, class: cls }));
+  } catch (err) {
+    if (current()) setStatus(`relevance: ${err.message}`);
+    return;
+  }
+  if (!current()) return;
+  const order = [...r.latents.keys()].sort((x, y) => r.latents[y] - r.latents[x]).slice(0, 8);
+  const big = Math.max(...r.latents.map(Math.abs)) || 1;
+  const list = $("relevance-top");
+  list.textContent = "";
+  for (const l of order) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.latent = l;
+    b.textContent = `latent ${l}`;
+    b.addEventListener("click", () => { state.latent = l; refresh(); });
+    const bar = document.createElement("span");
+    bar.className = r.latents[l] < 0 ? "bar neg" : "bar";
+    bar.style.width = `${(60 * Math.abs(r.latents[l]) / big).toFixed(1)}px`;
+    li.append(b, document.createTextNode(` R ${fmt(r.latents[l])}`), bar);
+    list.append(li);
+  }
+  const c = r.conservation;
+  $("relevance-kind").textContent = `${kind}, class ${cls}`;
+  $("relevance-budget").textContent = `logit ${fmt(c.logit)} = pixels ${fmt(c.pixels)} + positions ${fmt(c.positions)}` +
+    ` + initial latents ${fmt(c.latents)} + decoder query ${fmt(c.query)} + absorbed ${fmt(c.absorbed)}`;
+  $("relevance").hidden = false;
+  $("relevance").dataset.shown = `${kind}:c${cls}`; // the browser test waits for this
 }
 
 function fmt(v) {
   const x = parseFloat(v);
   if (!isFinite(x)) return "";
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toPrecision(3) : x.toExponential(2);
+}
+
+// ---- sparse autoencoder features ---------------------------------------------------------------
+
+async function loadSAE() {
+  $("sae").hidden = false;
+  const f = await getJSON("/api/sae");
+  state.sae = f;
+  $("sae-source").textContent = `${f.data} · M = ${f.dict}, k = ${f.k} · FVU ${f.fvu.toFixed(4)} · ${f.dead} never fire` +
+    (f.random_weights ? " · random weights" : "");
+  $("sae-help").textContent = f.heatmaps ? `Colour: ${f.heatmaps}.` : "The entry's top-activating images.";
+  const ol = $("sae-dict");
+  ol.textContent = "";
+  const top = f.features.length ? f.features[0].frequency : 1;
+  for (const e of f.features.slice(0, 300)) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "sae-entry";
+    b.dataset.index = e.index;
+    const bar = document.createElement("span");
+    bar.className = "freq";
+    bar.style.width = `${Math.max(1, 60 * e.frequency / (top || 1))}px`;
+    b.append(bar, document.createTextNode(`#${e.index} · ${pct(e.frequency)} · mean ${e.mean_activation.toPrecision(3)}`));
+    b.addEventListener("click", () => showSAEEntry(e.index));
+    li.append(b);
+    ol.append(li);
+  }
+  if (f.features.length) showSAEEntry(f.features[0].index);
+}
+
+function showSAEEntry(index) {
+  const e = state.sae.features.find((x) => x.index === index);
+  if (!e) return;
+  state.saeEntry = index;
+  for (const b of document.querySelectorAll(".sae-entry")) b.classList.toggle("selected", +b.dataset.index === index);
+  const img = $("sae-montage");
+  let title = `entry ${index}: fires on ${pct(e.frequency)} of samples, mean ${e.mean_activation.toPrecision(3)}`;
+  if (e.montage) {
+    img.hidden = false;
+    img.dataset.index = index;
+    img.src = `/api/sae/png?name=${encodeURIComponent(e.montage)}`;
+  } else {
+    img.hidden = true;
+    title += e.frequency > 0 ? " (no montage drawn: probe sae features --montages 0 draws all)" : " (never fires)";
+  }
+  $("sae-title").textContent = title;
+}
+
+async function loadActive(source) {
+  const ol = $("sae-active");
+  ol.textContent = "";
+  $("sae-active-info").textContent = "…";
+  try {
+    const r = await getJSON(api("sae/active"));
+    if (state.source !== source) return;
+    $("sae-active-info").textContent = r.total > r.features.length ? `${r.total}, the largest ${r.features.length}` : `${r.total}`;
+    for (const a of r.features) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "sae-act";
+      b.dataset.index = a.index;
+      b.dataset.latent = a.latent;
+      b.textContent = `#${a.index}` + (a.latent >= 0 ? ` at latent ${a.latent}` : "") + ` = ${a.value.toPrecision(3)}`;
+      b.title = a.latent >= 0 ? "show the entry, and this latent's cross-attention on the image" : "show the entry";
+      b.addEventListener("click", () => {
+        showSAEEntry(a.index);
+        if (a.latent >= 0) {
+          state.latent = a.latent;
+          refresh();
+        }
+      });
+      li.append(b);
+      ol.append(li);
+    }
+  } catch (err) {
+    if (state.source === source) $("sae-active-info").textContent = err.message;
+  }
 }
 
 // ---- stored features --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 rounds="${ROUNDS:-2}"
 size="${SIZE:-full}"
 case "$size" in
-  full) batch=2 runs=2 bench='TrainStep/full/batch2$' ;;
+  full) batch=2 runs=2 bench='TrainStep/^full$/batch2$' ;;
   demo) batch=32 runs=10 bench='TrainStep/demo/batch32$' ;;
   *) echo "SIZE is full or demo" >&2; exit 2 ;;
 esac
