@@ -5,6 +5,8 @@
 # at the versions pinned in notebooks/tools/go.mod (built with `go install tool`).
 #
 # Usage: bash notebooks/run.sh [notebook.ipynb ...]    (default: every notebooks/*.ipynb)
+#        Notebook paths are relative to the folder it is run from (e.g. notebooks/04-three-front-ends.ipynb
+#        from the repository root, or 04-three-front-ends.ipynb from notebooks/).
 # Environment: CELL_TIMEOUT seconds per cell (default 300).
 #
 # GoNB reports a cell whose program exits non-zero (log.Fatal, panic, a failing `!` command) only
@@ -12,6 +14,19 @@
 # executing, nbcheck fails the notebook on any error output, on any output written to stderr, and
 # when no cell displayed a figure.
 set -euo pipefail
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+# The notebooks are named relative to where the script is run: resolve them before changing folder.
+notebooks=()
+for nb in "$@"; do
+  if ! [ -f "$nb" ]; then
+    echo "notebooks/run.sh: $nb: no such notebook (paths are relative to $(pwd))" >&2
+    exit 2
+  fi
+  notebooks+=("$(cd "$(dirname "$nb")" && pwd)/$(basename "$nb")")
+done
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 export PATH="/usr/local/go/bin:$PATH"
@@ -24,7 +39,7 @@ say() { printf '== %s\n' "$*"; }
 
 # Debian's Jupyter runs under /usr/bin/python3, whatever python3 comes first on PATH.
 if ! [ -x /usr/bin/jupyter-nbconvert ] || ! [ -x /usr/bin/jupyter-kernelspec ]; then
-  say "installing jupyter-nbconvert and jupyter-client (apt)"
+  say "jupyter-nbconvert or jupyter-client is missing: installing Debian's packages with apt-get (needs root)"
   if [ "$(id -u)" != 0 ]; then
     echo "notebooks/run.sh: jupyter-nbconvert is missing; run as root or apt-get install jupyter-nbconvert jupyter-client" >&2
     exit 1
@@ -36,7 +51,7 @@ fi
 
 if ! [ -x "$gobin/goimports" ] || ! [ -x "$gobin/gopls" ] ||
   [ "$("$gobin/gonb" -V 2>/dev/null || true)" != "$gonb_version" ]; then
-  say "installing gonb $gonb_version, goimports and gopls into $gobin"
+  say "installing gonb $gonb_version, goimports and gopls into $gobin (go install; downloads modules)"
   (cd tools && GOBIN="$gobin" go install tool)
 fi
 
@@ -47,13 +62,12 @@ if ! grep -qF "\"$gobin/gonb\"" "$kernel_json" 2>/dev/null; then
   "$gobin/gonb" --install >/dev/null 2>&1 || "$gobin/gonb" --install
 fi
 
-if [ $# -gt 0 ]; then notebooks=("$@"); else notebooks=("$here"/*.ipynb); fi
+if [ ${#notebooks[@]} -eq 0 ]; then notebooks=("$here"/*.ipynb); fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 (cd .. && go build -o "$work/nbcheck" ./notebooks/nbcheck)
 status=0
 for nb in "${notebooks[@]}"; do
-  nb="$(cd "$(dirname "$nb")" && pwd)/$(basename "$nb")"
   name="$(basename "$nb")"
   if ! grep -qF "gonb@$gonb_version" "$nb"; then
     echo "notebooks/run.sh: $name does not pin github.com/janpfeifer/gonb@$gonb_version as tools/go.mod does" >&2

@@ -136,7 +136,7 @@ func create(path string, cols []Column, opt WriterOptions, meta map[string]strin
 	_, err := os.Stat(path)
 	switch {
 	case err == nil && !opt.Resume:
-		return nil, fmt.Errorf("%s already exists; remove it or resume", path)
+		return nil, fmt.Errorf("%s already exists; remove it, or add --resume (WriterOptions.Resume) to continue it", path)
 	case err == nil:
 		w.existing = true
 	case !errors.Is(err, os.ErrNotExist):
@@ -145,7 +145,7 @@ func create(path string, cols []Column, opt WriterOptions, meta map[string]strin
 	_, err = os.Stat(w.partial)
 	switch {
 	case err == nil && !opt.Resume:
-		return nil, fmt.Errorf("%s: an unfinished run left %s; resume it or remove that folder", path, w.partial)
+		return nil, fmt.Errorf("%s: an unfinished run left %s; add --resume (WriterOptions.Resume) to continue it, or remove that folder", path, w.partial)
 	case err == nil:
 		if err := w.scanPartial(); err != nil {
 			return nil, err
@@ -188,7 +188,7 @@ func (w *Writer) scanPartial() error {
 		p := filepath.Join(w.partial, name)
 		if err := w.collectIDs(p); err != nil {
 			if strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "corrupt") {
-				return fmt.Errorf("%w; remove %s and resume to recompute its rows", err, p)
+				return fmt.Errorf("%w; remove %s and run again with --resume to recompute its rows", err, p)
 			}
 			return err
 		}

@@ -58,12 +58,11 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", "png", "montage format: "+strings.Join(viz.Formats, ", "))
 	out := fs.String("out", "", "output folder, created if missing; files in it are overwritten")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *imagePath == "" || *out == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "image", "out", "model|random")
 	}
 	if err := target.check(); err != nil {
 		return err

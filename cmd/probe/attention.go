@@ -66,13 +66,15 @@ func runAttention(args []string, stdout, stderr io.Writer) error {
 	raw := fs.Bool("raw", false, "also write the maps as float32 tensors to maps.safetensors")
 	format := fs.String("format", "png", "figure format: "+strings.Join(viz.Formats, ", "))
 	clip := fs.Float64("clip", 100, "top of the colour scale as a percentile of the map's values, in (0, 100]: e.g. 99.5 keeps a few hot pixels from darkening the rest (the colour bar shows the clipped scale)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	images = append(images, fs.Args()...)
-	if len(images) == 0 || *out == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+	if len(images) == 0 {
+		return usageFault(fs, "no image: give --image PATH or image files")
+	}
+	if *out == "" || *random == (mf.model != "") {
+		return badUsage(fs, "args", "out", "model|random")
 	}
 	opt := attentionOptions{overlay: *overlay, alpha: *alpha, raw: *raw, format: strings.ToLower(*format), clip: *clip}
 	var err error

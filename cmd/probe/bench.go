@@ -30,12 +30,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 3, "timed runs (after one warm-up run)")
 	image := fs.String("image", "", "image to preprocess (default: a synthetic 640×480 photo-sized image, decoding not timed)")
 	backward := fs.Bool("backward", false, "also time forward + backward (probe explain's pass: every attention map kept, gradients to the pixels and every attention map) and report the peak resident memory")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
-	if fs.NArg() > 0 || (*random == (mf.model != "")) || *batch < 1 || *runs < 1 {
-		fs.Usage()
-		return errUsage
+	if *batch < 1 || *runs < 1 {
+		return usageFault(fs, "--batch and --runs must be at least 1")
+	}
+	if fs.NArg() > 0 || (*random == (mf.model != "")) {
+		return badUsage(fs, "model|random")
 	}
 	if err := flagcheck.Count("--runs", int64(*runs), maxRuns); err != nil {
 		return err

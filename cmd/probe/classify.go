@@ -28,12 +28,14 @@ func runClassify(args []string, stdout, stderr io.Writer) error {
 	precision := precisionFlag(fs)
 	top := fs.Int("top", 5, "how many labels to print per image")
 	asJSON := fs.Bool("json", false, "print one JSON object per line per image: {\"image\", \"top\": [{\"index\", \"label\", \"prob\"}]}")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
+	if mf.model == "" {
+		return badUsage(fs, "args", "model")
+	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return errUsage
+		return usageFault(fs, "no image: give image files after the flags")
 	}
 	if *top < 1 {
 		return fmt.Errorf("--top %d: must be at least 1", *top)

@@ -47,7 +47,7 @@ func startCPUProfile(path string) (stop func() error, err error) {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("--cpuprofile: %w", outfile.MissingFolder(path, err))
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()

@@ -52,12 +52,11 @@ func demoTrainRecord() (trainRecord, error) {
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("demo", "usage: probe demo [--out DIR]", stderr)
 	out := flags.String("out", "perceiver-demo", "output folder: new, empty, or an earlier demo's (whose files alone are replaced)")
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return errUsage
 	}
 	if flags.NArg() > 0 {
-		flags.Usage()
-		return errUsage
+		return badUsage(flags)
 	}
 	start := time.Now()
 	dirs := struct{ model, data, images, features, attention, report string }{

@@ -26,9 +26,9 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	frames := fs.String("frames", "", "A,B: two frames for the optical flow model (instead of --image); writes patches, inputs, … flow")
 	grads := fs.Bool("grads", false, "also write the gradients of the target logit (grad.pixel_values, grad.attentions.{j}, grad.cross_attentions.*, grad.hidden_states.{i}), by the backward pass")
 	target := targetVar(fs, "with --grads: the class whose logit is differentiated, for every image (top1: each image's own prediction)")
-	label := fs.Int("label", -1, "with --grads: differentiate the cross-entropy loss −ln softmax(logits)[L] of each image instead of a logit; every grad.* is of that loss")
+	label := optionalInt(fs, "label", -1, "with --grads: differentiate the cross-entropy loss −ln softmax(logits)[`L`] of each image instead of a logit; every grad.* is of that loss")
 	params := fs.Bool("params", false, "with --grads: also write grad.param.<name> for every parameter (Hugging Face names; summed over the images)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if err := target.check(); err != nil {
@@ -54,8 +54,7 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		return dumpFrames(&mf, *frames, *out, stdout, stderr)
 	}
 	if fs.NArg() > 0 || *out == "" || (*image == "") == (*pixels == "") || *frames != "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "out", "image|pixels|frames")
 	}
 	m, err := mf.open(stderr)
 	if err != nil {

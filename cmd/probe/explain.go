@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
@@ -71,12 +72,11 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", def.Seed, "smoothgrad: seed of the noise")
 	window := fs.Int("window", def.Window, "occlusion: window side in pixels")
 	stride := fs.Int("stride", def.Stride, "occlusion: step between windows in pixels")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *image == "" || *out == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "image", "out", "model|random")
 	}
 	if err := tf.check(); err != nil {
 		return err
@@ -127,7 +127,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	prob := core.Softmax(fwd.Logits)[target]
 	fmt.Fprintf(stdout, "%s: explaining class %d (%s), logit %.4g, probability %.4g\n", *image, target, labels[target], fwd.Logits[target], prob)
 
-	maps, err := computeExplanations(in, opt, names)
+	maps, err := computeExplanationsLog(in, opt, names, stderr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *image, err)
 	}
@@ -224,6 +224,24 @@ func checkExplainSizes(o explain.Options, n int) error {
 // computeExplanations runs the methods in order; those one backward pass serves together
 // (chefer, grad-rollout, saliency, input-x-gradient) share it.
 func computeExplanations(in explain.Input, opt explain.Options, names []string) ([]explain.Map, error) {
+	return computeExplanationsLog(in, opt, names, nil)
+}
+
+// computeExplanationsLog is computeExplanations saying on log (when not nil) which method runs
+// and how long it took: on the full-size model a method takes minutes, and a silent command
+// looks hung.
+func computeExplanationsLog(in explain.Input, opt explain.Options, names []string, log io.Writer) ([]explain.Map, error) {
+	begin := func(what string) time.Time {
+		if log != nil {
+			fmt.Fprintf(log, "probe explain: %s …\n", what)
+		}
+		return time.Now()
+	}
+	status := func(what string, start time.Time) {
+		if log != nil {
+			fmt.Fprintf(log, "probe explain: %s done in %s\n", what, time.Since(start).Round(100*time.Millisecond))
+		}
+	}
 	var shared []string
 	for _, n := range names {
 		if explain.SharesBackward(n) {
@@ -232,10 +250,12 @@ func computeExplanations(in explain.Input, opt explain.Options, names []string) 
 	}
 	byName := map[string]explain.Map{}
 	if len(shared) > 0 {
+		start := begin(strings.Join(shared, ", ") + " (one backward pass)")
 		maps, err := explain.GradientMaps(in, shared)
 		if err != nil {
 			return nil, err
 		}
+		status(strings.Join(shared, ", ")+" (one backward pass)", start)
 		for _, mp := range maps {
 			byName[mp.Method] = mp
 		}
@@ -245,10 +265,12 @@ func computeExplanations(in explain.Input, opt explain.Options, names []string) 
 		mp, ok := byName[n]
 		if !ok {
 			meth, _ := explain.Lookup(n)
+			start := begin(n)
 			var err error
 			if mp, err = meth.Compute(in, opt); err != nil {
 				return nil, fmt.Errorf("%s: %w", n, err)
 			}
+			status(n, start)
 		}
 		res = append(res, mp)
 	}

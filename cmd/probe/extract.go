@@ -61,12 +61,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	tokensDType := fs.String("tokens-dtype", probe.TokensFloat16, "value type of the token arrays: float16 or float32")
 	tokenLatents := fs.String("token-latents", "all", "latents kept in the token arrays: all, or indices and ranges lo-hi[:step], e.g. 0-511:8")
 	decodeMpx := fs.Float64("decode-mpx", defaultDecodeMpx, "million pixels being decoded at once over all workers (an image larger than this decodes alone)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *data == "" || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "data", "out")
 	}
 	if *batch < 1 || *workers < 1 || !(*rowGroupMB > 0) || !(*decodeMpx > 0) {
 		return fmt.Errorf("--batch, --workers, --row-group-mb and --decode-mpx must be positive")
@@ -157,6 +156,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 		meta["tokens"] = fmt.Sprintf("layers=%s dtype=%s latents=%s", strings.Join(ln, ","), *tokensDType, *tokenLatents)
 		identity = append(slices.Clone(runIdentity), "tokens")
+	}
+	// --out newdir/f.parquet: make newdir, as the folder-writing commands do for --out, rather
+	// than fail on the store's lock file inside a folder that is not there.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("--out %s: cannot create its folder: %w", *out, err)
 	}
 	// The store renames its result over path: a symlink or device there must stay.
 	if err := outfile.CheckTarget(path); err != nil {

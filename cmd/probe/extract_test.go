@@ -300,3 +300,19 @@ func TestHelperProcess(t *testing.T) {
 	}
 	os.Exit(code)
 }
+
+// TestExtractMakesOutFolder (issue 29): --out in a folder that does not exist yet creates it, and
+// a second run onto the finished file is refused naming the flag that continues it, --resume.
+func TestExtractMakesOutFolder(t *testing.T) {
+	data := imageFolder(t)
+	out := filepath.Join(t.TempDir(), "newdir", "deeper", "f.parquet")
+	if _, e, code := run(t, "extract", "--model", tinyDir, "--data", data, "--out", out, "--layers", "logits", "--quiet"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	if _, e, code := run(t, "extract", "--model", tinyDir, "--data", data, "--out", out, "--layers", "logits", "--quiet"); code != 1 || !strings.Contains(e, "--resume") {
+		t.Errorf("second run: exit %d, stderr %q; want a refusal naming --resume", code, e)
+	}
+}

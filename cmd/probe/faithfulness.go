@@ -103,12 +103,11 @@ func runFaithfulness(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output folder")
 	resume := fs.Bool("resume", false, "continue the run in --out, skipping images already scored")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *data == "" || *out == "" || *methodList == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "data", "out", "methods", "model|random")
 	}
 	if *steps < 2 || *batch < 1 || *limit < 0 {
 		return fmt.Errorf("--steps must be at least 2, --batch positive and --limit not negative")

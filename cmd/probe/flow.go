@@ -65,17 +65,16 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	var opt flowOptions
 	fs.StringVar(&opt.out, "out", "", "output folder (created if missing)")
 	fs.BoolVar(&opt.raw, "raw", false, "also write the flow in the model's units (Hugging Face's, pixels/20) as safetensors, tensor flow [1,H,W,2]")
-	fs.IntVar(&opt.overlap, "overlap", -1, "least overlap of the tiles of frames larger than the training size, in pixels (default 20 as DeepMind's, at most a third of a small model's tile)")
+	optionalIntVar(fs, &opt.overlap, "overlap", -1, "least overlap of the tiles of frames larger than the training size, in `pixels` (default 20 as DeepMind's, at most a third of a small model's tile)")
 	fs.Float64Var(&opt.maxFlow, "max-flow", 0, "flow length in pixels drawn fully saturated (default: each field's largest; set it to compare pictures)")
 	fs.Var(&opt.queries, "query", "y,x: also draw which input pixels informed the flow at that pixel (repeatable; single pair only)")
 	force := fs.Bool("force", false, "replace outputs of an earlier run (without it, existing outputs are refused before any work)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	pair := *frame1 != "" || *frame2 != ""
 	if fs.NArg() > 0 || opt.out == "" || *random == (mf.model != "") || pair == (*dir != "") || (pair && (*frame1 == "" || *frame2 == "")) {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "out", "model|random", "frame1|frames-dir", "frame2|frames-dir")
 	}
 	if len(opt.queries) > 0 && !pair {
 		return fmt.Errorf("--query needs --frame1 and --frame2")

@@ -30,12 +30,11 @@ func runLayers(args []string, stdout, stderr io.Writer) error {
 	arch := fs.String("arch", "fourier", "with --random: the architecture, fourier, learned or conv")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	size := fs.String("size", "", "image size HxW (default: the processor's output size)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "model|random")
 	}
 	m, err := mf.openOrRandom(*random, *arch, stderr)
 	if err != nil {

@@ -42,12 +42,11 @@ func runLinear(args []string, stdout, stderr io.Writer) error {
 	bootstrap := fs.Int("bootstrap", 0, "resample the test rows N times for a 95% interval of test top-1")
 	report := fs.String("report", "", "folder for report.json, report.md, accuracy-by-layer.png, confusion.png")
 	allowMixed := allowMixedFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features")
 	}
 	cfg := linear.Config{Folds: *folds, ValFrac: *valFrac, TestFrac: *testFrac, Seed: *seed, MaxIter: *maxIter, Tol: *tol, NoKNN: *noKNN,
 		Seeds: *seeds, Bootstrap: *bootstrap}
@@ -285,12 +284,11 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	perFile := fs.Int("rows-per-file", 1_000_000, "clip-retrieval: rows per img_emb/metadata part")
 	force := fs.Bool("force", false, "clip-retrieval: replace existing parts")
 	allowMixed := allowMixedFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" || ((*format == "npy" || *format == "clip-retrieval") && *out == "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features", "out")
 	}
 	r, err := openFeatures(*features, *allowMixed, stderr)
 	if err != nil {

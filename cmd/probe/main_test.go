@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/sgemm"
 )
 
 // The tiny model and its Hugging Face reference outputs (../../testdata/tiny, copied from
@@ -203,5 +204,110 @@ func TestUsageErrors(t *testing.T) {
 	_, errOut, code := run(t, "classify", "--model", filepath.Join(t.TempDir(), "none"), "x.png")
 	if code != 1 || !strings.Contains(errOut, "none") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("missing model folder: exit %d, %q", code, errOut)
+	}
+}
+
+// TestVersion checks that --version names the four facts a result must be tied to: the module
+// version, the commit (or that none was recorded), the Go toolchain and the sgemm kernel.
+func TestVersion(t *testing.T) {
+	out, errOut, code := run(t, "--version")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"probe ", "commit: ", "go: go", "kernel: " + sgemm.Kernel()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--version output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestHelpCommand checks that "probe help CMD" prints that command's flags on stdout and exits 0,
+// for every registered command, and that an unknown command is an error.
+func TestHelpCommand(t *testing.T) {
+	for name := range commands {
+		out, errOut, code := run(t, "help", name)
+		if code != 0 {
+			t.Errorf("help %s: exit %d: %s", name, code, errOut)
+		}
+		if !strings.Contains(out, "usage: probe "+name) || !strings.Contains(out, "-cpuprofile") {
+			t.Errorf("help %s: stdout lacks the usage line or flags:\n%s", name, out)
+		}
+	}
+	if _, errOut, code := run(t, "help", "nosuch"); code != 2 || !strings.Contains(errOut, `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestMissingArgumentsNamed walks every registered command and runs it with no arguments (demo,
+// which runs with its defaults, with a stray word instead): each must exit with a usage error
+// whose first stderr line says what is missing, naming a flag, and no command may panic.
+func TestMissingArgumentsNamed(t *testing.T) {
+	for name := range commands {
+		args := []string{name}
+		if name == "demo" {
+			args = append(args, "stray")
+		}
+		var errOut string
+		var code int
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s with no arguments panicked: %v", name, r)
+				}
+			}()
+			_, errOut, code = run(t, args...)
+		}()
+		first, _, _ := strings.Cut(errOut, "\n")
+		if code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		says := false
+		for _, what := range []string{"is required", "no image", "unexpected argument", "cannot be used together"} {
+			says = says || strings.Contains(first, what)
+		}
+		if !strings.HasPrefix(first, "probe "+name+": ") || !says {
+			t.Errorf("%v: first stderr line does not say what is missing: %q", args, first)
+		}
+	}
+}
+
+// TestHelpShowsOneDefault checks that no help line carries both a hand-written "(default…" and
+// the flag package's own "(default …)".
+func TestHelpShowsOneDefault(t *testing.T) {
+	for name := range commands {
+		out, _, _ := run(t, "help", name)
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "(default") > 1 {
+				t.Errorf("help %s: two defaults in %q", name, line)
+			}
+		}
+	}
+}
+
+// TestFlagsAnywhere checks the shared parser: flags after positional arguments are flags, for
+// classify (the case the issue names: two results, not five and a "read image: open --top"), and
+// for every command "-h" after a stray word still asks for help rather than being taken as an
+// argument (and exits 0, as help asked for does); "--" ends the flags.
+func TestFlagsAnywhere(t *testing.T) {
+	img := filepath.Join(tinyDir, "chelsea.png")
+	out, errOut, code := run(t, "classify", "--model", tinyDir, img, "--top", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n != 3 { // the image's line and two labels
+		t.Errorf("classify IMG --top 2 printed %d lines, want 3 (the image and 2 labels):\n%s", n, out)
+	}
+	if strings.Contains(errOut, "skip") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	for name := range commands {
+		_, errOut, code := run(t, name, "word", "-h") // asked for: exit 0
+		if code != 0 || !strings.Contains(errOut, "usage: probe "+name) || strings.Contains(errOut, "unexpected argument") {
+			t.Errorf("%s word -h: exit %d, stderr %.200q", name, code, errOut)
+		}
+	}
+	_, errOut, code = run(t, "classify", "--model", tinyDir, "--", "--top")
+	if code == 0 || !strings.Contains(errOut, "--top") {
+		t.Errorf(`classify -- --top: want "--top" read as an image file; exit %d, stderr %q`, code, errOut)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/hub"
@@ -60,9 +61,45 @@ func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
 	if f.model == "" {
 		return "", fmt.Errorf("--model is required")
 	}
+	_, statErr := os.Stat(f.model)
+	if statErr != nil {
+		if why := pathLike(f.model); why != "" {
+			// A mistyped folder must not turn into a download attempt of a repository nobody meant.
+			return "", fmt.Errorf("--model %s: no such folder (read as a local path because it %s; a hub id is org/name[@revision])", f.model, why)
+		}
+	}
 	opt := hub.OptionsFromEnv(os.Getenv)
 	opt.Progress = stderr
-	return hub.Resolve(context.Background(), f.model, opt)
+	dir, err := hub.Resolve(context.Background(), f.model, opt)
+	if err != nil && statErr != nil {
+		if _, _, ok := hub.ParseRepoID(f.model); ok {
+			return "", fmt.Errorf("--model %s: not a local folder (no such file or directory), and as a hub id: %w", f.model, err)
+		}
+	}
+	return dir, err
+}
+
+// pathLike says why a --model value that does not exist must be a local path and not a hub id
+// (org/name[@revision]), or "" when it may be a hub id: it starts with "." or "/" or "~", it has a
+// "/" but is not a valid hub id, or the folder its first part names exists here.
+func pathLike(model string) string {
+	switch {
+	case strings.HasPrefix(model, ".") || strings.HasPrefix(model, "~"):
+		return "starts with " + model[:1]
+	case filepath.IsAbs(model):
+		return "is an absolute path"
+	case !strings.Contains(model, "/"):
+		return ""
+	}
+	if _, _, ok := hub.ParseRepoID(model); !ok {
+		return "has a / but is not a hub id"
+	}
+	if parent := filepath.Dir(model); parent != "." {
+		if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
+			return "names a file in the existing folder " + parent
+		}
+	}
+	return ""
 }
 
 // randomFullSize builds the full-size architecture of a kind (fourier, learned or conv) with

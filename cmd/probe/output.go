@@ -35,7 +35,7 @@ func createPending(path string, replace bool) (*pendingFile, error) {
 	}
 	f, err := outfile.Create(path)
 	if err != nil {
-		return nil, err
+		return nil, outfile.MissingFolder(path, err)
 	}
 	return &pendingFile{path: path, f: f, bw: bufio.NewWriterSize(f, 1<<20)}, nil
 }

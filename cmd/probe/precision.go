@@ -61,12 +61,11 @@ func runPrecision(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "images to compare on: any source extract takes")
 	out := fs.String("out", "", "output folder (new): report.json, report.md, error-vs-depth.png")
 	limit := fs.Int("limit", 100, "compare on the first N images of the source")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs)
 	}
 	switch {
 	case *data == "":

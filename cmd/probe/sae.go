@@ -46,6 +46,19 @@ func runSAE(args []string, stdout, stderr io.Writer) error {
 	case "features":
 		return runSAEFeatures(args[1:], stdout, stderr)
 	}
+	if askedForHelp(args[:min(len(args), 1)]) {
+		// probe help sae: every subcommand's flags.
+		for _, run := range []func([]string, io.Writer, io.Writer) error{runSAETrain, runSAEEncode, runSAEFeatures} {
+			run([]string{"-h"}, stdout, stderr)
+			fmt.Fprintln(stderr)
+		}
+		return errUsage
+	}
+	if sub == "" {
+		fmt.Fprintln(stderr, "probe sae: a subcommand is required: train, encode or features")
+	} else {
+		fmt.Fprintf(stderr, "probe sae: unknown subcommand %q: want train, encode or features\n", sub)
+	}
 	fmt.Fprintln(stderr, "usage: probe sae train|encode|features [flags]  (probe sae train -h for the flags)")
 	return errUsage
 }
@@ -201,12 +214,11 @@ func runSAETrain(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	every := fs.Int("checkpoint-steps", 0, "save a checkpoint every N steps (default: every 30 seconds and at each epoch's end)")
 	noSplice := fs.Bool("no-splice", false, "skip the spliced-in test (the linear probe or the model with the reconstruction in place of the layer)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "out")
 	}
 	in, err := openSAEInput(*features, *column, *tokens)
 	if err != nil {

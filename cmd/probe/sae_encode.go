@@ -52,12 +52,11 @@ func runSAEEncode(args []string, stdout, stderr io.Writer) error {
 	tokens := fs.String("tokens", "", "token store to encode (default: the training data)")
 	out := fs.String("out", "", "output Parquet file: id, [latent,] indices, values, fvu_row")
 	force := fs.Bool("force", false, "replace an existing --out")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *dir == "" || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "sae", "out")
 	}
 	s, rep, err := loadSAE(*dir)
 	if err != nil {

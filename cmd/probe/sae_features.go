@@ -65,12 +65,11 @@ func runSAEFeatures(args []string, stdout, stderr io.Writer) error {
 	montages := fs.Int("montages", 64, "draw montages of the N most frequent entries (0: every entry that fires)")
 	alpha := fs.Float64("alpha", 0.6, "heatmap opacity over the image")
 	force := fs.Bool("force", false, "replace an existing output folder's files")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *dir == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "sae")
 	}
 	if *top < 1 || *top > 1000 || *montages < 0 || !(*alpha >= 0 && *alpha <= 1) {
 		return fmt.Errorf("--top must be 1…1000, --montages ≥ 0, --alpha in [0, 1]")

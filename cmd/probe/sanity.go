@@ -73,12 +73,11 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	noise := fs.Float64("noise", def.Noise, "smoothgrad: noise σ as a fraction of the image's max − min")
 	window := fs.Int("window", def.Window, "occlusion: window side in pixels")
 	stride := fs.Int("stride", def.Stride, "occlusion: step between windows in pixels")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || (*imagePath == "") == (*data == "") || *out == "" || *methodList == "" || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "image|data", "out", "methods", "model|random")
 	}
 	if *limit < 0 {
 		return fmt.Errorf("--limit %d: want 0 (all) or more", *limit)

@@ -46,12 +46,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", def.Steps, "integrated gradients: Gauss–Legendre nodes, a backward pass each (as probe explain)")
 	samples := fs.Int("samples", def.Samples, "smoothgrad: noisy samples, a backward pass each (as probe explain)")
 	allowMixed := allowMixedFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *random == (mf.model != "") {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "model|random")
 	}
 	if *cacheMB < 1 || *queueLen < 1 || *steps < 1 || *samples < 1 {
 		return fmt.Errorf("--cache-mb, --queue, --steps and --samples must be at least 1")

@@ -42,12 +42,11 @@ func runSimilarity(args []string, stdout, stderr io.Writer) error {
 	perms := fs.Int("permutations", 0, "permutation test with this many permutations: p-values in the outputs")
 	out := fs.String("out", "", "output folder: similarity.json, similarity.png, report.md")
 	allowMixed := allowMixedFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || *features == "" || *out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "features", "out")
 	}
 	seedSet := false
 	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })

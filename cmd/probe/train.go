@@ -91,12 +91,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", 2*time.Minute, "time between checkpoints (also at the end of every epoch)")
 	fs.IntVar(&f.checkpointSteps, "checkpoint-steps", 0, "also checkpoint every N updates (0: by time only)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() > 0 || f.data == "" || f.out == "" {
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "data", "out")
 	}
 	if f.evalName == "" {
 		f.evalName = f.evalOn

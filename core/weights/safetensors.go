@@ -180,7 +180,7 @@ func writeAtomically(path string, views map[string]tensorView, metadata map[stri
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		return outfile.MissingFolder(path, err)
 	}
 	defer func() {
 		if err != nil {

@@ -245,3 +245,30 @@ func Append(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// MissingFolder rewrites err, returned when creating a file beside path (its temporary name),
+// when the cause is that path's folder does not exist: the message then names that folder
+// instead of a temporary file the user never named. Other errors are returned as they are.
+func MissingFolder(path string, err error) error {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+		return err
+	}
+	return &missingFolderError{dir: dir, err: err}
+}
+
+// missingFolderError names the missing folder and still unwraps to the original error, so
+// errors.Is(err, fs.ErrNotExist) holds.
+type missingFolderError struct {
+	dir string
+	err error
+}
+
+func (e *missingFolderError) Error() string {
+	return "the folder " + e.dir + " does not exist; create it first"
+}
+
+func (e *missingFolderError) Unwrap() error { return e.err }

@@ -131,3 +131,21 @@ func TestSet(t *testing.T) {
 		t.Errorf("Fresh: %v", err)
 	}
 }
+
+// TestMissingFolderNamed (issue 29): a temporary file that cannot be made because the output's
+// folder is missing is reported as that folder, not as the temporary name; other errors pass.
+func TestMissingFolderNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "newdir", "f.safetensors")
+	_, err := os.CreateTemp(filepath.Dir(path), ".f.tmp-*")
+	got := MissingFolder(path, err)
+	if got == nil || got.Error() != "the folder "+filepath.Dir(path)+" does not exist; create it first" {
+		t.Errorf("MissingFolder = %v", got)
+	}
+	if !errors.Is(got, os.ErrNotExist) {
+		t.Errorf("MissingFolder(%v) no longer wraps the cause", err)
+	}
+	other := errors.New("disk full")
+	if MissingFolder(path, other) != other || MissingFolder(path, nil) != nil {
+		t.Error("other errors must pass unchanged")
+	}
+}

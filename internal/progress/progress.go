@@ -15,6 +15,9 @@ import (
 // redrawEvery bounds how often the line is redrawn (about 10 times a second).
 const redrawEvery = 100 * time.Millisecond
 
+// logEvery is how often a bar writing to a file or pipe (a Slurm log) prints a line.
+const logEvery = 10 * time.Second
+
 // barWidth is the number of cells of the drawn bar.
 const barWidth = 20
 
@@ -30,6 +33,7 @@ type Bar struct {
 	now     func() time.Time
 	began   time.Time
 	enabled bool
+	logging bool // w is a file or pipe, not a terminal: whole lines every logEvery, no \r
 
 	count    atomic.Int64
 	note     atomic.Pointer[string] // shown after the label (SetNote), e.g. a training loss
@@ -68,6 +72,7 @@ func New(w io.Writer, total int64, label string, opts ...Option) *Bar {
 		o(b)
 	}
 	b.enabled = w != nil && (b.force || isTerminal(w))
+	b.logging = !b.enabled && isFile(w)
 	b.began = b.now()
 	b.count.Store(b.start)
 	if b.enabled {
@@ -78,9 +83,17 @@ func New(w io.Writer, total int64, label string, opts ...Option) *Bar {
 	return b
 }
 
-// Enabled reports whether the bar draws (its writer is a terminal, or Force was given): a
-// command logging to a file prints its own occasional lines instead.
+// Enabled reports whether the bar draws in place (its writer is a terminal, or Force was given).
+// To a file or pipe it prints a whole line every 10 s instead (and a last one if it printed any),
+// which a command may supplement with its own occasional lines.
 func (b *Bar) Enabled() bool { return b != nil && b.enabled }
+
+// isFile reports whether w is an open file (a log file or a pipe to one) rather than an
+// in-memory writer.
+func isFile(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && f != nil
+}
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -94,12 +107,16 @@ func (b *Bar) Add(n int64) {
 		return
 	}
 	b.count.Add(n)
-	if !b.enabled || b.finished.Load() {
+	if !(b.enabled || b.logging) || b.finished.Load() {
 		return
+	}
+	every := redrawEvery
+	if b.logging {
+		every = logEvery
 	}
 	since := int64(b.now().Sub(b.began))
 	last := b.lastDraw.Load()
-	if since-last < int64(redrawEvery) || !b.lastDraw.CompareAndSwap(last, since) {
+	if since-last < int64(every) || !b.lastDraw.CompareAndSwap(last, since) {
 		return
 	}
 	// Only the goroutine that won the swap draws; TryLock keeps Add from ever
@@ -127,7 +144,16 @@ func (b *Bar) Count() int64 {
 // Finish draws the final line, with the time taken, and ends it with a
 // newline. Calls after the first do nothing.
 func (b *Bar) Finish() {
-	if b == nil || !b.enabled || b.finished.Swap(true) {
+	if b == nil || !(b.enabled || b.logging) || b.finished.Swap(true) {
+		return
+	}
+	if b.logging {
+		// A short run stays silent in a log; a long one ends with its total and time.
+		if b.lastDraw.Load() > 0 || b.now().Sub(b.began) >= logEvery {
+			b.mu.Lock()
+			b.draw(true)
+			b.mu.Unlock()
+		}
 		return
 	}
 	b.mu.Lock()
@@ -139,6 +165,10 @@ func (b *Bar) Finish() {
 // draw writes the line; the caller holds mu.
 func (b *Bar) draw(final bool) {
 	line := b.line(final)
+	if b.logging {
+		io.WriteString(b.w, line+"\n")
+		return
+	}
 	pad := ""
 	if n := b.lastLen - len(line); n > 0 {
 		pad = strings.Repeat(" ", n)

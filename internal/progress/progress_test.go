@@ -182,3 +182,39 @@ func BenchmarkAdd(b *testing.B) {
 	}
 	bar.Finish()
 }
+
+// TestLogLinesToFile (issue 29): to a file or pipe that is not a terminal (a Slurm log), the bar
+// writes one whole line per 10 s, with no carriage returns, and a last line at Finish. The lines
+// are written out by hand from Bar.line's format.
+func TestLogLinesToFile(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := New(f, 100, "extract", Unit("img"), WithClock(clk.now))
+	clk.advance(5 * time.Second)
+	b.Add(10) // under 10 s since the start: no line
+	clk.advance(7 * time.Second)
+	b.Add(20) // 12 s: 30 images at 2.5 img/s, 70 left take 28 s
+	clk.advance(time.Second)
+	b.Add(10) // 1 s after the last line: none
+	clk.advance(12 * time.Second)
+	b.Add(60) // 25 s: all 100 at 4.0 img/s
+	b.Finish()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "extract  30% |######              | 30/100 img  2.5 img/s  ETA 0:28\n" +
+		"extract 100% |####################| 100/100 img  4.0 img/s  0:25\n" +
+		"extract 100% |####################| 100/100 img  4.0 img/s  in 0:25\n"
+	if string(got) != want {
+		t.Errorf("log:\n%q\nwant\n%q", got, want)
+	}
+	if b.Enabled() {
+		t.Error("Enabled() true for a regular file: it means drawing in place")
+	}
+}
