@@ -60,7 +60,14 @@ func PlotLoss(path, title string, st State, perEpoch int) error {
 		p.Legend.Add(fmt.Sprintf("after update %d: top-1 %.2f%% on %s (%d images)", e.Step, 100*e.Top1, e.Source, e.N))
 	}
 	p.Y.Min = 0
-	p.Legend.Left = true // the loss falls from the top left: the bottom left is free
+	p.Y.Max = 0
+	for _, l := range st.Loss {
+		p.Y.Max = max(p.Y.Max, l)
+	}
+	// The loss falls from the top left: the legend goes top right, above the curve's tail, with
+	// headroom for its lines.
+	p.Y.Max *= 1 + 0.07*float64(len(st.Evals)+2)
+	p.Legend.Top = true
 	if err := outfile.CheckTarget(path); err != nil {
 		return err
 	}
