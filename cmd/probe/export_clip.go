@@ -86,7 +86,10 @@ func exportClipRetrieval(r *probe.Reader, column, out, dtype string, perFile int
 	if rows == 0 {
 		return fmt.Errorf("%s: no rows to export", strings.Join(r.Files(), ", "))
 	}
-	parts := (rows + perFile - 1) / perFile
+	parts := 0
+	if rows > 0 {
+		parts = (rows-1)/perFile + 1 // without rows+perFile, which overflows for a huge --rows-per-file
+	}
 	var targets []string
 	mine := map[string]bool{}
 	for k := range parts {

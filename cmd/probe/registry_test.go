@@ -25,9 +25,9 @@ import (
 var flagLine = regexp.MustCompile(`(?m)^  -([a-zA-Z0-9-]+)(?: (\w+))?`)
 
 // commandFlags returns a command's flags and their types ("" for a bool), read from its -h.
-func commandFlags(t *testing.T, name string) map[string]string {
+func commandFlags(t *testing.T, name string, sub ...string) map[string]string {
 	t.Helper()
-	_, stderr, _ := runCapture([]string{name, "-h"})
+	_, stderr, _ := runCapture(append(append([]string{name}, sub...), "-h"))
 	flags := map[string]string{}
 	for _, m := range flagLine.FindAllStringSubmatch(stderr, -1) {
 		flags[m[1]] = m[2]
@@ -68,7 +68,11 @@ func commandArgs(name string, fx walkFixtures, out string) ([]string, bool) {
 		"flow":         {"--model", tinyFlowDir, "--frame1", f1, "--frame2", f2, "--out", out},
 		"layers":       {"--model", tinyDir},
 		"linear":       {"--features", fx.features, "--split-col", "none", "--C", "1", "--report", out},
-		"export":       nil,
+		"export":       {"--features", fx.features, "--out", out, "--format", "clip-retrieval", "--columns", "decoder"},
+		"precision":    {"--model", tinyDir, "--data", fx.data, "--out", out, "--limit", "2"},
+		"sae":          {"train", "--features", fx.features, "--column", "decoder", "--out", out, "--epochs", "1", "--dict", "16", "--k", "2", "--batch", "8", "--quiet"},
+		"sanity":       {"--model", tinyDir, "--image", img, "--methods", "saliency", "--out", out},
+		"train":        {"--model", tinyDir, "--data", fx.data, "--out", out, "--steps", "1", "--batch", "4"},
 		"serve":        {"--model", tinyDir, "--features", fx.features, "--addr", "127.0.0.1:0"},
 		"similarity":   {"--features", fx.features, "--out", out, "--method", "rsa"},
 	}
@@ -113,10 +117,26 @@ func TestEveryNumericFlagHuge(t *testing.T) {
 		if base == nil && len(numeric) > 0 {
 			t.Errorf("command %q has numeric flags %v but commandArgs gives it no arguments", name, numeric)
 		}
+		var subFlags map[string]map[string]string // a command with subcommands: each one's flags
+		if name == "sae" {
+			subFlags = map[string]map[string]string{"train": commandFlags(t, "sae", "train"), "encode": commandFlags(t, "sae", "encode"), "features": commandFlags(t, "sae", "features")}
+		}
 		for _, f := range numeric {
 			out := filepath.Join(dir, name+"-"+f)
 			os.MkdirAll(out, 0o755)
 			rest, _ := commandArgs(name, fx, out)
+			var sub []string
+			if subFlags != nil {
+				// The subcommand that has the flag, with the arguments that reach its work.
+				switch {
+				case subFlags["train"][f] != "":
+					sub, rest = rest[:1], rest[1:]
+				case subFlags["features"][f] != "":
+					sub, rest = []string{"features"}, []string{"--sae", saeFixture(t, fx), "--out", filepath.Join(out, "features")}
+				case subFlags["encode"][f] != "":
+					sub, rest = []string{"encode"}, []string{"--sae", saeFixture(t, fx), "--out", filepath.Join(out, "codes.parquet")}
+				}
+			}
 			for i := 0; i+1 < len(rest); i++ { // the flag under test replaces its base value
 				if rest[i] == "--"+f {
 					rest = append(rest[:i:i], rest[i+2:]...)
@@ -124,7 +144,7 @@ func TestEveryNumericFlagHuge(t *testing.T) {
 				}
 			}
 			// The flag goes first: flags after a positional argument are not parsed.
-			args := append([]string{name, "--" + f, numericTypes[flags[f]]}, rest...)
+			args := append(append(append([]string{name}, sub...), "--"+f, numericTypes[flags[f]]), rest...)
 			t.Run(name+"/"+f, func(t *testing.T) { walkOne(t, args, f) })
 		}
 	}
@@ -204,6 +224,17 @@ func registryFixtures(t *testing.T) (walkFixtures, string) {
 	writeIDX(t, fx.data, 30, 1, 3)
 	runOK(t, "extract", "--model", tinyDir, "--data", fx.data, "--out", fx.features, "--layers", "decoder,block1_mean", "--quiet")
 	return fx, model
+}
+
+// saeFixture trains a small dictionary on fx.features once (for the sae subcommands that read one).
+func saeFixture(t *testing.T, fx walkFixtures) string {
+	t.Helper()
+	dir := filepath.Join(fx.dir, "sae-fixture")
+	if _, err := os.Stat(filepath.Join(dir, "sae.safetensors")); err == nil {
+		return dir
+	}
+	runOK(t, "sae", "train", "--features", fx.features, "--column", "decoder", "--out", dir, "--epochs", "1", "--dict", "16", "--k", "2", "--batch", "8", "--quiet")
+	return dir
 }
 
 func registeredNames() []string {

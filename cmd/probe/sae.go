@@ -22,6 +22,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/progress"
 	"github.com/perceiverkit/perceiver/probe"
@@ -76,7 +77,7 @@ type saeInput struct {
 }
 
 // openSAEInput opens --features F --column C or --tokens F.tokens/NAME.
-func openSAEInput(features, column, tokens string) (*saeInput, error) {
+func openSAEInput(features, column, tokens string, allowMixed bool, stderr io.Writer) (*saeInput, error) {
 	switch {
 	case tokens != "" && features != "":
 		return nil, fmt.Errorf("give --features with --column, or --tokens, not both")
@@ -110,7 +111,7 @@ func openSAEInput(features, column, tokens string) (*saeInput, error) {
 		if column == "" {
 			return nil, fmt.Errorf("--features needs --column (one of the file's vector columns)")
 		}
-		r, err := probe.Open(features)
+		r, err := openFeatures(features, allowMixed, stderr)
 		if err != nil {
 			return nil, err
 		}
@@ -194,10 +195,14 @@ type splicedResult struct {
 	Note          string  `json:"note"`
 }
 
+// maxSAEEpochs bounds --epochs: a count that only sets work.
+const maxSAEEpochs = 1_000_000
+
 func runSAETrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sae train", "usage: probe sae train (--features F.parquet --column C | --tokens F.tokens/NAME) --out DIR [--dict M] [--k K] [--aux-k KA] [--epochs E] [--batch B] [--lr LR] [--seed S] [--holdout 0.1] [--resume] [--force]", stderr)
 	features := fs.String("features", "", "Parquet file (or folder of parts) from probe extract")
 	column := fs.String("column", "", "vector column of --features to learn from")
+	allowMixed := allowMixedFlag(fs)
 	tokens := fs.String("tokens", "", "token store FILE.tokens/NAME from probe extract --tokens (each latent token a sample)")
 	out := fs.String("out", "", "output folder: sae.safetensors and report.json")
 	dict := fs.Int("dict", 0, "dictionary size M (default 8 × d)")
@@ -220,7 +225,7 @@ func runSAETrain(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || *out == "" {
 		return badUsage(fs, "out")
 	}
-	in, err := openSAEInput(*features, *column, *tokens)
+	in, err := openSAEInput(*features, *column, *tokens, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}
@@ -228,6 +233,17 @@ func runSAETrain(args []string, stdout, stderr io.Writer) error {
 	d := in.data.Dim()
 	if *dict == 0 {
 		*dict = 8 * d
+	}
+	// Sizes from flags, checked in float64 before anything is sized by them: the dictionary's two
+	// matrices with their gradients and Adam's two moments, a batch's codes and reconstructions.
+	if err := flagcheck.Bytes("--dict", *dict, flagcheck.Mul(float64(*dict), float64(d), 4, 8)); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--batch", *batch, flagcheck.Mul(float64(*batch), float64(max(d, *dict)), 4, 4)); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--epochs", int64(*epochs), maxSAEEpochs); err != nil {
+		return err
 	}
 	cfg := sae.Config{Dict: *dict, K: *k, AuxK: *auxK, DeadWindow: *deadWindow, Epochs: *epochs, Batch: *batch, LR: *lr, Seed: *seed, Holdout: *holdout}
 	if err := cfg.Check(d); err != nil {

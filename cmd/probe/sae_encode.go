@@ -48,6 +48,7 @@ func runSAEEncode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sae encode", "usage: probe sae encode --sae DIR [--features F.parquet --column C | --tokens F.tokens/NAME] --out codes.parquet [--force]", stderr)
 	dir := fs.String("sae", "", "folder written by probe sae train")
 	features := fs.String("features", "", "Parquet file to encode (default: the training data)")
+	allowMixed := allowMixedFlag(fs)
 	column := fs.String("column", "", "its column (default: the trained one)")
 	tokens := fs.String("tokens", "", "token store to encode (default: the training data)")
 	out := fs.String("out", "", "output Parquet file: id, [latent,] indices, values, fvu_row")
@@ -63,7 +64,7 @@ func runSAEEncode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	f, c, t := saeDataFlags(rep, *features, *column, *tokens)
-	in, err := openSAEInput(f, c, t)
+	in, err := openSAEInput(f, c, t, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,7 @@ func runSAEFeatures(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sae features", "usage: probe sae features --sae DIR [--features F.parquet --column C | --tokens F.tokens/NAME] [--out DIR/features] [--top 9] [--montages N] [--force]", stderr)
 	dir := fs.String("sae", "", "folder written by probe sae train")
 	features := fs.String("features", "", "Parquet file to read (default: the training data)")
+	allowMixed := allowMixedFlag(fs)
 	column := fs.String("column", "", "its column (default: the trained one)")
 	tokens := fs.String("tokens", "", "token store to read (default: the training data)")
 	out := fs.String("out", "", "output folder (default: DIR/features)")
@@ -82,7 +83,7 @@ func runSAEFeatures(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	f, c, t := saeDataFlags(rep, *features, *column, *tokens)
-	in, err := openSAEInput(f, c, t)
+	in, err := openSAEInput(f, c, t, *allowMixed, stderr)
 	if err != nil {
 		return err
 	}

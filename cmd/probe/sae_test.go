@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -356,7 +357,7 @@ func TestSAESplicedTokens(t *testing.T) {
 	if _, e, code := run(t, "extract", "--model", tinyDir, "--data", data, "--out", out, "--layers", "block1_mean", "--tokens", "block1", "--tokens-dtype", "float32", "--quiet"); code != 0 {
 		t.Fatal(e)
 	}
-	in, err := openSAEInput("", "", filepath.Join(probe.TokensDir(out), "block1"))
+	in, err := openSAEInput("", "", filepath.Join(probe.TokensDir(out), "block1"), false, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

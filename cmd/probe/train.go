@@ -21,6 +21,7 @@ import (
 	"github.com/perceiverkit/perceiver/core"
 	"github.com/perceiverkit/perceiver/core/preprocess"
 	"github.com/perceiverkit/perceiver/core/weights"
+	"github.com/perceiverkit/perceiver/internal/flagcheck"
 	"github.com/perceiverkit/perceiver/internal/outfile"
 	"github.com/perceiverkit/perceiver/internal/par"
 	"github.com/perceiverkit/perceiver/internal/progress"
@@ -133,6 +134,23 @@ func (f *trainFlags) check() error {
 	case f.resume && f.force:
 		return fmt.Errorf("give --resume or --force, not both")
 	}
+	// Counts that only set work get a ceiling; --labels sizes the fresh final layer (weights, their
+	// gradient and AdamW's two moments, at most d_latents of 65,536 floats each here).
+	if err := flagcheck.Count("--batch", int64(f.batch), maxTrainBatch); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--steps", int64(f.steps), maxTrainUpdates); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--epochs", int64(f.epochs), maxTrainUpdates); err != nil {
+		return err
+	}
+	if err := flagcheck.Count("--warmup", int64(f.warmup), maxTrainUpdates); err != nil {
+		return err
+	}
+	if err := flagcheck.Bytes("--labels", f.labels, flagcheck.Mul(float64(f.labels), 65536, 4, 4)); err != nil {
+		return err
+	}
 	_, err := train.ParseSchedule(f.schedule)
 	return err
 }
@@ -210,6 +228,40 @@ func trainMemory(m *core.Model, batch int) int64 {
 	return 4 * (int64(batch)*perImage + 4*int64(m.Weights.NumParams()))
 }
 
+// maxTrainUpdates bounds --steps, --epochs and --warmup: a billion updates is years of work.
+const maxTrainUpdates = 1_000_000_000
+
+// maxTrainBatch bounds --batch (the memory check then sizes it against the machine).
+const maxTrainBatch = 1 << 20
+
+// errFinishedRun: --resume on a folder whose run finished (train.json, no checkpoint).
+var errFinishedRun = errors.New("finished run")
+
+// finishedRunError says why a finished run cannot be resumed: made from other weights or data
+// (naming the identity keys that differ), or simply finished.
+func finishedRunError(dir string, identity map[string]string) error {
+	path := filepath.Join(dir, trainJSON)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rec trainRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var differ []string
+	if rec.StartSHA256 != identity["weights.sha256"] {
+		differ = append(differ, "weights.sha256")
+	}
+	if rec.SourceDigest != identity["source.digest"] {
+		differ = append(differ, "source.digest")
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("--resume: %s holds a finished run made with other %s; choose another --out", path, strings.Join(differ, " and "))
+	}
+	return fmt.Errorf("--resume: %s holds a finished run (%s) and no checkpoint: nothing to resume", dir, trainJSON)
+}
+
 // prepareTrainDir checks the output folder before anything is written: new or empty; with
 // --force, one holding only an earlier run's files; with --resume, one holding a checkpoint.
 // Every target must be a regular file or absent.
@@ -234,7 +286,7 @@ func prepareTrainDir(f *trainFlags) error {
 			return nil
 		}
 		if fileExists(filepath.Join(f.out, trainJSON)) {
-			return fmt.Errorf("--resume: %s holds a finished run (%s) and no checkpoint: nothing to resume", f.out, trainJSON)
+			return errFinishedRun // checked against this run's identity once the model is open
 		}
 		return fmt.Errorf("--resume: %s holds no %s: nothing to resume", f.out, trainCheckpoint)
 	}
@@ -366,7 +418,10 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 	if err := opt.Check(); err != nil {
 		return err
 	}
-	if err := prepareTrainDir(f); err != nil {
+	finished := false
+	if err := prepareTrainDir(f); errors.Is(err, errFinishedRun) {
+		finished = true
+	} else if err != nil {
 		return err
 	}
 
@@ -398,6 +453,11 @@ func trainRun(f *trainFlags, stdout, stderr io.Writer) error {
 		"options":                  string(optJSON),
 	}
 	ckptPath := filepath.Join(f.out, trainCheckpoint)
+	if finished {
+		// A finished run has nothing left to resume; but one made from other weights or data is
+		// named as such, as every resumable command does (run identity).
+		return finishedRunError(f.out, identity)
+	}
 	if f.resume {
 		c, err := train.LoadCheckpoint(ckptPath)
 		if err != nil {
