@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -253,14 +254,21 @@ func ReadNPYFeatures(path string) (*Foreign, error) {
 		return nil, err
 	}
 	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	idsPath := filepath.Join(filepath.Dir(path), name+".ids.txt")
-	if _, err := os.Stat(idsPath); errors.Is(err, fs.ErrNotExist) {
-		idsPath = filepath.Join(filepath.Dir(path), "ids.txt")
-		if _, err := os.Stat(idsPath); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no ids: neither %s.ids.txt nor ids.txt beside it (one id per line, in row order)", path, name)
+	var idsPath string
+	for _, c := range []string{name + ".ids.txt", "ids.txt", "ids.jsonl"} {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), c)); err == nil {
+			idsPath = filepath.Join(filepath.Dir(path), c)
+			break
 		}
 	}
-	ids, err := readIDLines(idsPath)
+	if idsPath == "" {
+		return nil, fmt.Errorf("%s: no ids: none of %s.ids.txt, ids.txt (one id per line, in row order) or ids.jsonl (probe export's, one {\"id\": …} per line) beside it", path, name)
+	}
+	read := readIDLines
+	if strings.HasSuffix(idsPath, ".jsonl") {
+		read = readIDJSONLines
+	}
+	ids, err := read(idsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +287,29 @@ func ReadNPYFeatures(path string) (*Foreign, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// readIDJSONLines reads the "id" of one JSON object per line (probe export's ids.jsonl), so that
+// ids holding tabs or newlines survive.
+func readIDJSONLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for i, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		var row struct {
+			ID *string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(l), &row); err != nil || row.ID == nil {
+			return nil, fmt.Errorf("%s: line %d: want a JSON object with an \"id\"", path, i+1)
+		}
+		ids = append(ids, *row.ID)
+	}
+	if len(ids) == 0 || (len(ids) == 1 && ids[0] == "" && len(b) == 0) {
+		return nil, fmt.Errorf("%s: no ids", path)
+	}
+	return ids, nil
 }
 
 // readIDLines reads one id per line (the text before the first TAB; "\r\n" accepted).

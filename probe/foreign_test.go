@@ -129,7 +129,7 @@ func TestReadNPYFeaturesErrors(t *testing.T) {
 	}
 	// No ids file at all.
 	writeRawNPY(t, filepath.Join(dir, "noids", "x.npy"), "<f4", false, "(2, 3)", two)
-	if _, err := ReadNPYFeatures(filepath.Join(dir, "noids", "x.npy")); err == nil || !strings.Contains(err.Error(), "x.ids.txt nor ids.txt") {
+	if _, err := ReadNPYFeatures(filepath.Join(dir, "noids", "x.npy")); err == nil || !strings.Contains(err.Error(), "none of x.ids.txt, ids.txt") {
 		t.Errorf("no ids: %v", err)
 	}
 	// NAME.ids.txt wins over ids.txt; TAB and CRLF are stripped.

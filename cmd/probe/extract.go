@@ -192,7 +192,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 
 	var todo []int
 	already := 0
-	for _, i := range shard.Members(src) {
+	members := shard.Members(src) // by index, or whole tar files (WebDataset)
+	for _, i := range members {
 		if id := src.Item(i).ID; w.Done(id) && sink.done(id) {
 			already++
 			continue
@@ -245,7 +246,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	// The output must hold every item of the shard that could be read: a row lost on the way (a
 	// checkpoint replaced by a writer that lost its lock) fails the merge instead.
-	w.Expect(shard.Count(src.Len()) - skips.Count())
+	w.Expect(len(members) - skips.Count())
 	if err := w.Close(); err != nil {
 		sink.abort()
 		return err

@@ -232,7 +232,7 @@ func trainMemory(m *core.Model, batch int) int64 {
 const maxTrainUpdates = 1_000_000_000
 
 // maxTrainBatch bounds --batch (the memory check then sizes it against the machine).
-const maxTrainBatch = 1 << 20
+const maxTrainBatch = 1 << 30
 
 // errFinishedRun: --resume on a folder whose run finished (train.json, no checkpoint).
 var errFinishedRun = errors.New("finished run")
