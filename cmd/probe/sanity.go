@@ -61,7 +61,7 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "instead of --image: a data set (image folder, manifest or IDX files), each image explained for its own prediction; similarities are averaged with standard errors")
 	limit := fs.Int("limit", 0, "with --data: the first N images (0: all)")
 	methodList := fs.String("methods", "", "comma-separated methods, or all: "+strings.Join(explain.Names(), ", "))
-	targetSpec := fs.String("target", "top1", "class to explain: an index, top1 or a label from config.json")
+	target := targetVar(fs, "with --image: the class to explain")
 	seed := fs.Uint64("seed", 1, "seed of the re-initialisation, of the random logit's class (and of smoothgrad's noise)")
 	saveDir := fs.String("save-randomized", "", "also write each step's model to DIR/step-NN/")
 	out := fs.String("out", "", "output folder")
@@ -79,10 +79,13 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 || (*imagePath == "") == (*data == "") || *out == "" || *methodList == "" || *random == (mf.model != "") {
 		return badUsage(fs, "image|data", "out", "methods", "model|random")
 	}
+	if err := target.check(); err != nil {
+		return err
+	}
 	if *limit < 0 {
 		return fmt.Errorf("--limit %d: want 0 (all) or more", *limit)
 	}
-	if *data != "" && *targetSpec != "top1" {
+	if *data != "" && !target.top1() {
 		return fmt.Errorf("--target applies to --image; with --data each image's prediction is explained")
 	}
 	names, err := parseMethods(*methodList)
@@ -162,20 +165,20 @@ func runSanity(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", it.ID, err)
 		}
-		target := core.Argmax(fwd.Logits)
+		class := core.Argmax(fwd.Logits)
 		if *data == "" {
-			if target, err = explain.ParseTarget(*targetSpec, labels, fwd.Logits); err != nil {
+			if class, err = target.resolve(labels, fwd.Logits); err != nil {
 				return err
 			}
 		}
-		in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: target}
+		in := explain.Input{Model: m, Pixels: img.Pixels, H: img.H, W: img.W, Target: class}
 		orig, err := computeExplanations(in, opt, names)
 		if err != nil {
 			return fmt.Errorf("%s: %w", it.ID, err)
 		}
 		// Random logit, on the original model (before the cascade changes it); one class per image
 		// (the first image's draw for --image) from --seed and the image's index.
-		rl := faithfulness.RandomLogitClass(len(labels), target, *seed+uint64(it.Index))
+		rl := faithfulness.RandomLogitClass(len(labels), class, *seed+uint64(it.Index))
 		inRL := in
 		inRL.Target = rl
 		rlMaps, err := computeExplanations(inRL, opt, names)
