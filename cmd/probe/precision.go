@@ -158,7 +158,10 @@ func runPrecision(args []string, stdout, stderr io.Writer) error {
 			cosines[j] = append(cosines[j], c)
 			l.CosineMin = min(l.CosineMin, c)
 			if j < len(a.HiddenStates) {
-				ma, mb := meanOverLatents(p[0], L, D), meanOverLatents(p[1], L, D)
+				// The *_mean column exactly as extract computes it.
+				ma, mb := make([]float32, D), make([]float32, D)
+				core.ReduceLatents(ma, p[0], L, "mean")
+				core.ReduceLatents(mb, p[1], L, "mean")
 				md2, mf2, mdot, mb2 := sums(ma, mb)
 				l.sumMD2 += md2
 				l.sumMF2 += mf2
@@ -231,20 +234,6 @@ func sums(a, b []float32) (d2, a2, dot, b2 float64) {
 		b2 += y * y
 	}
 	return
-}
-
-func meanOverLatents(h []float32, L, D int) []float32 {
-	m := make([]float64, D)
-	for l := 0; l < L; l++ {
-		for d, v := range h[l*D : (l+1)*D] {
-			m[d] += float64(v)
-		}
-	}
-	out := make([]float32, D)
-	for d := range m {
-		out[d] = float32(m[d] / float64(L))
-	}
-	return out
 }
 
 func mean(v []float64) float64 {
