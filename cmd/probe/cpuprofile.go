@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 
@@ -45,29 +43,16 @@ func startCPUProfile(path string) (stop func() error, err error) {
 	if err := refuseExisting(path); err != nil {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := outfile.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", outfile.MissingFolder(path, err))
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
-	if err := pprof.StartCPUProfile(tmp); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Abort()
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() error {
 		pprof.StopCPUProfile()
-		defer os.Remove(tmp.Name())
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := outfile.CheckTarget(path); err != nil {
-			return err
-		}
-		return os.Rename(tmp.Name(), path)
+		return f.Close()
 	}, nil
 }

@@ -311,3 +311,27 @@ func TestFlagsAnywhere(t *testing.T) {
 		t.Errorf(`classify -- --top: want "--top" read as an image file; exit %d, stderr %q`, code, errOut)
 	}
 }
+
+// --cpuprofile, anywhere among a command's flags, writes a profile through the safe writer; a
+// missing folder is named, and an existing file is refused before the command runs.
+func TestCPUProfileFlag(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.prof")
+	img := filepath.Join(tinyDir, "chelsea.png")
+	if _, e, code := run(t, "classify", "--model", tinyDir, "--cpuprofile", prof, img); code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Fatalf("profile: %v", err)
+	}
+	if _, e, code := run(t, "classify", "--model", tinyDir, "--cpuprofile="+prof, img); code == 0 || !strings.Contains(e, "already exists") {
+		t.Errorf("second profile over the first: exit %d, %q", code, e)
+	}
+	missing := filepath.Join(dir, "nosuch", "cpu.prof")
+	if _, e, code := run(t, "classify", "--model", tinyDir, "--cpuprofile", missing, img); code == 0 || !strings.Contains(e, filepath.Join(dir, "nosuch")+" does not exist") {
+		t.Errorf("missing folder: exit %d, %q", code, e)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporaries left: %v", left)
+	}
+}

@@ -160,7 +160,7 @@ func Create(path string) (*File, error) {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, err
+		return nil, MissingFolder(path, err)
 	}
 	return &File{File: tmp, path: path}, nil
 }
